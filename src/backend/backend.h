@@ -1,0 +1,110 @@
+/*
+ * backend.h - the ops table every backend implements.
+ *
+ * The model's forward pass (src/model/forward.c) is written once above this
+ * table. Ops work at the granularity of fused operations; an op a backend
+ * does not have is NULL. The public kernel entry points validate their
+ * parameter structs once (validate.c) before calling an op, so ops may
+ * assume valid arguments.
+ */
+#ifndef MS6_BACKEND_H
+#define MS6_BACKEND_H
+
+#include "core/internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y (M, N) = x (M, K) . W^T (+ bias) (+ y if accumulate).
+ * x row m at x + m*ldx; W is a PyTorch Linear weight (N, K), row n at
+ * w + n*ldw; y row m at y + m*ldy. Arithmetic in fp32. */
+typedef struct ms6_gemm_params {
+    int64_t M, N, K;
+    const void *x;   ms6_dtype x_dtype; int64_t ldx;
+    const void *w;   ms6_dtype w_dtype; int64_t ldw;
+    const float *bias;                  /* (N,), optional */
+    void *y;         ms6_dtype y_dtype; int64_t ldy;
+    int accumulate;
+} ms6_gemm_params;
+
+/* out row i (fp32, ldo) = table[ids[i]] (vocab, dim) of table_dtype.
+ * ids are checked by the caller. */
+typedef struct ms6_embed_params {
+    int64_t n, dim;
+    const int32_t *ids;                 /* host or device, as the backend wants */
+    const void *table; ms6_dtype table_dtype;
+    void *out; ms6_dtype out_dtype; int64_t ldo;
+} ms6_embed_params;
+
+typedef struct ms6_backend_ops {
+    const char *name;
+    void (*destroy)(ms6_backend *be);
+    ms6_status (*alloc)(ms6_backend *be, size_t bytes, void **out);
+    void (*dealloc)(ms6_backend *be, void *ptr);
+    ms6_status (*upload)(ms6_backend *be, void *dst, const void *src, size_t bytes);
+    ms6_status (*download)(ms6_backend *be, void *dst, const void *src, size_t bytes);
+    ms6_status (*memzero)(ms6_backend *be, void *dst, size_t bytes);
+    ms6_status (*synchronize)(ms6_backend *be);
+    ms6_status (*set_stream)(ms6_backend *be, void *stream);
+
+    ms6_status (*scan_fwd)(ms6_backend *be, const ms6_scan_params *p);
+    ms6_status (*state_update)(ms6_backend *be, const ms6_state_update_params *p);
+    ms6_status (*conv1d_fwd)(ms6_backend *be, const ms6_conv1d_params *p);
+    ms6_status (*conv1d_update)(ms6_backend *be, const ms6_conv1d_update_params *p);
+    ms6_status (*rmsnorm)(ms6_backend *be, const ms6_rmsnorm_params *p);
+    ms6_status (*gemm)(ms6_backend *be, const ms6_gemm_params *p);
+    ms6_status (*embed)(ms6_backend *be, const ms6_embed_params *p);
+} ms6_backend_ops;
+
+struct ms6_backend {
+    ms6_backend_kind kind;
+    const ms6_backend_ops *ops;
+    void *ctx;          /* backend-private */
+    int n_threads;
+    char err[MS6_ERRMSG_SIZE];
+};
+
+/* Records a message on the backend and returns status. */
+ms6_status ms6_backend_fail(ms6_backend *be, ms6_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Argument checks shared by every backend; write a message to msg. */
+ms6_status ms6_validate_scan(const ms6_scan_params *p, char *msg);
+ms6_status ms6_validate_state_update(const ms6_state_update_params *p, char *msg);
+ms6_status ms6_validate_conv1d(const ms6_conv1d_params *p, char *msg);
+ms6_status ms6_validate_conv1d_update(const ms6_conv1d_update_params *p, char *msg);
+ms6_status ms6_validate_rmsnorm(const ms6_rmsnorm_params *p, char *msg);
+ms6_status ms6_validate_gemm(const ms6_gemm_params *p, char *msg);
+
+/* Backend constructors (each fills be->ops and be->ctx). */
+ms6_status ms6_cpu_ref_init(ms6_backend *be);
+ms6_status ms6_cpu_init(ms6_backend *be);
+#ifdef MS6_HAVE_CUDA
+ms6_status ms6_cuda_init(ms6_backend *be, int device);
+#endif
+
+/* The reference ops themselves (src/backend/cpu/ref.c): the oracle. */
+ms6_status ms6_ref_scan_fwd(ms6_backend *be, const ms6_scan_params *p);
+ms6_status ms6_ref_state_update(ms6_backend *be, const ms6_state_update_params *p);
+ms6_status ms6_ref_conv1d_fwd(ms6_backend *be, const ms6_conv1d_params *p);
+ms6_status ms6_ref_conv1d_update(ms6_backend *be, const ms6_conv1d_update_params *p);
+ms6_status ms6_ref_rmsnorm(ms6_backend *be, const ms6_rmsnorm_params *p);
+ms6_status ms6_ref_gemm(ms6_backend *be, const ms6_gemm_params *p);
+ms6_status ms6_ref_embed(ms6_backend *be, const ms6_embed_params *p);
+
+/* Host memory ops shared by the CPU backends. */
+ms6_status ms6_host_alloc(ms6_backend *be, size_t bytes, void **out);
+void ms6_host_dealloc(ms6_backend *be, void *ptr);
+ms6_status ms6_host_copy(ms6_backend *be, void *dst, const void *src, size_t bytes);
+ms6_status ms6_host_memzero(ms6_backend *be, void *dst, size_t bytes);
+ms6_status ms6_host_nop(ms6_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * backend_cuda.cu - the CUDA backend: device selection, memory, streams and
+ * the ops table. The ops live in one .cu per family (scan, conv, norm, gemm);
+ * an op not written yet is NULL and the public entry point reports it as
+ * unsupported on this backend.
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdlib.h>
+
+extern "C" ms6_status ms6_cuda_check(ms6_backend *be, cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return MS6_STATUS_OK;
+    ms6_status st = (e == cudaErrorMemoryAllocation) ? MS6_STATUS_OUT_OF_MEMORY : MS6_STATUS_DEVICE_ERROR;
+    return ms6_backend_fail(be, st, "%s: CUDA error %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+static void cuda_destroy(ms6_backend *be) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    if (!c) return;
+    if (c->workspace) cudaFree(c->workspace);
+    free(c);
+    be->ctx = NULL;
+}
+
+static ms6_status cuda_alloc(ms6_backend *be, size_t bytes, void **out) {
+    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        return ms6_backend_fail(be, e == cudaErrorMemoryAllocation ? MS6_STATUS_OUT_OF_MEMORY : MS6_STATUS_DEVICE_ERROR,
+                                "device allocation of %zu bytes failed: %s (%zu of %zu bytes free)", bytes,
+                                cudaGetErrorString(e), free_b, total_b);
+    }
+    return MS6_STATUS_OK;
+}
+
+static void cuda_dealloc(ms6_backend *be, void *ptr) { (void)be; cudaFree(ptr); }
+
+static ms6_status cuda_upload(ms6_backend *be, void *dst, const void *src, size_t bytes) {
+    return ms6_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ms6_cuda(be)->stream), "upload");
+}
+
+static ms6_status cuda_download(ms6_backend *be, void *dst, const void *src, size_t bytes) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    ms6_status st = ms6_cuda_check(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download");
+    if (st != MS6_STATUS_OK) return st;
+    return ms6_cuda_check(be, cudaStreamSynchronize(c->stream), "download");
+}
+
+static ms6_status cuda_memzero(ms6_backend *be, void *dst, size_t bytes) {
+    return ms6_cuda_check(be, cudaMemsetAsync(dst, 0, bytes, ms6_cuda(be)->stream), "memzero");
+}
+
+static ms6_status cuda_sync(ms6_backend *be) {
+    return ms6_cuda_check(be, cudaStreamSynchronize(ms6_cuda(be)->stream), "synchronize");
+}
+
+static ms6_status cuda_set_stream(ms6_backend *be, void *stream) {
+    ms6_cuda(be)->stream = (cudaStream_t)stream;
+    return MS6_STATUS_OK;
+}
+
+static const ms6_backend_ops cuda_ops = {
+    /* name */ "cuda",
+    /* destroy */ cuda_destroy,
+    /* alloc */ cuda_alloc,
+    /* dealloc */ cuda_dealloc,
+    /* upload */ cuda_upload,
+    /* download */ cuda_download,
+    /* memzero */ cuda_memzero,
+    /* synchronize */ cuda_sync,
+    /* set_stream */ cuda_set_stream,
+    /* scan_fwd */ NULL,
+    /* state_update */ NULL,
+    /* conv1d_fwd */ NULL,
+    /* conv1d_update */ NULL,
+    /* rmsnorm */ NULL,
+    /* gemm */ NULL,
+    /* embed */ NULL,
+};
+
+extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return ms6_backend_fail(be, MS6_STATUS_DEVICE_ERROR,
+                                "no usable NVIDIA GPU (%s); use --backend cpu",
+                                e != cudaSuccess ? cudaGetErrorString(e) : "no device found");
+    }
+    if (device < 0 || device >= count)
+        return ms6_backend_fail(be, MS6_STATUS_INVALID_ARGUMENT, "CUDA device %d does not exist (%d present)", device, count);
+    ms6_cuda_ctx *c = (ms6_cuda_ctx *)calloc(1, sizeof *c);
+    if (!c) return ms6_backend_fail(be, MS6_STATUS_OUT_OF_MEMORY, "out of host memory");
+    c->device = device;
+    if ((e = cudaSetDevice(device)) != cudaSuccess || (e = cudaGetDeviceProperties(&c->prop, device)) != cudaSuccess) {
+        free(c);
+        return ms6_cuda_check(be, e, "CUDA device setup");
+    }
+    if (c->prop.major < 8) {
+        int major = c->prop.major, minor = c->prop.minor;
+        free(c);
+        return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED,
+                                "GPU sm_%d%d is not supported (need sm_80 or newer); use --backend cpu", major, minor);
+    }
+    be->ctx = c;
+    be->ops = &cuda_ops;
+    return MS6_STATUS_OK;
+}

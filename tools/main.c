@@ -1,0 +1,42 @@
+/* mamba-s6: command-line entry point and subcommand dispatch. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"version", "print the version", NULL},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "mamba-s6 %s - Mamba-1 (S6) state-space model inference\n\n"
+            "usage: mamba-s6 <command> [options]\n\ncommands:\n",
+            ms6_version());
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nmamba-s6 <command> --help shows a command's options.\n"
+               "backends in this build: cpu-ref cpu%s\n",
+            ms6_backend_compiled(MS6_BACKEND_CUDA) ? " cuda" : " (no cuda)");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("mamba-s6 %s (cuda backend: %s)\n", ms6_version(),
+               ms6_backend_compiled(MS6_BACKEND_CUDA) ? "compiled" : "not compiled");
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (commands[i].run && !strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mamba-s6: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
