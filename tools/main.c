@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"version", "print the version", NULL},
+    {"bench", "benchmarks: measured figures next to the hardware floor", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
