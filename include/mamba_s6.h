@@ -194,6 +194,7 @@ typedef struct ms6_bc {
  * step is written to final_state (optional). States are fp32, (batch, dim, N),
  * element (b,d,n) at b*state_batch_stride + d*state_dim_stride + n.
  * out may alias u (it is written after u[t] is read) but nothing else.
+ * final_state may be the same buffer as initial_state (continue in place).
  */
 typedef struct ms6_scan_params {
     int64_t batch, dim, seqlen, d_state; /* d_state = N in 1..256 */
