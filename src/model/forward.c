@@ -1,0 +1,370 @@
+/*
+ * forward.c - the Mamba-1 forward pass, written once above the backend ops
+ * table. Nothing here touches weights or activations directly: every
+ * computation is an op (be->ops->...), every buffer comes from the
+ * backend's alloc, and host data crosses only through upload/download, so
+ * the same code runs on the CPU backends and on CUDA.
+ *
+ * Per layer (Hugging Face MambaMixer.slow_forward == mamba_ssm), with the
+ * residual stream kept in fp32:
+ *   1. residual += out_prev (not for layer 0); h = RMSNorm(residual) * w
+ *   2. xz    = in_proj(h)                 (L, 2*d_inner), + bias if use_bias
+ *   3. u     = SiLU(conv1d(x = xz[:, :d_inner]) + b)    continuing the conv state
+ *   4. dbc   = x_proj(u)                  (L, dt_rank + 2*d_state) = dt | B | C
+ *      falcon_mamba: weightless RMSNorm (mixer_rms_eps) on dt, B and C
+ *   5. delta = dt_proj.W . dt             (bias + softplus happen in the scan)
+ *   6. y     = scan(u, delta, A, B, C, D, z = xz[:, d_inner:]), continuing the ssm state
+ *   7. out   = out_proj(y)                (L, d_model), + bias if use_bias
+ * then residual += out_last, h = RMSNorm(residual) * norm_f, logits =
+ * lm_head(h). Activations are token-major (L, width), as the GEMMs produce
+ * them; conv and scan read them through strides (dim_stride 1, seq_stride =
+ * row width), so there is no transpose anywhere.
+ */
+#include "model/model_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OPFAIL(m, msg, what)                                                                         \
+    ms6_fmt_error(msg, st, "%s failed on the %s backend: %s", what, (m)->be->ops->name,             \
+                  ms6_backend_last_error((m)->be))
+#define RUN(m, msg, what, call)                                                                      \
+    do {                                                                                             \
+        ms6_status st = (call);                                                                      \
+        if (st != MS6_STATUS_OK) return OPFAIL(m, msg, what);                                        \
+    } while (0)
+
+static int64_t conv_w(const ms6_model *m) { return m->cfg.pub.d_conv - 1; }
+/* Floats per layer in the state buffers: 2 copies of n_seq sequences. */
+static int64_t conv_layer(const ms6_model *m, const ms6_fwd_state *s) {
+    return 2 * s->n_seq * m->cfg.pub.d_inner * conv_w(m);
+}
+static int64_t ssm_layer(const ms6_model *m, const ms6_fwd_state *s) {
+    return 2 * s->n_seq * m->cfg.pub.d_inner * m->cfg.pub.d_state;
+}
+
+ms6_status ms6_fwd_state_init(ms6_model *m, int64_t n_seq, ms6_fwd_state *s, char *msg) {
+    memset(s, 0, sizeof *s);
+    s->n_seq = n_seq;
+    const int64_t nl = m->cfg.pub.n_layer;
+    size_t cb = sizeof(float) * (size_t)(nl * conv_layer(m, s));
+    size_t sb = sizeof(float) * (size_t)(nl * ssm_layer(m, s));
+    s->cur = calloc((size_t)n_seq, sizeof *s->cur);
+    if (!s->cur) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory for the sequence state");
+    ms6_status st = ms6_backend_alloc(m->be, cb, (void **)&s->conv);
+    if (st == MS6_STATUS_OK) st = ms6_backend_alloc(m->be, sb, (void **)&s->ssm);
+    if (st == MS6_STATUS_OK) st = m->be->ops->memzero(m->be, s->conv, cb);
+    if (st == MS6_STATUS_OK) st = m->be->ops->memzero(m->be, s->ssm, sb);
+    if (st != MS6_STATUS_OK) {
+        ms6_fmt_error(msg, st, "cannot allocate the sequence state (%zu bytes): %s", cb + sb,
+                      ms6_backend_last_error(m->be));
+        ms6_fwd_state_free(m, s);
+    }
+    return st;
+}
+
+void ms6_fwd_state_free(ms6_model *m, ms6_fwd_state *s) {
+    ms6_backend_dealloc(m->be, s->conv);
+    ms6_backend_dealloc(m->be, s->ssm);
+    free(s->cur);
+    memset(s, 0, sizeof *s);
+}
+
+ms6_status ms6_fwd_state_reset(ms6_model *m, ms6_fwd_state *s, int64_t seq, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    /* the two copies of a sequence are adjacent: slots 2*seq, 2*seq+1 */
+    const int64_t cn = 2 * c->d_inner * conv_w(m), sn = 2 * c->d_inner * c->d_state;
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        float *cp = s->conv + i * conv_layer(m, s) + seq * cn;
+        float *sp = s->ssm + i * ssm_layer(m, s) + seq * sn;
+        RUN(m, msg, "memzero", m->be->ops->memzero(m->be, cp, sizeof(float) * (size_t)cn));
+        RUN(m, msg, "memzero", m->be->ops->memzero(m->be, sp, sizeof(float) * (size_t)sn));
+    }
+    s->cur[seq] = 0;
+    return MS6_STATUS_OK;
+}
+
+/* Pointers to the current copy (which = s->cur[seq]) or the other one. */
+static float *conv_slot(const ms6_model *m, const ms6_fwd_state *s, int64_t layer, int64_t seq, int which) {
+    return s->conv + layer * conv_layer(m, s) + (2 * seq + which) * m->cfg.pub.d_inner * conv_w(m);
+}
+static float *ssm_slot(const ms6_model *m, const ms6_fwd_state *s, int64_t layer, int64_t seq, int which) {
+    return s->ssm + layer * ssm_layer(m, s) + (2 * seq + which) * m->cfg.pub.d_inner * m->cfg.pub.d_state;
+}
+
+ms6_status ms6_fwd_state_download(ms6_model *m, ms6_fwd_state *s, int64_t seq, float *conv, float *ssm,
+                                  char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const size_t cn = (size_t)(c->d_inner * conv_w(m)), sn = (size_t)(c->d_inner * c->d_state);
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        RUN(m, msg, "download", ms6_backend_download(m->be, conv + (size_t)i * cn, conv_slot(m, s, i, seq, s->cur[seq]),
+                                                     sizeof(float) * cn));
+        RUN(m, msg, "download", ms6_backend_download(m->be, ssm + (size_t)i * sn, ssm_slot(m, s, i, seq, s->cur[seq]),
+                                                     sizeof(float) * sn));
+    }
+    return MS6_STATUS_OK;
+}
+
+ms6_status ms6_fwd_state_upload(ms6_model *m, ms6_fwd_state *s, int64_t seq, const float *conv, const float *ssm,
+                                char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const size_t cn = (size_t)(c->d_inner * conv_w(m)), sn = (size_t)(c->d_inner * c->d_state);
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        RUN(m, msg, "upload", ms6_backend_upload(m->be, conv_slot(m, s, i, seq, s->cur[seq]), conv + (size_t)i * cn,
+                                                 sizeof(float) * cn));
+        RUN(m, msg, "upload", ms6_backend_upload(m->be, ssm_slot(m, s, i, seq, s->cur[seq]), ssm + (size_t)i * sn,
+                                                 sizeof(float) * sn));
+    }
+    return MS6_STATUS_OK;
+}
+
+ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, char *msg) {
+    memset(w, 0, sizeof *w);
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t dm = c->d_model, di = c->d_inner, nb = c->dt_rank + 2 * c->d_state;
+    w->rows = rows;
+    /* lm_head output is vocab floats per row: computed in blocks of at most
+     * 16 rows so a long prefill chunk does not need (chunk, vocab) floats. */
+    w->logit_rows = rows < 16 ? rows : 16;
+    struct {
+        void **p;
+        size_t bytes;
+    } bufs[] = {
+        {(void **)&w->residual, sizeof(float) * (size_t)(rows * dm)},
+        {(void **)&w->h, sizeof(float) * (size_t)(rows * dm)},
+        {(void **)&w->xz, sizeof(float) * (size_t)(rows * 2 * di)},
+        {(void **)&w->u, sizeof(float) * (size_t)(rows * di)},
+        {(void **)&w->dbc, sizeof(float) * (size_t)(rows * nb)},
+        {(void **)&w->delta, sizeof(float) * (size_t)(rows * di)},
+        {(void **)&w->y, sizeof(float) * (size_t)(rows * di)},
+        {(void **)&w->out, sizeof(float) * (size_t)(rows * dm)},
+        {(void **)&w->logits, sizeof(float) * (size_t)(w->logit_rows * c->vocab_size)},
+        {(void **)&w->ids, sizeof(int32_t) * (size_t)rows},
+        {(void **)&w->slots, sizeof(int32_t) * (size_t)rows},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        ms6_status st = ms6_backend_alloc(m->be, bufs[i].bytes, bufs[i].p);
+        if (st != MS6_STATUS_OK) {
+            ms6_fmt_error(msg, st, "cannot allocate scratch for %lld rows: %s", (long long)rows,
+                          ms6_backend_last_error(m->be));
+            ms6_fwd_scratch_free(m, w);
+            return st;
+        }
+    }
+    return MS6_STATUS_OK;
+}
+
+void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
+    void *ps[] = {w->residual, w->h, w->xz, w->u, w->dbc, w->delta, w->y, w->out, w->logits, w->ids, w->slots};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) ms6_backend_dealloc(m->be, ps[i]);
+    memset(w, 0, sizeof *w);
+}
+
+/* y (M, N) = x (M, K, row stride ldx) . W^T (+ bias), fp32 activations. */
+static ms6_status gemm(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const float *x,
+                       int64_t ldx, ms6_wview w, const float *bias, float *y, int64_t ldy) {
+    ms6_gemm_params g = {
+        .M = M, .N = N, .K = K,
+        .x = x, .x_dtype = MS6_DTYPE_F32, .ldx = ldx,
+        .w = w.ptr, .w_dtype = w.dtype, .ldw = K,
+        .bias = bias,
+        .y = y, .y_dtype = MS6_DTYPE_F32, .ldy = ldy,
+        .accumulate = 0,
+    };
+    RUN(m, msg, what, m->be->ops->gemm(m->be, &g));
+    return MS6_STATUS_OK;
+}
+
+/* RMSNorm of `rows` rows; with residual: residual (+= x when add_x) is what
+ * gets normalised, and stays fp32. */
+static ms6_status rmsnorm(ms6_model *m, char *msg, int64_t rows, int64_t dim, const float *x, int64_t ldx,
+                          float *out, int64_t ldo, float *residual, int add_x, const float *weight, float eps) {
+    ms6_rmsnorm_params p = {
+        .rows = rows, .dim = dim,
+        .x = x, .x_dtype = MS6_DTYPE_F32, .x_row_stride = ldx,
+        .out = out, .out_dtype = MS6_DTYPE_F32, .out_row_stride = ldo,
+        .residual = residual, .residual_row_stride = residual ? dim : 0,
+        .add_x = add_x,
+        .weight = weight,
+        .eps = eps,
+    };
+    RUN(m, msg, "rmsnorm", m->be->ops->rmsnorm(m->be, &p));
+    return MS6_STATUS_OK;
+}
+
+static ms6_status embed(ms6_model *m, ms6_fwd_scratch *w, const int32_t *ids, int64_t n, char *msg) {
+    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, ids, sizeof(int32_t) * (size_t)n));
+    ms6_embed_params e = {
+        .n = n, .dim = m->cfg.pub.d_model,
+        .ids = w->ids,
+        .table = m->embedding.ptr, .table_dtype = m->embedding.dtype,
+        .out = w->residual, .out_dtype = MS6_DTYPE_F32, .ldo = m->cfg.pub.d_model,
+    };
+    RUN(m, msg, "embed", m->be->ops->embed(m->be, &e));
+    return MS6_STATUS_OK;
+}
+
+/* Steps 2, 4, 5 and 7 shared by prefill and decode: rows are tokens there
+ * and sequences here, the GEMMs do not care. */
+static ms6_status in_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    return gemm(m, msg, "in_proj gemm", rows, 2 * c->d_inner, c->d_model, w->h, c->d_model, L->in_proj,
+                L->in_proj_bias, w->xz, 2 * c->d_inner);
+}
+
+static ms6_status x_dt_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t R = c->dt_rank, N = c->d_state, nb = R + 2 * N;
+    ms6_status st = gemm(m, msg, "x_proj gemm", rows, nb, c->d_inner, w->u, c->d_inner, L->x_proj, NULL, w->dbc, nb);
+    if (st != MS6_STATUS_OK) return st;
+    if (!strcmp(c->model_type, "falcon_mamba")) {
+        /* time_step = rms_forward(time_step); B = rms_forward(B); C = rms_forward(C):
+         * each segment normalised on its own, no weight, eps = mixer_rms_eps */
+        const int64_t seg_off[3] = {0, R, R + N}, seg_dim[3] = {R, N, N};
+        for (int k = 0; k < 3; k++) {
+            st = rmsnorm(m, msg, rows, seg_dim[k], w->dbc + seg_off[k], nb, w->dbc + seg_off[k], nb, NULL, 0, NULL,
+                         c->mixer_rms_eps);
+            if (st != MS6_STATUS_OK) return st;
+        }
+    }
+    /* delta = dt_proj.weight @ dt; dt_proj.bias goes to the scan as delta_bias */
+    ms6_wview dtw = L->dt_proj;
+    return gemm(m, msg, "dt_proj gemm", rows, c->d_inner, R, w->dbc, nb, dtw, NULL, w->delta, c->d_inner);
+}
+
+static ms6_status out_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    return gemm(m, msg, "out_proj gemm", rows, c->d_model, c->d_inner, w->y, c->d_inner, L->out_proj,
+                L->out_proj_bias, w->out, c->d_model);
+}
+
+/* Final residual add + norm_f on rows [r0, r0+n), then lm_head in blocks,
+ * each block downloaded to logits (host) row by row. */
+static ms6_status head(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t dm = c->d_model, V = c->vocab_size;
+    ms6_status st = rmsnorm(m, msg, n, dm, w->out + r0 * dm, dm, w->h + r0 * dm, dm, w->residual + r0 * dm, 1,
+                            m->norm_f, c->norm_eps);
+    if (st != MS6_STATUS_OK) return st;
+    for (int64_t b = 0; b < n; b += w->logit_rows) {
+        const int64_t nr = n - b < w->logit_rows ? n - b : w->logit_rows;
+        st = gemm(m, msg, "lm_head gemm", nr, V, dm, w->h + (r0 + b) * dm, dm, m->lm_head, NULL, w->logits, V);
+        if (st != MS6_STATUS_OK) return st;
+        RUN(m, msg, "download", ms6_backend_download(m->be, logits + b * V, w->logits, sizeof(float) * (size_t)(nr * V)));
+    }
+    return MS6_STATUS_OK;
+}
+
+ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
+                             int64_t L, float *logits, int all_positions, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
+    const int cur = s->cur[seq];
+    ms6_status st = embed(m, w, ids, L, msg);
+    if (st != MS6_STATUS_OK) return st;
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        const ms6_layer_weights *Lw = &m->layers[i];
+        /* 1. residual = residual + hidden_states; hidden_states = norm(residual) */
+        st = rmsnorm(m, msg, L, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);
+        if (st == MS6_STATUS_OK) st = in_proj(m, w, Lw, L, msg);
+        if (st != MS6_STATUS_OK) return st;
+        /* 3. hidden_states = act(conv1d(x)[..., :L]), continuing from the conv state */
+        ms6_conv1d_params cp = {
+            .batch = 1, .dim = di, .seqlen = L, .d_conv = c->d_conv,
+            .x = {w->xz, MS6_DTYPE_F32, 0, 1, 2 * di},
+            .out = {w->u, MS6_DTYPE_F32, 0, 1, di},
+            .weight = Lw->conv_w, .weight_dim_stride = c->d_conv,
+            .bias = Lw->conv_b,
+            .activation = 1,
+            .initial_state = conv_slot(m, s, i, seq, cur),
+            .final_state = conv_slot(m, s, i, seq, !cur),
+        };
+        RUN(m, msg, "conv1d_fwd", m->be->ops->conv1d_fwd(m->be, &cp));
+        st = x_dt_proj(m, w, Lw, L, msg);
+        if (st != MS6_STATUS_OK) return st;
+        /* 6. selective scan; B = dbc[:, R:R+N], C = dbc[:, R+N:], both (L, N)
+         * rows of the x_proj output, i.e. mamba_ssm's (batch, N, L) with
+         * state_stride 1 and seq_stride nb */
+        ms6_scan_params sp = {
+            .batch = 1, .dim = di, .seqlen = L, .d_state = N, .n_groups = 1,
+            .u = {w->u, MS6_DTYPE_F32, 0, 1, di},
+            .delta = {w->delta, MS6_DTYPE_F32, 0, 1, di},
+            .A = Lw->A, .A_dim_stride = N, .A_state_stride = 1,
+            .B = {w->dbc + R, MS6_DTYPE_F32, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
+            .C = {w->dbc + R + N, MS6_DTYPE_F32, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
+            .D = Lw->D,
+            .delta_bias = Lw->dt_bias,
+            .z = {w->xz + di, MS6_DTYPE_F32, 0, 1, 2 * di},
+            .out = {w->y, MS6_DTYPE_F32, 0, 1, di},
+            .delta_softplus = 1,
+            .initial_state = ssm_slot(m, s, i, seq, cur),
+            .final_state = ssm_slot(m, s, i, seq, !cur),
+            .state_batch_stride = di * N, .state_dim_stride = N,
+        };
+        RUN(m, msg, "scan_fwd", m->be->ops->scan_fwd(m->be, &sp));
+        st = out_proj(m, w, Lw, L, msg);
+        if (st != MS6_STATUS_OK) return st;
+    }
+    /* The chunk is complete: the copies just written become current. */
+    s->cur[seq] = !cur;
+    if (!logits) return MS6_STATUS_OK;
+    if (all_positions) return head(m, w, 0, L, logits, msg);
+    return head(m, w, L - 1, 1, logits, msg);
+}
+
+ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
+                            const int32_t *ids, int64_t n, float *logits, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
+    int32_t slot_buf[64] = {0}, *slots = n <= 64 ? slot_buf : malloc(sizeof(int32_t) * (size_t)n);
+    if (!slots) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory");
+    /* sequence seqs[b] lives in state slot 2*seq + cur[seq] of every layer */
+    for (int64_t b = 0; b < n; b++) slots[b] = (int32_t)(2 * seqs[b] + s->cur[seqs[b]]);
+    ms6_status st = ms6_backend_upload(m->be, w->slots, slots, sizeof(int32_t) * (size_t)n);
+    if (slots != slot_buf) free(slots);
+    if (st != MS6_STATUS_OK) return OPFAIL(m, msg, "upload");
+    st = embed(m, w, ids, n, msg);
+    if (st != MS6_STATUS_OK) return st;
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        const ms6_layer_weights *Lw = &m->layers[i];
+        st = rmsnorm(m, msg, n, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);
+        if (st == MS6_STATUS_OK) st = in_proj(m, w, Lw, n, msg);
+        if (st != MS6_STATUS_OK) return st;
+        /* conv_state = roll(conv_state, -1); conv_state[:, :, -1] = x; x = act(sum(conv_state * w) + b) */
+        ms6_conv1d_update_params cu = {
+            .batch = n, .dim = di, .d_conv = c->d_conv, .n_state_slots = 2 * s->n_seq,
+            .x = {w->xz, MS6_DTYPE_F32, 2 * di, 1, 0},
+            .out = {w->u, MS6_DTYPE_F32, di, 1, 0},
+            .state = s->conv + i * conv_layer(m, s),
+            .state_batch_stride = di * conv_w(m), .state_dim_stride = conv_w(m),
+            .weight = Lw->conv_w, .weight_dim_stride = c->d_conv,
+            .bias = Lw->conv_b,
+            .activation = 1,
+            .state_batch_indices = w->slots,
+        };
+        RUN(m, msg, "conv1d_update", m->be->ops->conv1d_update(m->be, &cu));
+        st = x_dt_proj(m, w, Lw, n, msg);
+        if (st != MS6_STATUS_OK) return st;
+        /* one scan step per sequence, state updated in place */
+        ms6_state_update_params su = {
+            .batch = n, .dim = di, .d_state = N, .n_groups = 1, .n_state_slots = 2 * s->n_seq,
+            .state = s->ssm + i * ssm_layer(m, s),
+            .state_batch_stride = di * N, .state_dim_stride = N,
+            .x = {w->u, MS6_DTYPE_F32, di, 1, 0},
+            .dt = {w->delta, MS6_DTYPE_F32, di, 1, 0},
+            .A = Lw->A, .A_dim_stride = N, .A_state_stride = 1,
+            .B = {w->dbc + R, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
+            .C = {w->dbc + R + N, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
+            .D = Lw->D, .dt_bias = Lw->dt_bias,
+            .z = {w->xz + di, MS6_DTYPE_F32, 2 * di, 1, 0},
+            .out = {w->y, MS6_DTYPE_F32, di, 1, 0},
+            .dt_softplus = 1,
+            .state_batch_indices = w->slots,
+        };
+        RUN(m, msg, "state_update", m->be->ops->state_update(m->be, &su));
+        st = out_proj(m, w, Lw, n, msg);
+        if (st != MS6_STATUS_OK) return st;
+    }
+    if (!logits) return MS6_STATUS_OK;
+    return head(m, w, 0, n, logits, msg);
+}
