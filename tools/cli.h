@@ -13,6 +13,7 @@ typedef struct cli_command {
 
 int cmd_selftest(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 /* further subcommands are declared here as they land */
 
 /* Shared argument helpers (cli_util.c). Each prints a message naming the

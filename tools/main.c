@@ -7,6 +7,7 @@
 static const cli_command commands[] = {
     {"version", "print the version", NULL},
     {"bench", "benchmarks: measured figures next to the hardware floor", cmd_bench},
+    {"init", "write a random-init model with the shapes of a state-spaces checkpoint", cmd_init},
     {"selftest", "check the kernels of every available backend against cpu-ref and time them", cmd_selftest},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
