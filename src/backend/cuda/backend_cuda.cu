@@ -17,6 +17,7 @@ extern "C" ms6_status ms6_cuda_check(ms6_backend *be, cudaError_t e, const char 
 static void cuda_destroy(ms6_backend *be) {
     ms6_cuda_ctx *c = ms6_cuda(be);
     if (!c) return;
+    ms6_cuda_gemm_release(c);
     if (c->workspace) cudaFree(c->workspace);
     free(c);
     be->ctx = NULL;
@@ -76,9 +77,9 @@ static const ms6_backend_ops cuda_ops = {
     /* state_update */ NULL,
     /* conv1d_fwd */ NULL,
     /* conv1d_update */ NULL,
-    /* rmsnorm */ NULL,
-    /* gemm */ NULL,
-    /* embed */ NULL,
+    /* rmsnorm */ ms6_cuda_rmsnorm,
+    /* gemm */ ms6_cuda_gemm,
+    /* embed */ ms6_cuda_embed,
 };
 
 extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {

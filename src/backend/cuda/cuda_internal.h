@@ -34,6 +34,10 @@ ms6_status ms6_cuda_rmsnorm(ms6_backend *be, const ms6_rmsnorm_params *p);
 ms6_status ms6_cuda_gemm(ms6_backend *be, const ms6_gemm_params *p);
 ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p);
 
+/* Frees what the gemm created on first use (cuBLASLt handle, descriptor
+ * cache, scratch); called by the backend's destroy. */
+void ms6_cuda_gemm_release(ms6_cuda_ctx *c);
+
 #ifdef __cplusplus
 }
 #endif
