@@ -7,6 +7,8 @@
 static const cli_command commands[] = {
     {"version", "print the version", NULL},
     {"bench", "benchmarks: measured figures next to the hardware floor", cmd_bench},
+    {"tokenize", "print the token ids of a text (--tokenizer FILE | -m DIR)", cmd_tokenize},
+    {"detokenize", "print the text of token ids (--tokenizer FILE | -m DIR)", cmd_detokenize},
     {"init", "write a random-init model with the shapes of a state-spaces checkpoint", cmd_init},
     {"selftest", "check the kernels of every available backend against cpu-ref and time them", cmd_selftest},
 };
