@@ -7,6 +7,9 @@
 static const cli_command commands[] = {
     {"version", "print the version", NULL},
     {"bench", "benchmarks: measured figures next to the hardware floor", cmd_bench},
+    {"generate", "generate text or ids from a prompt (-m DIR -p TEXT | --ids ...)", cmd_generate},
+    {"logits", "write the logits of every position of --ids to a float32 file", cmd_logits},
+    {"info", "print a model's config, parameter count, dtypes and memory", cmd_info},
     {"tokenize", "print the token ids of a text (--tokenizer FILE | -m DIR)", cmd_tokenize},
     {"detokenize", "print the text of token ids (--tokenizer FILE | -m DIR)", cmd_detokenize},
     {"init", "write a random-init model with the shapes of a state-spaces checkpoint", cmd_init},

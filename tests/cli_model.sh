@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# CLI checks of `mamba-s6 generate / logits / info` on the committed golden
+# models: the greedy continuation printed by `generate --print-ids` must be
+# the one Hugging Face transformers produced, `logits` writes (n, vocab)
+# float32, and bad input (out-of-range id, missing directory, bad JSON,
+# wrong shape, missing shard, bad options) exits non-zero with a message
+# naming the file / tensor / id.
+# usage: bash cli_model.sh <mamba-s6 binary> <source dir>
+set -u
+BIN=$1
+SRC=$2
+GOLD=$SRC/tests/golden/models
+if ! ls "$GOLD"/*/golden.json > /dev/null 2>&1; then
+  echo "cli_model: no golden models under $GOLD, skipping"
+  exit 77
+fi
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+bad() { echo "FAIL: $*" >&2; fail=1; }
+
+# json_array FILE KEY -> the numbers of a flat JSON array, space separated
+json_array() { tr -d ' \n\t' < "$1" | sed -E "s/.*\"$2\":\[([-0-9,]*)\].*/\1/" | tr ',' ' '; }
+
+# 1. greedy continuation of every golden model
+n_models=0
+for g in "$GOLD"/*/golden.json; do
+  d=$(dirname "$g")
+  prompt=$(json_array "$g" greedy_prompt)
+  want=$(json_array "$g" greedy)
+  [ -n "$prompt" ] && [ -n "$want" ] || continue
+  n=$(echo $want | wc -w)
+  got=$("$BIN" generate -m "$d" --ids "$prompt" -n "$n" --temp 0 --print-ids 2> "$T/err") || { bad "generate on $d failed: $(cat "$T/err")"; continue; }
+  [ "$(echo $got)" = "$(echo $want)" ] || bad "$d: greedy '$got', golden '$want'"
+  grep -q "ms/token" "$T/err" || bad "$d: no timing on stderr"
+  n_models=$((n_models + 1))
+done
+echo "cli_model: greedy continuation checked on $n_models golden models"
+[ $n_models -gt 0 ] || bad "no golden model had a greedy continuation"
+
+M=$GOLD/mamba_f32_tied
+# 2. logits: (n, vocab) float32 little-endian
+ids=$(json_array "$M/golden.json" ids)
+n=$(echo $ids | wc -w)
+V=$(tr -d ' \n' < "$M/golden.json" | sed -E 's/.*"vocab_size":([0-9]+).*/\1/')
+"$BIN" logits -m "$M" --ids "$ids" -o "$T/lg.bin" 2> "$T/err" || bad "logits failed: $(cat "$T/err")"
+size=$(stat -c %s "$T/lg.bin" 2> /dev/null || echo 0)
+[ "$size" = $((n * V * 4)) ] || bad "logits file is $size bytes, expected $((n * V * 4))"
+if command -v python3 > /dev/null; then
+  python3 - "$T/lg.bin" "$M/logits.bin" "$n" "$V" <<'EOF' || bad "logits differ from the golden"
+import struct, sys, math
+a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
+n, V = int(sys.argv[3]), int(sys.argv[4])
+x = struct.unpack('<%df' % (n * V), a); y = struct.unpack('<%df' % (n * V), b)
+for t in range(n):
+    num = sum((x[t*V+i] - y[t*V+i]) ** 2 for i in range(V)); den = sum(y[t*V+i] ** 2 for i in range(V))
+    e = math.sqrt(num / den)
+    if not e <= 1e-4: sys.exit("position %d: rel err %g" % (t, e))
+EOF
+fi
+
+# 3. info
+"$BIN" info -m "$M" > "$T/info" 2>&1 || bad "info failed: $(cat "$T/info")"
+grep -q "d_model *32" "$T/info" || bad "info does not show d_model: $(cat "$T/info")"
+grep -q "parameters" "$T/info" || bad "info does not show the parameter count"
+
+# 4. bad input: non-zero exit and a message naming the culprit
+expect_fail() { # name needle command...
+  local name=$1 needle=$2
+  shift 2
+  if "$@" > "$T/out" 2> "$T/err"; then bad "$name: exit 0"; return; fi
+  grep -qF -- "$needle" "$T/err" || bad "$name: stderr does not name '$needle': $(cat "$T/err")"
+}
+expect_fail "out-of-range id" "token id 99999" "$BIN" generate -m "$M" --ids "1 2 99999" -n 2 --print-ids
+expect_fail "negative id" "--ids" "$BIN" generate -m "$M" --ids "1 -2" -n 2
+expect_fail "missing directory" "/nonexistent/model" "$BIN" generate -m /nonexistent/model --ids "1" -n 2
+expect_fail "logits missing -o" "-o FILE" "$BIN" logits -m "$M" --ids "1 2"
+expect_fail "unknown option" "--bogus" "$BIN" generate -m "$M" --ids "1" --bogus 3
+expect_fail "bad -n" "-n" "$BIN" generate -m "$M" --ids "1" -n lots
+expect_fail "both prompts" "exactly one" "$BIN" generate -m "$M" --ids "1" -p "hi"
+cp -r "$M" "$T/m"
+echo '{"hidden_size": 32,' > "$T/m/config.json"
+expect_fail "bad JSON config" "config.json" "$BIN" info -m "$T/m"
+cp "$M/config.json" "$T/m/config.json"
+sed -i 's/"state_size": *16/"state_size": 8/' "$T/m/config.json"
+expect_fail "wrong shape" "x_proj.weight' has shape [34, 64], expected [18, 64]" "$BIN" generate -m "$T/m" --ids "1" -n 1
+S=$GOLD/mamba_f32_sharded
+if [ -f "$S/model.safetensors.index.json" ]; then
+  cp -r "$S" "$T/s"
+  shard=$(ls "$T/s" | grep -E '^model-.*safetensors$' | tail -1)
+  rm "$T/s/$shard"
+  expect_fail "missing shard" "$shard" "$BIN" info -m "$T/s"
+fi
+if ! "$BIN" --version | grep -q "cuda backend: compiled"; then
+  expect_fail "cuda without CUDA" "--backend cpu" "$BIN" generate -m "$M" --ids "1" -n 1 --backend cuda
+fi
+
+[ $fail = 0 ] && echo "cli_model: all checks passed"
+exit $fail
