@@ -59,12 +59,31 @@ for t in range(n):
 EOF
 fi
 
-# 3. info
+# 3. text prompts through DIR/tokenizer.json (a small NeoX-style tokenizer
+#    committed with the tokenizer goldens, paired with a 509-token model)
+TOKJ=$SRC/tests/golden/tokenizer/neox_like.json
+TM=$GOLD/mamba_f32_untied_bias_n8_k3
+if [ -f "$TOKJ" ] && [ -f "$TM/config.json" ]; then
+  cp -r "$TM" "$T/tm"
+  cp "$TOKJ" "$T/tm/tokenizer.json"
+  pids=$("$BIN" tokenize -m "$T/tm" --text "a b c d" 2> "$T/err") || bad "tokenize failed: $(cat "$T/err")"
+  a=$("$BIN" generate -m "$T/tm" -p "a b c d" -n 8 --print-ids 2> "$T/err") || bad "generate -p failed: $(cat "$T/err")"
+  b=$("$BIN" generate -m "$T/tm" --ids "$pids" -n 8 --print-ids 2> "$T/err") || bad "generate --ids failed: $(cat "$T/err")"
+  [ -n "$a" ] && [ "$a" = "$b" ] || bad "-p 'a b c d' gives '$a', --ids '$pids' gives '$b'"
+  "$BIN" generate -m "$T/tm" -p "a b c d" -n 8 > "$T/text" 2> "$T/err" || bad "generate text failed: $(cat "$T/err")"
+  "$BIN" detokenize -m "$T/tm" --ids "$a" > "$T/detok" 2> "$T/err" || bad "detokenize failed: $(cat "$T/err")"
+  cmp -s "$T/text" "$T/detok" || bad "streamed text differs from detokenize of the same ids"
+  "$BIN" generate -m "$T/tm" -p "a b" -n 4 --temp 0.9 --top-p 0.9 --seed 7 > "$T/s1" 2> /dev/null || bad "sampling failed"
+  "$BIN" generate -m "$T/tm" -p "a b" -n 4 --temp 0.9 --top-p 0.9 --seed 7 > "$T/s2" 2> /dev/null
+  cmp -s "$T/s1" "$T/s2" || bad "same seed, different output"
+fi
+
+# 4. info
 "$BIN" info -m "$M" > "$T/info" 2>&1 || bad "info failed: $(cat "$T/info")"
 grep -q "d_model *32" "$T/info" || bad "info does not show d_model: $(cat "$T/info")"
 grep -q "parameters" "$T/info" || bad "info does not show the parameter count"
 
-# 4. bad input: non-zero exit and a message naming the culprit
+# 5. bad input: non-zero exit and a message naming the culprit
 expect_fail() { # name needle command...
   local name=$1 needle=$2
   shift 2
@@ -77,6 +96,7 @@ expect_fail "missing directory" "/nonexistent/model" "$BIN" generate -m /nonexis
 expect_fail "logits missing -o" "-o FILE" "$BIN" logits -m "$M" --ids "1 2"
 expect_fail "unknown option" "--bogus" "$BIN" generate -m "$M" --ids "1" --bogus 3
 expect_fail "bad -n" "-n" "$BIN" generate -m "$M" --ids "1" -n lots
+expect_fail "-p without tokenizer.json" "tokenizer.json" "$BIN" generate -m "$M" -p "hello" -n 2
 expect_fail "both prompts" "exactly one" "$BIN" generate -m "$M" --ids "1" -p "hi"
 cp -r "$M" "$T/m"
 echo '{"hidden_size": 32,' > "$T/m/config.json"

@@ -80,6 +80,32 @@ static int session_fail(ms6_session *s, const char *what) {
 
 /* ------------------------------------------------------------ generate */
 
+/* Loads DIR/tokenizer.json. When it is absent: an error if `required`,
+ * else *tok stays NULL (ids are printed instead of text). Returns an exit
+ * code, 0 on success. */
+static int load_tokenizer(const char *dir, int required, ms6_tokenizer **tok) {
+    *tok = NULL;
+    size_t n = strlen(dir) + sizeof "/tokenizer.json";
+    char *path = malloc(n);
+    if (!path) return 1;
+    snprintf(path, n, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (required) fprintf(stderr, "mamba-s6: -p needs %s (not found); pass token ids with --ids instead\n", path);
+        free(path);
+        return required ? 1 : 0;
+    }
+    fclose(f);
+    ms6_error err;
+    ms6_status st = ms6_tokenizer_load(path, tok, &err);
+    free(path);
+    if (st != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
 static void generate_usage(FILE *f) {
     fprintf(f,
             "usage: mamba-s6 generate -m DIR (-p TEXT | --ids \"ID ID ...\") [options]\n\n"
@@ -93,7 +119,8 @@ static void generate_usage(FILE *f) {
             "  --min-p P              drop tokens below P x the top probability (0 = off)\n"
             "  --repeat-penalty R     penalty on the last 64 tokens (1 = off)\n"
             "  --seed S               sampler seed (default 0)\n"
-            "  --print-ids            print generated ids instead of text\n"
+            "  --print-ids            print generated ids instead of text (the default\n"
+            "                         when DIR has no tokenizer.json)\n"
             "  --backend B            cpu (default), cpu-ref or cuda\n"
             "  --threads T            CPU threads (0 = all cores)\n"
             "  --prefill-chunk N      prompt tokens per prefill chunk (default 512)\n"
@@ -146,24 +173,59 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "mamba-s6 generate: give exactly one of -p TEXT and --ids \"ID ...\"\n");
         return 2;
     }
-    if (prompt) {
-        fprintf(stderr, "mamba-s6 generate: -p needs the tokenizer, which this build does not have yet; "
-                        "pass --ids \"ID ...\"\n");
-        return 2;
-    }
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    if (cli_parse_ids(ids_arg, &ids, &n_ids)) return 2;
+    if (ids_arg && cli_parse_ids(ids_arg, &ids, &n_ids)) return 2;
+    if (!ma.dir) {
+        fprintf(stderr, "mamba-s6: -m DIR (the model directory) is required\n");
+        free(ids);
+        return 2;
+    }
+    /* The tokenizer: needed for -p, used for text output when present. */
+    ms6_tokenizer *tok = NULL;
+    ms6_decoder *dec = NULL;
+    ms6_error err;
+    if (prompt || !print_ids) {
+        int rc_tok = load_tokenizer(ma.dir, prompt != NULL, &tok);
+        if (rc_tok) {
+            free(ids);
+            return rc_tok;
+        }
+    }
+    if (prompt) {
+        size_t len = strlen(prompt), n = 0;
+        ids = malloc(sizeof(int32_t) * (len + 1));
+        if (!ids || ms6_tokenizer_encode(tok, prompt, len, ids, len + 1, &n) != MS6_STATUS_OK) {
+            fprintf(stderr, "mamba-s6: cannot tokenize the prompt: %s\n", ms6_tokenizer_last_error(tok));
+            free(ids);
+            ms6_tokenizer_free(tok);
+            return 1;
+        }
+        n_ids = (int64_t)n;
+        if (n_ids == 0) {
+            fprintf(stderr, "mamba-s6 generate: the prompt is empty\n");
+            free(ids);
+            ms6_tokenizer_free(tok);
+            return 2;
+        }
+    }
+    if (tok && !print_ids && ms6_decoder_create(tok, &dec, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6: %s\n", err.message);
+        free(ids);
+        ms6_tokenizer_free(tok);
+        return 1;
+    }
     ms6_model *m = open_model(&ma);
     if (!m) {
         free(ids);
+        ms6_decoder_free(dec);
+        ms6_tokenizer_free(tok);
         return 1;
     }
     const int64_t V = ms6_model_vocab_size(m);
     int rc = 1;
     ms6_session *s = NULL;
     ms6_sampler *smp = NULL;
-    ms6_error err;
     float *logits = malloc(sizeof(float) * (size_t)V);
     if (!logits) {
         fprintf(stderr, "mamba-s6: out of memory\n");
@@ -189,7 +251,18 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         ms6_sampler_accept(smp, next);
-        if (print_ids) printf("%s%d", made ? " " : "", (int)next);
+        if (dec) {
+            const char *text;
+            size_t len;
+            if (ms6_decoder_push(dec, next, &text, &len) != MS6_STATUS_OK) {
+                /* an id the tokenizer does not know (padded vocabulary rows) */
+                fprintf(stderr, "mamba-s6: cannot detokenize id %d: %s\n", (int)next, ms6_tokenizer_last_error(tok));
+                goto done;
+            }
+            fwrite(text, 1, len, stdout);
+        } else {
+            printf("%s%d", made ? " " : "", (int)next);
+        }
         fflush(stdout);
         /* the last token's logits are never needed */
         if (made + 1 < n_gen && ms6_session_step(s, next, logits) != MS6_STATUS_OK) {
@@ -198,6 +271,11 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     const double t_decode = cli_now() - t0;
+    if (dec) {
+        const char *text;
+        size_t len;
+        if (ms6_decoder_flush(dec, &text, &len) == MS6_STATUS_OK) fwrite(text, 1, len, stdout);
+    }
     printf("\n");
     fprintf(stderr, "prompt: %lld tokens in %.1f ms (%.1f tokens/s); decode: %lld tokens, %.2f ms/token "
                     "[%s backend]\n",
@@ -208,6 +286,8 @@ done:
     ms6_sampler_free(smp);
     ms6_session_free(s);
     ms6_model_free(m);
+    ms6_decoder_free(dec);
+    ms6_tokenizer_free(tok);
     free(logits);
     free(ids);
     return rc;
