@@ -10,9 +10,12 @@
  * to W's type when they differ (documented in gemm.cu).
  * rmsnorm: tests/kernel_harness.c's kh_run_norm on the CUDA backend.
  * embed: bit-exact against the host conversion of the same table row.
+ * graph: a skinny gemm, a cuBLASLt gemm and an rmsnorm captured once into a
+ * CUDA graph, then replayed on fresh inputs uploaded into the same buffers.
  * Exits 77 when no GPU is usable.
  */
 #include "backend/backend.h"
+#include "backend/cuda/graph.h"
 #include "kernel_harness.h"
 
 #include <math.h>
@@ -259,6 +262,96 @@ static void test_embed(ms6_backend *be, tu_rng *rng) {
             }
 }
 
+/* Graph capture: y1 = x1 . W^T (M = 1), out = rmsnorm(y1), y2 = x2 . W^T
+ * (M = 16, cuBLASLt); replayed three times on new x1, x2. */
+static void test_graph(ms6_backend *be, tu_rng *rng) {
+    enum { N = 96, K = 64, M2 = 16 };
+    uint16_t hw[N * K], hx1[K], hx2[M2 * K];
+    float hy1[N], hout[N], hy2[M2 * N];
+    double w[N * K], x1[K], x2[M2 * K];
+    void *dw = NULL, *dx1 = NULL, *dx2 = NULL, *dy1 = NULL, *dout = NULL, *dy2 = NULL;
+    n_cases++;
+    for (int i = 0; i < N * K; i++) {
+        hw[i] = ms6_f32_to_f16((float)(tu_normal(rng) / 8));
+        w[i] = ms6_f16_to_f32(hw[i]);
+    }
+    ms6_status st;
+    if ((st = ms6_backend_alloc(be, sizeof hw, &dw)) || (st = ms6_backend_alloc(be, sizeof hx1, &dx1)) ||
+        (st = ms6_backend_alloc(be, sizeof hx2, &dx2)) || (st = ms6_backend_alloc(be, sizeof hy1, &dy1)) ||
+        (st = ms6_backend_alloc(be, sizeof hout, &dout)) || (st = ms6_backend_alloc(be, sizeof hy2, &dy2)) ||
+        (st = ms6_backend_upload(be, dw, hw, sizeof hw))) {
+        CHECK(0, "graph setup: %s", ms6_backend_last_error(be));
+        goto done;
+    }
+    ms6_gemm_params g1 = {0}, g2 = {0};
+    g1.M = 1; g1.N = N; g1.K = K; g1.x = dx1; g1.x_dtype = MS6_DTYPE_F16; g1.ldx = K;
+    g1.w = dw; g1.w_dtype = MS6_DTYPE_F16; g1.ldw = K; g1.y = dy1; g1.y_dtype = MS6_DTYPE_F32; g1.ldy = N;
+    g2 = g1;
+    g2.M = M2; g2.x = dx2; g2.y = dy2;
+    ms6_rmsnorm_params rn = {0};
+    rn.rows = 1; rn.dim = N; rn.x = dy1; rn.x_dtype = MS6_DTYPE_F32; rn.x_row_stride = N;
+    rn.out = dout; rn.out_dtype = MS6_DTYPE_F32; rn.out_row_stride = N; rn.eps = 1e-5f;
+    ms6_cuda_graph *graph = NULL;
+    /* one eager run first: cuBLASLt picks its plan and workspace outside the capture */
+    st = ms6_cuda_graph_prepare(be);
+    if (!st) st = be->ops->gemm(be, &g2);
+    if (!st) st = ms6_backend_synchronize(be);
+    CHECK(st == MS6_STATUS_OK, "graph warm-up: %s", ms6_backend_last_error(be));
+    if (st) goto done;
+    st = ms6_cuda_graph_begin(be);
+    CHECK(st == MS6_STATUS_OK, "graph begin: %s", ms6_backend_last_error(be));
+    if (st) goto done;
+    ms6_status s1 = be->ops->gemm(be, &g1), s2 = be->ops->rmsnorm(be, &rn), s3 = be->ops->gemm(be, &g2);
+    st = ms6_cuda_graph_end(be, !s1 && !s2 && !s3, &graph);
+    CHECK(!s1 && !s2 && !s3 && st == MS6_STATUS_OK && graph, "graph capture: %s", ms6_backend_last_error(be));
+    if (!graph) goto done;
+    for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < K; i++) {
+            hx1[i] = ms6_f32_to_f16((float)tu_normal(rng));
+            x1[i] = ms6_f16_to_f32(hx1[i]);
+        }
+        for (int i = 0; i < M2 * K; i++) {
+            hx2[i] = ms6_f32_to_f16((float)tu_normal(rng));
+            x2[i] = ms6_f16_to_f32(hx2[i]);
+        }
+        st = ms6_backend_upload(be, dx1, hx1, sizeof hx1);
+        if (!st) st = ms6_backend_upload(be, dx2, hx2, sizeof hx2);
+        if (!st) st = ms6_cuda_graph_launch(be, graph);
+        if (!st) st = ms6_backend_synchronize(be);
+        if (!st) st = ms6_backend_download(be, hy1, dy1, sizeof hy1);
+        if (!st) st = ms6_backend_download(be, hout, dout, sizeof hout);
+        if (!st) st = ms6_backend_download(be, hy2, dy2, sizeof hy2);
+        CHECK(st == MS6_STATUS_OK, "graph replay %d: %s", rep, ms6_backend_last_error(be));
+        if (st) break;
+        double r1[N], ro[N], r2[M2 * N], got1[N], goto_[N], got2[M2 * N], ss = 0;
+        for (int n = 0; n < N; n++) {
+            double a = 0;
+            for (int k = 0; k < K; k++) a += x1[k] * w[n * K + k];
+            r1[n] = a;
+            ss += a * a;
+            got1[n] = hy1[n];
+            goto_[n] = hout[n];
+        }
+        for (int n = 0; n < N; n++) ro[n] = r1[n] / sqrt(ss / N + 1e-5);
+        for (int m = 0; m < M2; m++)
+            for (int n = 0; n < N; n++) {
+                double a = 0;
+                for (int k = 0; k < K; k++) a += x2[m * K + k] * w[n * K + k];
+                r2[m * N + n] = a;
+                got2[m * N + n] = hy2[m * N + n];
+            }
+        double e1, e2, e3, mx;
+        int bad = tu_compare(got1, r1, N, &e1, &mx) | tu_compare(goto_, ro, N, &e2, &mx) |
+                  tu_compare(got2, r2, M2 * N, &e3, &mx);
+        CHECK(!bad && e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5, "graph replay %d: rel err gemv %.3g norm %.3g lt %.3g",
+              rep, e1, e2, e3);
+    }
+    ms6_cuda_graph_free(graph);
+done:
+    ms6_backend_dealloc(be, dw); ms6_backend_dealloc(be, dx1); ms6_backend_dealloc(be, dx2);
+    ms6_backend_dealloc(be, dy1); ms6_backend_dealloc(be, dout); ms6_backend_dealloc(be, dy2);
+}
+
 int main(void) {
     uint64_t seed = tu_seed("test_cuda_ops");
     tu_rng rng;
@@ -273,6 +366,7 @@ int main(void) {
     test_gemm(be, &rng);
     test_norm(be, &rng);
     test_embed(be, &rng);
+    test_graph(be, &rng);
     ms6_backend_free(be);
     printf("%d cases\n", n_cases);
     return tu_finish("test_cuda_ops");
