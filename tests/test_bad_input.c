@@ -196,6 +196,13 @@ int main(void) {
     set_config("layer_norm_epsilon", "-1");
     expect("negative epsilon", MS6_STATUS_FORMAT_ERROR, "config.json", "layer_norm_epsilon", NULL);
     fresh_copy();
+    set_config("layer_norm_epsilon", "1e-59"); /* 0 in fp32 (found by fuzz_config) */
+    expect("epsilon 0 in fp32", MS6_STATUS_FORMAT_ERROR, "config.json", "layer_norm_epsilon", NULL);
+    file_in(p, sizeof p, dir, "config.json");
+    const char *no_dm = "{\"d_model\": null, \"n_layer\": 2, \"vocab_size\": 259}";
+    write_all(p, no_dm, strlen(no_dm));
+    expect("state-spaces without d_model", MS6_STATUS_FORMAT_ERROR, "config.json", "d_model", NULL);
+    fresh_copy();
     set_config("use_bias", "1");
     expect("use_bias not a bool", MS6_STATUS_FORMAT_ERROR, "config.json", "use_bias", NULL);
 

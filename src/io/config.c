@@ -54,8 +54,9 @@ static ms6_status get_bool(const cJSON *obj, const char *key, const char *path, 
 static ms6_status get_float(const cJSON *obj, const char *key, const char *path, float *out, char *msg) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v || cJSON_IsNull(v)) return MS6_STATUS_OK;
-    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0.0 && v->valuedouble < 1.0))
-        BAD("%s: \"%s\" must be a number in (0, 1)", path, key);
+    /* an epsilon that rounds to 0 in fp32 would let rsqrt divide by zero */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble < 1.0 && (float)v->valuedouble > 0.0f))
+        BAD("%s: \"%s\" must be a number in (0, 1), representable in fp32", path, key);
     *out = (float)v->valuedouble;
     return MS6_STATUS_OK;
 }
@@ -128,7 +129,8 @@ ms6_status ms6_config_parse(const char *text, size_t len, const char *path, ms6_
         c->vocab_size = out->vocab_size_cfg;
     } else {
         /* mamba_ssm MambaConfig */
-        TRY(get_int(root, "d_model", path, 1, MAXD, &c->d_model, NULL, msg));
+        TRY(get_int(root, "d_model", path, 1, MAXD, &c->d_model, &present, msg));
+        if (!present) FAILR(MS6_STATUS_FORMAT_ERROR, "%s: missing \"d_model\" (or \"hidden_size\")", path);
         TRY(get_int(root, "n_layer", path, 1, 1 << 16, &c->n_layer, &present, msg));
         if (!present) FAILR(MS6_STATUS_FORMAT_ERROR, "%s: missing \"n_layer\"", path);
         TRY(get_int(root, "vocab_size", path, 1, 1 << 24, &out->vocab_size_cfg, &present, msg));
