@@ -18,6 +18,7 @@
  * by Hugging Face transformers in float64), logits at every position
  * (relative L2 <= 1e-4) and the greedy continuation. Skipped when none.
  */
+#include "model/model_internal.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
@@ -388,6 +389,50 @@ static ms6_model *load(const char *dir, ms6_backend_kind kind, int64_t chunk) {
     return m;
 }
 
+/* The internal batched decode path: B sequences in one state, each
+ * prefilled on its own (different lengths), then stepped together with the
+ * sequences in a shuffled order; every row must equal what a one-sequence
+ * session gives (all_logits are the logits of one prefill of ids). */
+static void batched_step(const char *label, ms6_model *m, const int32_t *ids, int64_t L, const float *all_logits,
+                         tu_rng *r) {
+    enum { B = 3 };
+    const int64_t V = ms6_model_vocab_size(m);
+    ms6_fwd_state st;
+    ms6_fwd_scratch w;
+    char msg[MS6_ERRMSG_SIZE];
+    CHECK(ms6_fwd_state_init(m, B, &st, msg) == MS6_STATUS_OK, "%s: state: %s", label, msg);
+    CHECK(ms6_fwd_scratch_init(m, 8, &w, msg) == MS6_STATUS_OK, "%s: scratch: %s", label, msg);
+    int64_t pos[B];
+    for (int64_t b = 0; b < B; b++) {
+        pos[b] = 2 + b; /* sequence b has consumed ids[0..pos[b]) */
+        CHECK(ms6_forward_chunk(m, &st, &w, b, ids, pos[b], NULL, 0, msg) == MS6_STATUS_OK, "%s: chunk: %s", label, msg);
+    }
+    float *lg = malloc(sizeof(float) * (size_t)(B * V));
+    double worst = 0;
+    for (int round = 0; round < 3; round++) {
+        int64_t seqs[B] = {0, 1, 2};
+        for (int k = B - 1; k > 0; k--) { /* shuffle the row order */
+            int j = (int)(tu_next(r) % (uint64_t)(k + 1));
+            int64_t t = seqs[k];
+            seqs[k] = seqs[j];
+            seqs[j] = t;
+        }
+        int32_t in[B];
+        for (int k = 0; k < B; k++) in[k] = ids[pos[seqs[k]]];
+        CHECK(ms6_forward_step(m, &st, &w, seqs, in, B, lg, msg) == MS6_STATUS_OK, "%s: batched step: %s", label, msg);
+        for (int k = 0; k < B; k++) {
+            const int64_t t = pos[seqs[k]]++;
+            if (t >= L) continue;
+            double e = rel_err_f(lg + k * V, all_logits + t * V, V);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    CHECK(worst <= 1e-5, "%s: batched step vs one prefill: rel err %.3g", label, worst);
+    free(lg);
+    ms6_fwd_scratch_free(m, &w);
+    ms6_fwd_state_free(m, &st);
+}
+
 static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kind kind, int full) {
     char dir[256];
     snprintf(dir, sizeof dir, "/tmp/ms6_test_model_%d_%s", (int)getpid(), label);
@@ -516,6 +561,7 @@ static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kin
         e = rel_err_f(lg, all, V);
         CHECK(e == 0, "%s: logits after reset differ from a fresh session: %.3g", label, e);
     }
+    if (full) batched_step(label, m, ids, L, all, r);
     ms6_session_free(s);
     ms6_model_free(m);
     free(ref);
