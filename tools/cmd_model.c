@@ -244,6 +244,7 @@ int cmd_generate(int argc, char **argv) {
     for (int64_t i = 0; i < n_ids; i++) ms6_sampler_accept(smp, ids[i]);
     t0 = cli_now();
     int64_t made = 0;
+    int warned_unknown = 0;
     for (; made < n_gen; made++) {
         int32_t next;
         if (ms6_sampler_sample(smp, logits, &next) != MS6_STATUS_OK) {
@@ -254,12 +255,14 @@ int cmd_generate(int argc, char **argv) {
         if (dec) {
             const char *text;
             size_t len;
-            if (ms6_decoder_push(dec, next, &text, &len) != MS6_STATUS_OK) {
-                /* an id the tokenizer does not know (padded vocabulary rows) */
-                fprintf(stderr, "mamba-s6: cannot detokenize id %d: %s\n", (int)next, ms6_tokenizer_last_error(tok));
-                goto done;
+            if (ms6_decoder_push(dec, next, &text, &len) == MS6_STATUS_OK) {
+                fwrite(text, 1, len, stdout);
+            } else if (!warned_unknown) {
+                /* an embedding row the tokenizer has no token for (state-spaces
+                 * checkpoints pad the vocabulary): it prints as nothing */
+                fprintf(stderr, "mamba-s6: id %d has no text in tokenizer.json; such ids print nothing\n", (int)next);
+                warned_unknown = 1;
             }
-            fwrite(text, 1, len, stdout);
         } else {
             printf("%s%d", made ? " " : "", (int)next);
         }
