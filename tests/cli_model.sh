@@ -59,6 +59,15 @@ for t in range(n):
 EOF
 fi
 
+# logits of more than one 256-position block (the session carries the state
+# between blocks, as chunked prefill does in test_model): one row per id
+long=$(for i in $(seq 1 300); do echo $(( (i * 37) % V )); done | tr '\n' ' ')
+"$BIN" logits -m "$M" --ids "$long" -o "$T/long.bin" 2> "$T/err" || bad "logits of 300 ids failed: $(cat "$T/err")"
+[ "$(stat -c %s "$T/long.bin")" = $((300 * V * 4)) ] || bad "logits of 300 ids: wrong file size"
+expect_fail_early() { if "$@" > /dev/null 2>&1; then bad "$*: exit 0"; fi; }
+expect_fail_early "$BIN" logits -m "$M" --ids "1 2 $V" -o "$T/partial.bin"
+[ ! -e "$T/partial.bin" ] || bad "a failed logits run left $T/partial.bin"
+
 # 3. text prompts through DIR/tokenizer.json (a small NeoX-style tokenizer
 #    committed with the tokenizer goldens, paired with a 509-token model)
 TOKJ=$SRC/tests/golden/tokenizer/neox_like.json

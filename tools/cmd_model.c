@@ -340,33 +340,49 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     ms6_session *s = NULL;
     ms6_error err;
-    float *lg = malloc(sizeof(float) * (size_t)(n * V));
+    /* The ids run in blocks of at most 256 positions, each block's logits
+     * written before the next, so memory stays at 256 x vocab floats. */
+    const int64_t block = n < 256 ? n : 256;
+    FILE *f = NULL;
+    float *lg = malloc(sizeof(float) * (size_t)(block * V));
     if (!lg) {
-        fprintf(stderr, "mamba-s6: out of memory for %lld x %lld logits\n", (long long)n, (long long)V);
+        fprintf(stderr, "mamba-s6: out of memory for %lld x %lld logits\n", (long long)block, (long long)V);
         goto done;
     }
     if (ms6_session_create(m, &s, &err) != MS6_STATUS_OK) {
         fprintf(stderr, "mamba-s6: %s\n", err.message);
         goto done;
     }
-    if (ms6_session_prefill(s, ids, n, lg, 1) != MS6_STATUS_OK) {
-        rc = session_fail(s, "prefill");
-        goto done;
-    }
-    FILE *f = fopen(out, "wb");
+    f = fopen(out, "wb");
     if (!f) {
         perror(out);
         goto done;
     }
-    /* float32 little-endian: the host order on every supported target */
-    size_t w = fwrite(lg, sizeof(float), (size_t)(n * V), f);
-    if (fclose(f) != 0 || w != (size_t)(n * V)) {
-        fprintf(stderr, "mamba-s6: short write on '%s'\n", out);
+    for (int64_t t = 0; t < n; t += block) {
+        const int64_t nb = n - t < block ? n - t : block;
+        if (ms6_session_prefill(s, ids + t, nb, lg, 1) != MS6_STATUS_OK) {
+            rc = session_fail(s, "prefill");
+            goto done;
+        }
+        /* float32 little-endian: the host order on every supported target */
+        if (fwrite(lg, sizeof(float), (size_t)(nb * V), f) != (size_t)(nb * V)) {
+            fprintf(stderr, "mamba-s6: short write on '%s'\n", out);
+            goto done;
+        }
+    }
+    int closed = fclose(f);
+    f = NULL;
+    if (closed != 0) {
+        fprintf(stderr, "mamba-s6: cannot write '%s'\n", out);
         goto done;
     }
     fprintf(stderr, "wrote %lld x %lld float32 logits to %s\n", (long long)n, (long long)V, out);
     rc = 0;
 done:
+    if (f) {
+        fclose(f);
+        remove(out); /* no partial file on failure */
+    }
     ms6_session_free(s);
     ms6_model_free(m);
     free(lg);
