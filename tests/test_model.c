@@ -42,6 +42,7 @@ typedef struct {
     ms6_dtype dtype;
     int shards;               /* 0 = one file, else that many shards + index */
     int singular_embedding;   /* backbone.embedding.weight */
+    int misalign;             /* data section at an odd offset: the loader must copy, not borrow */
 } tiny_cfg;
 
 typedef struct {
@@ -154,7 +155,7 @@ static int write_st(const char *path, const tiny_model *m, int first, int last) 
     }
     char *js = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
-    size_t hl = strlen(js), padded = (hl + 7) / 8 * 8;
+    size_t hl = strlen(js), padded = (hl + 7) / 8 * 8 + (m->c.misalign ? 1 : 0);
     FILE *f = fopen(path, "wb");
     if (!f) {
         free(js);
@@ -456,6 +457,9 @@ static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kin
     for (int i = 0; i < tm.n_t; i++) np += tm.t[i].n;
     CHECK(mc->n_params == np, "%s: n_params %lld, expected %lld", label, (long long)mc->n_params, (long long)np);
     CHECK(ms6_model_weight_bytes(m) > 0, "%s: weight_bytes", label);
+    /* host backend: aligned matrices are borrowed from the mapping, misaligned ones copied */
+    CHECK(cfg.misalign ? m->n_owned > 0 : m->n_owned == 0, "%s: %d matrices copied (misalign %d)", label, m->n_owned,
+          cfg.misalign);
 
     const int64_t L = 11, P = 5; /* sequence length, prefix prefilled before steps */
     int32_t ids[11];
@@ -573,7 +577,7 @@ static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kin
 
 /* A state saved by one model must not load into a model of other shapes. */
 static void state_mismatch(tu_rng *r) {
-    tiny_cfg a = {"mamba", 0, 16, 2, 40, 4, 4, 2, 0, 8, 0, 1, 1, MS6_DTYPE_F32, 0, 0};
+    tiny_cfg a = {"mamba", 0, 16, 2, 40, 4, 4, 2, 0, 8, 0, 1, 1, MS6_DTYPE_F32, 0, 0, 0};
     tiny_cfg b = a;
     b.d_state = 8;
     char da[256], db[256];
@@ -720,18 +724,22 @@ int main(void) {
     tu_rng r;
     tu_rng_init(&r, tu_seed("test_model"));
     /*                  type        ss  dm  nl voc  N  K ex dtr pad bias cbias tie dtype           shards sing */
-    run_case("hf_f32", (tiny_cfg){"mamba", 0, 32, 2, 67, 16, 4, 2, 0, 8, 0, 1, 1, MS6_DTYPE_F32, 0, 0}, &r,
+    run_case("hf_f32", (tiny_cfg){"mamba", 0, 32, 2, 67, 16, 4, 2, 0, 8, 0, 1, 1, MS6_DTYPE_F32, 0, 0, 0}, &r,
              MS6_BACKEND_CPU, 1);
-    run_case("hf_ref_untied_bias", (tiny_cfg){"mamba", 0, 24, 2, 50, 8, 3, 2, 5, 8, 1, 1, 0, MS6_DTYPE_F32, 0, 0},
+    run_case("hf_ref_untied_bias", (tiny_cfg){"mamba", 0, 24, 2, 50, 8, 3, 2, 5, 8, 1, 1, 0, MS6_DTYPE_F32, 0, 0, 0},
              &r, MS6_BACKEND_CPU_REF, 1);
-    run_case("falcon_bf16", (tiny_cfg){"falcon_mamba", 0, 32, 2, 64, 16, 4, 2, 0, 8, 0, 1, 0, MS6_DTYPE_BF16, 0, 0},
+    run_case("falcon_bf16", (tiny_cfg){"falcon_mamba", 0, 32, 2, 64, 16, 4, 2, 0, 8, 0, 1, 0, MS6_DTYPE_BF16, 0, 0, 0},
              &r, MS6_BACKEND_CPU, 1);
-    run_case("f16_shards_noconvbias", (tiny_cfg){"mamba", 0, 16, 3, 48, 1, 2, 3, 0, 8, 0, 0, 1, MS6_DTYPE_F16, 3, 0},
+    run_case("f16_shards_noconvbias", (tiny_cfg){"mamba", 0, 16, 3, 48, 1, 2, 3, 0, 8, 0, 0, 1, MS6_DTYPE_F16, 3, 0, 0},
              &r, MS6_BACKEND_CPU, 0);
-    run_case("state_spaces_pad", (tiny_cfg){"mamba", 1, 20, 2, 45, 32, 8, 2, 3, 16, 0, 1, 1, MS6_DTYPE_F32, 0, 1},
+    run_case("state_spaces_pad", (tiny_cfg){"mamba", 1, 20, 2, 45, 32, 8, 2, 3, 16, 0, 1, 1, MS6_DTYPE_F32, 0, 1, 0},
              &r, MS6_BACKEND_CPU, 1);
-    run_case("big_state", (tiny_cfg){"mamba", 0, 8, 1, 30, 256, 5, 2, 2, 8, 1, 0, 1, MS6_DTYPE_F32, 2, 0}, &r,
+    run_case("big_state", (tiny_cfg){"mamba", 0, 8, 1, 30, 256, 5, 2, 2, 8, 1, 0, 1, MS6_DTYPE_F32, 2, 0, 0}, &r,
              MS6_BACKEND_CPU, 0);
+    run_case("misaligned_f32", (tiny_cfg){"mamba", 0, 16, 2, 40, 8, 4, 2, 0, 8, 0, 1, 0, MS6_DTYPE_F32, 0, 0, 1}, &r,
+             MS6_BACKEND_CPU, 1);
+    run_case("misaligned_bf16", (tiny_cfg){"falcon_mamba", 0, 16, 1, 40, 4, 3, 2, 0, 8, 1, 1, 1, MS6_DTYPE_BF16, 0, 0, 1},
+             &r, MS6_BACKEND_CPU_REF, 0);
     state_mismatch(&r);
     int found = goldens();
     if (!found) fprintf(stderr, "test_model: no golden models under tests/golden/models (that part skipped)\n");
