@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -613,6 +614,63 @@ static void state_mismatch(tu_rng *r) {
     free_model(&tb);
 }
 
+/* ---------------- one model, sessions on several threads ---------------- */
+
+typedef struct {
+    ms6_model *m;
+    const int32_t *ids;
+    int64_t L;
+    float *logits; /* (L, V): prefill of the first half, then steps */
+    int ok;
+} thread_job;
+
+static void *thread_run(void *arg) {
+    thread_job *j = arg;
+    const int64_t V = ms6_model_vocab_size(j->m), h = j->L / 2;
+    ms6_session *s = NULL;
+    j->ok = ms6_session_create(j->m, &s, NULL) == MS6_STATUS_OK;
+    for (int rep = 0; rep < 3 && j->ok; rep++) {
+        j->ok &= ms6_session_reset(s) == MS6_STATUS_OK;
+        j->ok &= ms6_session_prefill(s, j->ids, h, j->logits, 1) == MS6_STATUS_OK;
+        for (int64_t t = h; t < j->L && j->ok; t++) j->ok &= ms6_session_step(s, j->ids[t], j->logits + t * V) == MS6_STATUS_OK;
+    }
+    ms6_session_free(s);
+    return NULL;
+}
+
+/* The header promises a loaded model is read-only and may be shared by
+ * sessions on several threads: 3 threads at once must give exactly what
+ * one thread alone gives. */
+static void shared_model_threads(tu_rng *r) {
+    char dir[1024];
+    tu_source_path("tests/golden/models/falcon_bf16_untied_n8_k3", dir, sizeof dir);
+    if (access(dir, R_OK) != 0) return;
+    ms6_model *m = load(dir, MS6_BACKEND_CPU, 4);
+    if (!m) return;
+    enum { NT = 3, L = 20 };
+    const int64_t V = ms6_model_vocab_size(m);
+    int32_t ids[NT][L];
+    for (int k = 0; k < NT; k++)
+        for (int t = 0; t < L; t++) ids[k][t] = (int32_t)(tu_next(r) % (uint64_t)V);
+    thread_job solo[NT], par[NT];
+    for (int k = 0; k < NT; k++) {
+        solo[k] = (thread_job){m, ids[k], L, malloc(sizeof(float) * L * (size_t)V), 0};
+        par[k] = (thread_job){m, ids[k], L, malloc(sizeof(float) * L * (size_t)V), 0};
+        thread_run(&solo[k]);
+    }
+    pthread_t th[NT];
+    for (int k = 0; k < NT; k++) pthread_create(&th[k], NULL, thread_run, &par[k]);
+    for (int k = 0; k < NT; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < NT; k++) {
+        CHECK(solo[k].ok && par[k].ok, "thread %d: a session call failed", k);
+        CHECK(memcmp(solo[k].logits, par[k].logits, sizeof(float) * L * (size_t)V) == 0,
+              "thread %d: logits differ when sessions run concurrently on one model", k);
+        free(solo[k].logits);
+        free(par[k].logits);
+    }
+    ms6_model_free(m);
+}
+
 /* ---------------- golden models ---------------- */
 
 static int golden_one(const char *dir) {
@@ -741,6 +799,7 @@ int main(void) {
     run_case("misaligned_bf16", (tiny_cfg){"falcon_mamba", 0, 16, 1, 40, 4, 3, 2, 0, 8, 1, 1, 1, MS6_DTYPE_BF16, 0, 0, 1},
              &r, MS6_BACKEND_CPU_REF, 0);
     state_mismatch(&r);
+    shared_model_threads(&r);
     int found = goldens();
     if (!found) fprintf(stderr, "test_model: no golden models under tests/golden/models (that part skipped)\n");
     return tu_finish("test_model");
