@@ -42,4 +42,69 @@ void ms6_cuda_gemm_release(ms6_cuda_ctx *c);
 }
 #endif
 
+#ifdef __CUDACC__
+/* ---- device helpers shared by the scan, state-update and conv kernels ---- */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+/* An activation or B/C tensor as the kernels see it (int64 element strides). */
+typedef struct ms6_dev_act {
+    void *ptr;
+    int dtype;
+    long long bs, ds, ts;
+} DevAct;
+typedef struct ms6_dev_bc {
+    const void *ptr;
+    int dtype, var;
+    long long bs, gs, ds, ns, ts;
+} DevBC;
+
+static inline DevAct dev_act(const ms6_act &a) {
+    DevAct r = {a.ptr, (int)a.dtype, a.batch_stride, a.dim_stride, a.seq_stride};
+    return r;
+}
+static inline DevBC dev_bc(const ms6_bc &b) {
+    DevBC r = {b.ptr, (int)b.dtype, b.mode == MS6_BC_VARIABLE, b.batch_stride, b.group_stride,
+               b.dim_stride, b.state_stride, b.seq_stride};
+    return r;
+}
+
+static constexpr float kLog2e = 1.4426950408889634f;
+
+/* Element load/store by dtype tag; the tag is uniform across a launch, so
+ * the branch costs no divergence. */
+static __device__ __forceinline__ float ld_any(const void *p, int dt, long long i) {
+    if (dt == MS6_DTYPE_F16) return __half2float(__ushort_as_half(((const unsigned short *)p)[i]));
+    if (dt == MS6_DTYPE_BF16) return __bfloat162float(__ushort_as_bfloat16(((const unsigned short *)p)[i]));
+    return ((const float *)p)[i];
+}
+static __device__ __forceinline__ void st_any(void *p, int dt, long long i, float v) {
+    if (dt == MS6_DTYPE_F16) ((unsigned short *)p)[i] = __half_as_ushort(__float2half_rn(v));
+    else if (dt == MS6_DTYPE_BF16) ((unsigned short *)p)[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    else ((float *)p)[i] = v;
+}
+
+/* 2^x on the special-function unit (relative error about 2^-22). */
+static __device__ __forceinline__ float fast_ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* softplus with PyTorch's threshold (x > 20 returns x). log1p(e) for small
+ * e = exp(x) uses its series, since log(1 + e) on the SFU loses the low bits
+ * of e when e << 1 (dt around 1e-3 is common). */
+static __device__ __forceinline__ float softplus_f(float x) {
+    const float e = fast_ex2(x * kLog2e);
+    const float series = e * (1.0f - e * (0.5f - e * (0.33333333f - e * 0.25f)));
+    const float lg = __logf(1.0f + e);
+    const float r = e < 0.03125f ? series : lg;
+    return x > 20.0f ? x : r;
+}
+
+/* silu(z) = z / (1 + exp(-z)); __fdividef returns 0 for an infinite
+ * denominator, the right limit for z -> -inf. */
+static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + fast_ex2(-z * kLog2e)); }
+#endif
+
 #endif

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# scripts/gpu.sh - everything to run on a GPU machine, in one command:
+#   1. build (CMake, Release, CUDA arch ${MS6_CUDA_ARCHS:-90}) into ${BUILD:-build-gpu};
+#   2. the GPU tests (ctest -R cuda), then the whole ctest;
+#   3. compute-sanitizer memcheck and racecheck on the small sweep
+#      (test_cuda_kernels --small);
+#   4. the benchmarks that exist: `bench scan --backend cuda` (table + JSON),
+#      and `bench generate` when the CLI has it;
+#   5. a short summary table, printed last.
+# Logs go to gpu-logs/ and, when $OUT is set, as one archive
+# $OUT/gpu-logs.tar.gz plus $OUT/summary.txt. Each step has a time limit
+# so the whole script stays well under 10 minutes; a failing step is reported
+# and the script goes on. Exit status: non-zero when a build, test or
+# sanitizer step failed.
+#
+# Build dependencies (cJSON, PCRE2, utf8proc, pkg-config): when pkg-config
+# cannot find them and a folder .deps/ holds their .deb files (fetched
+# elsewhere with `apt-get download`, for a machine with no network), they
+# are unpacked under .deps/root and used from there.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LOG=${MS6_GPU_LOGDIR:-gpu-logs}
+mkdir -p "$LOG"
+BUILD=${BUILD:-build-gpu}
+ARCHS=${MS6_CUDA_ARCHS:-90}
+JOBS=$(nproc 2>/dev/null || echo 4)
+summary=()
+fail=0
+
+# step NAME LIMIT_S CMD...: runs CMD with a time limit, output to $LOG/NAME.log
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS rc
+  timeout "$limit" "$@" > "$LOG/$name.log" 2>&1
+  rc=$?
+  summary+=("$(printf '%-22s %-6s %4ss' "$name" "$([ $rc = 0 ] && echo ok || echo "rc=$rc")" $((SECONDS - t0)))")
+  echo "== $name: rc=$rc ($((SECONDS - t0)) s), log $LOG/$name.log"
+  return $rc
+}
+
+finish() {
+  {
+    echo "== summary ($(head -c 60 "$LOG/commit.txt" 2>/dev/null))"
+    printf '%s\n' "${summary[@]}"
+    echo
+    cat "$LOG/bench-scan.log" 2>/dev/null
+    [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
+    grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
+  } > "$LOG/summary.txt"
+  if [ -n "${OUT:-}" ]; then
+    cp "$LOG/summary.txt" "$OUT/summary.txt"
+    tar czf "$OUT/gpu-logs.tar.gz" -C "$LOG" .
+  fi
+  echo
+  cat "$LOG/summary.txt"
+}
+
+# ---- dependencies ----
+cmake_extra=()
+if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null && ls .deps/*.deb > /dev/null 2>&1; then
+  root=$PWD/.deps/root
+  mkdir -p "$root"
+  for f in .deps/*.deb; do dpkg -x "$f" "$root"; done
+  libdir=$root/usr/lib/x86_64-linux-gnu
+  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$root/usr/share/pkgconfig
+  export PKG_CONFIG_SYSROOT_DIR=$root
+  if command -v pkg-config > /dev/null; then pc=$(command -v pkg-config); else pc=$root/usr/bin/pkgconf; fi
+  cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pc")
+  echo "using build dependencies unpacked from .deps/ ($pc)"
+fi
+
+# ---- machine ----
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nvcc --version | tail -2; } \
+  > "$LOG/machine.txt" 2>&1
+cat "$LOG/machine.txt"
+git log -1 --format='commit %H %s' > "$LOG/commit.txt" 2>/dev/null || true
+
+# ---- build ----
+if ! step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS="$ARCHS" \
+  "${cmake_extra[@]}"; then
+  tail -30 "$LOG/configure.log"
+  finish
+  exit 1
+fi
+if ! step build 480 cmake --build "$BUILD" -j "$JOBS"; then
+  grep -E "error|Error" "$LOG/build.log" | head -30
+  finish
+  exit 1
+fi
+grep -E "warning" "$LOG/build.log" | head -10
+
+# ---- tests ----
+step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" || fail=1
+step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
+
+# ---- compute-sanitizer on the small sweep ----
+if command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck; do
+    step "sanitizer-$tool" 240 compute-sanitizer --tool "$tool" --error-exitcode 99 \
+      "$BUILD/tests/test_cuda_kernels" --small || fail=1
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Invalid" "$LOG/sanitizer-$tool.log" | head -5
+  done
+else
+  summary+=("compute-sanitizer      absent")
+fi
+
+# ---- benchmarks ----
+step bench-scan 300 "$BUILD/mamba-s6" bench scan --backend cuda
+step bench-scan-json 300 "$BUILD/mamba-s6" bench scan --backend cuda --json
+if "$BUILD/mamba-s6" bench --help 2>/dev/null | grep -q "^ *generate"; then
+  step bench-generate 300 "$BUILD/mamba-s6" bench generate --backend cuda
+fi
+
+finish
+exit $fail

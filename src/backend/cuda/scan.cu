@@ -1,0 +1,419 @@
+/*
+ * scan.cu - selective scan forward (ms6_selective_scan_fwd) on CUDA.
+ *
+ * What it computes: for every (batch b, channel d) the Mamba-1 recurrence
+ * h[n] = exp(dt*A[d,n]) h[n] + dt B_t[n] u_t, y_t = sum_n C_t[n] h[n]
+ * (+ D u_t, times silu(z_t)), with softplus/delta_bias on dt, constant or
+ * variable/grouped B and C, optional initial state in and final state out,
+ * any element strides, f32/f16/bf16 I/O and fp32 state and arithmetic.
+ *
+ * Parallel decomposition: one block of 128 threads covers CB consecutive
+ * channels of one batch row; each channel is owned by P adjacent lanes and
+ * each lane keeps S states of it in registers (S*P >= N; S is a template
+ * parameter, 4/8/16), so the recurrence is a sequential register loop with
+ * no scan tree; the C-reduction over the P lanes is a shuffle butterfly.
+ * Time runs in tiles of TL steps: the block loads u/delta/z of the tile
+ * coalesced (token-major: consecutive channels; channel-major: consecutive
+ * steps) into shared memory, computing softplus(delta + bias), dt*u, D*u and
+ * silu(z) once per element there, and stages the B_t/C_t rows of the tile
+ * once for all its channels; the lanes then run the tile from shared memory
+ * and the block writes the tile's outputs back coalesced. Decays use
+ * ex2.approx on A pre-scaled by log2(e): one MUFU op per (step, state).
+ *
+ * When batch*dim channels cannot fill the GPU, L is split into K chunks and
+ * two launches run: pass A scans chunk 0 from the true initial state (full
+ * outputs) and chunks 1..K-2 from a zero state (state only, plus the sum of
+ * dt over the chunk); pass B scans chunks 1..K-1 in full, each first folding
+ * the chunk states before it: h_in = exp(A * sum dt) h_prev + h_local (the
+ * product of the decays over a chunk is one exp per state). Work grows by
+ * (K-2)/K, parallelism by K-1. Scratch is stream-ordered (cudaMallocAsync)
+ * and bounded by K <= 64 chunks, so any L (1M tokens and more) runs in
+ * bounded memory.
+ *
+ * Checked against the float64 oracle of tests/kernel_harness.c and the CPU
+ * reference src/backend/cpu/ref.c (tests/test_cuda_kernels.c).
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxChunks = 64;
+
+struct ScanArgs {
+    long long batch, dim, L, N, G, dpg;
+    DevAct u, delta, z, out;
+    const float *A;
+    long long A_ds, A_ns;
+    DevBC B, C;
+    const float *D, *bias;
+    int softplus, has_z;
+    const float *h0;
+    float *hT;
+    long long sbs, sds;
+    /* decomposition */
+    int P, p_shift, CB, cb_shift, TL, tl_shift, gpb, Npad;
+    int tokmaj;
+    long long n_tiles, chunk_len;
+    int K, pass; /* pass 0: whole L; 1: pass A; 2: pass B */
+    float *ch_h; /* (K, batch, dim, Npad) */
+    float *ch_s; /* (K, batch, dim) */
+};
+
+/* Stages a tile of B_t or C_t rows: dst[(j*gpb + gg)*Npad + n] for step
+ * t0+j, group g_lo+gg, state n; zero outside [t0, t_end), G and N. */
+__device__ __forceinline__ void load_bc_tile(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
+                                             long long g_lo, long long t0, long long t_end) {
+    const int TL = a.TL, gpb = a.gpb, Npad = a.Npad;
+    const int nel = TL * gpb * Npad;
+    const bool seq_fast = bc.ts < bc.ns; /* channel-major B: (batch, G, N, L) */
+#pragma unroll 1
+    for (int i = threadIdx.x; i < nel; i += kThreads) {
+        int j, gg, n;
+        if (seq_fast) {
+            j = i & (TL - 1);
+            const int r = i >> a.tl_shift;
+            n = r & (Npad - 1);
+            gg = r / Npad;
+        } else {
+            n = i & (Npad - 1);
+            const int r = i / Npad;
+            gg = r % gpb;
+            j = r / gpb;
+        }
+        const long long t = t0 + j, g = g_lo + gg;
+        float v = 0.0f;
+        if (t < t_end && g < a.G && n < a.N) v = ld_any(bc.ptr, bc.dtype, b * bc.bs + g * bc.gs + n * bc.ns + t * bc.ts);
+        dst[(j * gpb + gg) * Npad + n] = v;
+    }
+}
+
+template <int S, bool WITH_Y>
+__device__ __forceinline__ float scan_step(float (&h)[S], const float (&A2)[S], float dt, float dtu,
+                                           const float *Brow, const float *Crow) {
+    float bv[S], cv[S];
+#pragma unroll
+    for (int s = 0; s < S; s += 4) {
+        const float4 b4 = *reinterpret_cast<const float4 *>(Brow + s);
+        bv[s] = b4.x; bv[s + 1] = b4.y; bv[s + 2] = b4.z; bv[s + 3] = b4.w;
+        if (WITH_Y) {
+            const float4 c4 = *reinterpret_cast<const float4 *>(Crow + s);
+            cv[s] = c4.x; cv[s + 1] = c4.y; cv[s + 2] = c4.z; cv[s + 3] = c4.w;
+        }
+    }
+    float y0 = 0.0f, y1 = 0.0f; /* two chains halve the FFMA latency of the C-reduction */
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        /* exp(dt*A) = 2^(dt * A*log2(e)); A2 holds A*log2(e) */
+        const float dA = fast_ex2(dt * A2[s]);
+        h[s] = fmaf(dA, h[s], dtu * bv[s]);
+        if (WITH_Y) {
+            if (s & 1) y1 = fmaf(cv[s], h[s], y1);
+            else y0 = fmaf(cv[s], h[s], y0);
+        }
+    }
+    return y0 + y1;
+}
+
+template <int S>
+__global__ void __launch_bounds__(kThreads, 4) scan_kernel(const ScanArgs a) {
+    extern __shared__ __align__(16) float sm[];
+    const int P = a.P, CB = a.CB, TL = a.TL, Npad = a.Npad, ld = CB + 1;
+    float *s_dt = sm, *s_dtu = sm + TL * ld, *s_du = sm + 2 * TL * ld, *s_g = sm + 3 * TL * ld;
+    float *s_B = sm + 4 * TL * ld;
+    const int bsz = a.B.var ? TL * a.gpb * Npad : CB * (Npad + 4);
+    float *s_C = s_B + bsz;
+    const int csz = a.C.var ? TL * a.gpb * Npad : CB * (Npad + 4);
+    float *s_bias = s_C + csz, *s_D = s_bias + CB;
+
+    long long id = blockIdx.x;
+    const long long tile = id % a.n_tiles;
+    id /= a.n_tiles;
+    const long long b = id % a.batch;
+    const int kc = (int)(id / a.batch) + (a.pass == 2 ? 1 : 0);
+    const long long d0 = tile * CB;
+    const int tid = threadIdx.x, c = tid >> a.p_shift, p = tid & (P - 1);
+    const long long d = d0 + c;
+    const bool dval = d < a.dim;
+    const long long g_lo = d0 / a.dpg;
+    const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
+    const bool local = a.pass == 1 && kc > 0; /* state-only chunk */
+
+    for (int i = tid; i < CB; i += kThreads) {
+        const long long dd = d0 + i;
+        const bool v = dd < a.dim;
+        s_bias[i] = (v && a.bias) ? a.bias[dd] : 0.0f;
+        s_D[i] = (v && a.D) ? a.D[dd] : 0.0f;
+    }
+    /* constant B/C: one row of N per channel, padded by 4 floats so the
+     * float4 reads of a warp's channels fall in distinct banks */
+    if (!a.B.var || !a.C.var) {
+        for (int i = tid; i < CB * Npad; i += kThreads) {
+            const int cc = i / Npad, n = i & (Npad - 1);
+            const long long dd = d0 + cc;
+            const bool v = dd < a.dim && n < a.N;
+            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
+            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
+        }
+    }
+
+    float A2[S], h[S];
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        const int n = p * S + s;
+        A2[s] = (dval && n < a.N) ? a.A[d * a.A_ds + n * a.A_ns] * kLog2e : 0.0f;
+        h[s] = 0.0f;
+    }
+    if (a.pass == 2) {
+        /* fold the chunk states before this chunk: chunk 0's is exact, the
+         * others start from zero and carry exp(A * sum dt) */
+        if (dval) {
+            const long long row0 = b * a.dim + d;
+#pragma unroll
+            for (int s = 0; s < S; s++) h[s] = a.ch_h[row0 * Npad + p * S + s];
+            for (int k = 1; k < kc; k++) {
+                const long long row = ((long long)k * a.batch + b) * a.dim + d;
+                const float sdt = a.ch_s[row];
+#pragma unroll
+                for (int s = 0; s < S; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt), h[s], a.ch_h[row * Npad + p * S + s]);
+            }
+        }
+    } else if (kc == 0 && a.h0 && dval) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + n];
+        }
+    }
+
+    const long long t_begin = (long long)kc * a.chunk_len;
+    const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
+    const float *Bbase = a.B.var ? s_B + gl * Npad + p * S : s_B + c * (Npad + 4) + p * S;
+    const float *Cbase = a.C.var ? s_C + gl * Npad + p * S : s_C + c * (Npad + 4) + p * S;
+    const int Bstep = a.B.var ? a.gpb * Npad : 0, Cstep = a.C.var ? a.gpb * Npad : 0;
+    const int nel = TL * CB;
+    float sumdt = 0.0f;
+
+    for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
+        __syncthreads(); /* the previous tile's smem has been consumed */
+#pragma unroll 1
+        for (int i = tid; i < nel; i += kThreads) {
+            int j, cc;
+            if (a.tokmaj) { cc = i & (CB - 1); j = i >> a.cb_shift; }
+            else { j = i & (TL - 1); cc = i >> a.tl_shift; }
+            const long long t = t0 + j, dd = d0 + cc;
+            float dt = 0.0f, dtu = 0.0f, du = 0.0f, g = 1.0f;
+            if (t < t_end && dd < a.dim) {
+                const float uu = ld_any(a.u.ptr, a.u.dtype, b * a.u.bs + dd * a.u.ds + t * a.u.ts);
+                dt = ld_any(a.delta.ptr, a.delta.dtype, b * a.delta.bs + dd * a.delta.ds + t * a.delta.ts) + s_bias[cc];
+                if (a.softplus) dt = softplus_f(dt);
+                dtu = dt * uu;
+                if (!local) {
+                    du = s_D[cc] * uu;
+                    if (a.has_z) g = silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + dd * a.z.ds + t * a.z.ts));
+                }
+            }
+            const int e = j * ld + cc;
+            s_dt[e] = dt;
+            s_dtu[e] = dtu;
+            s_du[e] = du;
+            s_g[e] = g;
+        }
+        if (a.B.var) load_bc_tile(s_B, a.B, a, b, g_lo, t0, t_end);
+        if (a.C.var && !local) load_bc_tile(s_C, a.C, a, b, g_lo, t0, t_end);
+        __syncthreads();
+
+        if (!local) {
+            for (int j = 0; j < TL; j++) {
+                const int e = j * ld + c;
+                float y = scan_step<S, true>(h, A2, s_dt[e], s_dtu[e], Bbase + j * Bstep, Cbase + j * Cstep);
+                for (int o = P >> 1; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+                if (p == 0) s_du[e] = (y + s_du[e]) * s_g[e];
+            }
+            __syncthreads();
+#pragma unroll 1
+            for (int i = tid; i < nel; i += kThreads) {
+                int j, cc;
+                if (a.tokmaj) { cc = i & (CB - 1); j = i >> a.cb_shift; }
+                else { j = i & (TL - 1); cc = i >> a.tl_shift; }
+                const long long t = t0 + j, dd = d0 + cc;
+                if (t < t_end && dd < a.dim)
+                    st_any(a.out.ptr, a.out.dtype, b * a.out.bs + dd * a.out.ds + t * a.out.ts, s_du[j * ld + cc]);
+            }
+        } else {
+            for (int j = 0; j < TL; j++) {
+                const int e = j * ld + c;
+                const float dt = s_dt[e];
+                sumdt += dt;
+                scan_step<S, false>(h, A2, dt, s_dtu[e], Bbase + j * Bstep, Cbase);
+            }
+        }
+    }
+
+    if (!dval) return;
+    if (a.pass == 1) {
+        /* chunk 0: the exact state at its end; others: the local state */
+        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
+#pragma unroll
+        for (int s = 0; s < S; s++) a.ch_h[row * Npad + p * S + s] = h[s];
+        if (p == 0) a.ch_s[row] = sumdt;
+        return;
+    }
+    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) a.hT[b * a.sbs + d * a.sds + n] = h[s];
+        }
+    }
+}
+
+/* L == 0: the final state is the initial state (or zero). */
+__global__ void scan_empty_kernel(const float *h0, float *hT, long long batch, long long dim, long long N,
+                                  long long sbs, long long sds) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= batch * dim * N) return;
+    const long long n = i % N, d = (i / N) % dim, b = i / (N * dim);
+    const long long o = b * sbs + d * sds + n;
+    hT[o] = h0 ? h0[o] : 0.0f;
+}
+
+int pow2ceil(long long x) {
+    int p = 1;
+    while (p < x) p <<= 1;
+    return p;
+}
+int ilog2(int x) {
+    int s = 0;
+    while ((1 << s) < x) s++;
+    return s;
+}
+long long env_ll(const char *name, long long dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    return atoll(s);
+}
+
+template <int S>
+cudaError_t launch_scan(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
+    scan_kernel<S><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *p) {
+    ms6_cuda_ctx *cx = ms6_cuda(be);
+    cudaStream_t st = cx->stream;
+    const long long N = p->d_state;
+    const long long sds = p->state_dim_stride ? p->state_dim_stride : N;
+    const long long sbs = p->state_batch_stride ? p->state_batch_stride : p->dim * sds;
+
+    if (p->seqlen == 0) {
+        if (!p->final_state) return MS6_STATUS_OK;
+        const long long n = p->batch * p->dim * N;
+        scan_empty_kernel<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(p->initial_state, p->final_state, p->batch,
+                                                                        p->dim, N, sbs, sds);
+        return ms6_cuda_check(be, cudaGetLastError(), "selective_scan_fwd (L = 0) launch");
+    }
+
+    ScanArgs a;
+    a.batch = p->batch; a.dim = p->dim; a.L = p->seqlen; a.N = N;
+    a.G = p->n_groups > 0 ? p->n_groups : 1;
+    a.dpg = p->dim / a.G;
+    a.u = dev_act(p->u); a.delta = dev_act(p->delta); a.z = dev_act(p->z); a.out = dev_act(p->out);
+    a.A = p->A; a.A_ds = p->A_dim_stride; a.A_ns = p->A_state_stride;
+    a.B = dev_bc(p->B); a.C = dev_bc(p->C);
+    if (!a.B.var && !a.C.var) a.G = 1, a.dpg = p->dim;
+    a.D = p->D; a.bias = p->delta_bias;
+    a.softplus = p->delta_softplus; a.has_z = p->z.ptr != NULL;
+    a.h0 = p->initial_state; a.hT = p->final_state; a.sbs = sbs; a.sds = sds;
+
+    /* states per lane: the largest S that still gives the GPU enough
+     * threads (8 warps per SM); lanes per channel P = N/S rounded to 2^k */
+    const int sms = cx->prop.multiProcessorCount > 0 ? cx->prop.multiProcessorCount : 1;
+    const long long chans = p->batch * p->dim;
+    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 256);
+    const int smax = N > 8 ? 16 : (N > 4 ? 8 : 4);
+    int S = 0;
+    const long long force_s = env_ll("MS6_SCAN_S", 0);
+    for (int s = smax; s >= 4; s >>= 1) {
+        const int P = pow2ceil((N + s - 1) / s);
+        if (P > 32) break;
+        S = s;
+        if (force_s ? s == force_s : chans * P >= want) break;
+    }
+    const int P = pow2ceil((N + S - 1) / S);
+    a.P = P; a.p_shift = ilog2(P);
+    a.CB = kThreads / P; a.cb_shift = ilog2(a.CB);
+    a.Npad = P * S;
+    a.n_tiles = (p->dim + a.CB - 1) / a.CB;
+    a.gpb = (int)((a.CB - 1) / a.dpg + 2);
+    if (a.gpb > a.G) a.gpb = (int)a.G;
+    /* token-major when channels are closer together than steps */
+    a.tokmaj = p->u.dim_stride <= p->u.seq_stride;
+
+    /* tile length: about 2048 elements per tile, shared memory <= 48 KB */
+    int TL = 2048 / a.CB;
+    if (TL > 64) TL = 64;
+    const long long max_tl = env_ll("MS6_SCAN_MAX_TL", 64);
+    while (TL > 1 && TL > max_tl) TL >>= 1;
+    if (TL < 1) TL = 1;
+    size_t smem = 0;
+    for (;; TL >>= 1) {
+        const size_t bsz = a.B.var ? (size_t)TL * a.gpb * a.Npad : (size_t)a.CB * (a.Npad + 4);
+        const size_t csz = a.C.var ? (size_t)TL * a.gpb * a.Npad : (size_t)a.CB * (a.Npad + 4);
+        smem = sizeof(float) * (4 * (size_t)TL * (a.CB + 1) + bsz + csz + 2 * (size_t)a.CB);
+        if (smem <= 48 * 1024 || TL == 1) break;
+    }
+    a.TL = TL; a.tl_shift = ilog2(TL);
+
+    /* chunks over L when the channels alone cannot fill the GPU */
+    long long K = 1;
+    const long long threads = chans * P;
+    if (threads < want) K = (want + threads - 1) / threads + 1;
+    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
+    if (force_k > 0) K = force_k;
+    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 256);
+    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
+    if (K > kMaxChunks) K = kMaxChunks;
+    if (K < 3 && force_k <= 0) K = 1; /* two chunks would run one after the other */
+    if (K < 1) K = 1;
+    long long chunk = (p->seqlen + K - 1) / K;
+    chunk = (chunk + TL - 1) / TL * TL;
+    K = (p->seqlen + chunk - 1) / chunk;
+    a.chunk_len = chunk;
+    a.K = (int)K;
+    a.ch_h = NULL; a.ch_s = NULL;
+    if (env_ll("MS6_SCAN_VERBOSE", 0))
+        fprintf(stderr, "scan: batch=%lld dim=%lld L=%lld N=%lld S=%d P=%d CB=%d TL=%d K=%lld chunk=%lld smem=%zu\n",
+                (long long)p->batch, (long long)p->dim, (long long)p->seqlen, N, S, P, a.CB, TL, K, chunk, smem);
+
+    cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t) =
+        S == 16 ? launch_scan<16> : (S == 8 ? launch_scan<8> : launch_scan<4>);
+    const long long blocks1 = a.n_tiles * p->batch;
+    if (K == 1) {
+        a.pass = 0;
+        return ms6_cuda_check(be, launch(a, blocks1, smem, st), "selective_scan_fwd launch");
+    }
+
+    /* two passes with chunk states in stream-ordered scratch */
+    const size_t rows = (size_t)K * p->batch * p->dim;
+    void *scratch = NULL;
+    cudaError_t e = cudaMallocAsync(&scratch, rows * sizeof(float) * (a.Npad + 1), st);
+    if (e != cudaSuccess) return ms6_cuda_check(be, e, "selective_scan_fwd chunk-state scratch");
+    a.ch_h = (float *)scratch;
+    a.ch_s = a.ch_h + rows * a.Npad;
+    a.pass = 1;
+    e = launch(a, blocks1 * (K - 1), smem, st);
+    if (e == cudaSuccess) {
+        a.pass = 2;
+        e = launch(a, blocks1 * (K - 1), smem, st);
+    }
+    cudaError_t e2 = cudaFreeAsync(scratch, st);
+    if (e == cudaSuccess) e = e2;
+    return ms6_cuda_check(be, e, "selective_scan_fwd launch");
+}
