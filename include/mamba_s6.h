@@ -376,6 +376,45 @@ ms6_status ms6_session_save_state(ms6_session *s, const char *path);
 ms6_status ms6_session_load_state(ms6_session *s, const char *path);
 
 /* ------------------------------------------------------------------ */
+/* Batch: several sequences of different lengths decoded together       */
+/* ------------------------------------------------------------------ */
+
+/* A batch holds up to max_seqs sequence slots, each with its own conv +
+ * ssm state. Sequences are added and prefilled one at a time (any length),
+ * then stepped together: one weight read serves every sequence of a step,
+ * so tokens/s grows with the batch until the GPU is compute-bound. Each
+ * sequence's results equal decoding it alone in a session (up to rounding).
+ *
+ *     ms6_batch *b;
+ *     ms6_batch_create(model, 8, &b, &err);
+ *     int64_t s0, s1;
+ *     ms6_batch_add(b, &s0);  ms6_batch_prefill(b, s0, p0, n0, NULL);
+ *     ms6_batch_add(b, &s1);  ms6_batch_prefill(b, s1, p1, n1, NULL);
+ *     int64_t slots[2] = {s0, s1};  int32_t next[2] = {...};
+ *     ms6_batch_step(b, slots, next, 2, logits);   // logits (2, vocab)
+ */
+typedef struct ms6_batch ms6_batch;
+
+/* The batch borrows `model`, which must outlive it. max_seqs >= 1. */
+ms6_status ms6_batch_create(ms6_model *model, int64_t max_seqs, ms6_batch **out, ms6_error *err);
+void ms6_batch_free(ms6_batch *b);
+const char *ms6_batch_last_error(const ms6_batch *b);
+/* Claims a free slot with an empty state; MS6_STATUS_OUT_OF_RANGE when all
+ * max_seqs slots are in use. */
+ms6_status ms6_batch_add(ms6_batch *b, int64_t *slot);
+/* Releases a slot (its state is discarded). */
+ms6_status ms6_batch_remove(ms6_batch *b, int64_t slot);
+/* Runs n_ids tokens of sequence `slot`, continuing its state (in chunks of
+ * the model's prefill_chunk). logits (optional): vocab floats of the last
+ * token. */
+ms6_status ms6_batch_prefill(ms6_batch *b, int64_t slot, const int32_t *ids, int64_t n_ids, float *logits);
+/* One decode step for n distinct active slots: slots[i] is fed ids[i];
+ * logits (optional) receives (n, vocab) floats, row i for slots[i]. */
+ms6_status ms6_batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, float *logits);
+/* Tokens consumed by a slot (-1 when the slot is not active). */
+int64_t ms6_batch_position(const ms6_batch *b, int64_t slot);
+
+/* ------------------------------------------------------------------ */
 /* Sampling                                                            */
 /* ------------------------------------------------------------------ */
 

@@ -155,6 +155,7 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
 }
 
 void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
+    ms6_graph_cache_free(w);
     void *ps[] = {w->residual, w->h, w->xz, w->u, w->dbc, w->delta, w->y, w->out, w->logits, w->ids, w->slots};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) ms6_backend_dealloc(m->be, ps[i]);
     memset(w, 0, sizeof *w);
@@ -192,8 +193,8 @@ static ms6_status rmsnorm(ms6_model *m, char *msg, int64_t rows, int64_t dim, co
     return MS6_STATUS_OK;
 }
 
-static ms6_status embed(ms6_model *m, ms6_fwd_scratch *w, const int32_t *ids, int64_t n, char *msg) {
-    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, ids, sizeof(int32_t) * (size_t)n));
+/* residual rows = embedding rows of the n ids already in w->ids */
+static ms6_status embed_op(ms6_model *m, ms6_fwd_scratch *w, int64_t n, char *msg) {
     ms6_embed_params e = {
         .n = n, .dim = m->cfg.pub.d_model,
         .ids = w->ids,
@@ -202,6 +203,11 @@ static ms6_status embed(ms6_model *m, ms6_fwd_scratch *w, const int32_t *ids, in
     };
     RUN(m, msg, "embed", m->be->ops->embed(m->be, &e));
     return MS6_STATUS_OK;
+}
+
+static ms6_status embed(ms6_model *m, ms6_fwd_scratch *w, const int32_t *ids, int64_t n, char *msg) {
+    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, ids, sizeof(int32_t) * (size_t)n));
+    return embed_op(m, w, n, msg);
 }
 
 /* Steps 2, 4, 5 and 7 shared by prefill and decode: rows are tokens there
@@ -238,14 +244,19 @@ static ms6_status out_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_wei
                 L->out_proj_bias, w->out, c->d_model);
 }
 
-/* Final residual add + norm_f on rows [r0, r0+n), then lm_head in blocks,
- * each block downloaded to logits (host) row by row. */
-static ms6_status head(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
+/* Final residual add + norm_f on rows [r0, r0+n) (head_norm), then lm_head
+ * in blocks, each block downloaded to logits (host) row by row (head_blocks). */
+static ms6_status head_norm(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const int64_t dm = c->d_model;
+    return rmsnorm(m, msg, n, dm, w->out + r0 * dm, dm, w->h + r0 * dm, dm, w->residual + r0 * dm, 1, m->norm_f,
+                   c->norm_eps);
+}
+
+static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, V = c->vocab_size;
-    ms6_status st = rmsnorm(m, msg, n, dm, w->out + r0 * dm, dm, w->h + r0 * dm, dm, w->residual + r0 * dm, 1,
-                            m->norm_f, c->norm_eps);
-    if (st != MS6_STATUS_OK) return st;
+    ms6_status st;
     for (int64_t b = 0; b < n; b += w->logit_rows) {
         const int64_t nr = n - b < w->logit_rows ? n - b : w->logit_rows;
         st = gemm(m, msg, "lm_head gemm", nr, V, dm, w->h + (r0 + b) * dm, dm, m->lm_head, NULL, w->logits, V);
@@ -253,6 +264,12 @@ static ms6_status head(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, 
         RUN(m, msg, "download", ms6_backend_download(m->be, logits + b * V, w->logits, sizeof(float) * (size_t)(nr * V)));
     }
     return MS6_STATUS_OK;
+}
+
+static ms6_status head(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
+    ms6_status st = head_norm(m, w, r0, n, msg);
+    if (st != MS6_STATUS_OK) return st;
+    return head_blocks(m, w, r0, n, logits, msg);
 }
 
 ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
@@ -312,18 +329,14 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     return head(m, w, L - 1, 1, logits, msg);
 }
 
-ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
-                            const int32_t *ids, int64_t n, float *logits, char *msg) {
+/* The device part of a decode step: from the ids and slots already in
+ * w->ids / w->slots to the normed final hidden states, and the logits in
+ * w->logits when n fits in one lm_head block. No host transfer happens
+ * here, which is what lets graph.c capture it into a CUDA graph. */
+static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
-    int32_t slot_buf[64] = {0}, *slots = n <= 64 ? slot_buf : malloc(sizeof(int32_t) * (size_t)n);
-    if (!slots) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory");
-    /* sequence seqs[b] lives in state slot 2*seq + cur[seq] of every layer */
-    for (int64_t b = 0; b < n; b++) slots[b] = (int32_t)(2 * seqs[b] + s->cur[seqs[b]]);
-    ms6_status st = ms6_backend_upload(m->be, w->slots, slots, sizeof(int32_t) * (size_t)n);
-    if (slots != slot_buf) free(slots);
-    if (st != MS6_STATUS_OK) return OPFAIL(m, msg, "upload");
-    st = embed(m, w, ids, n, msg);
+    ms6_status st = embed_op(m, w, n, msg);
     if (st != MS6_STATUS_OK) return st;
     for (int64_t i = 0; i < c->n_layer; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
@@ -365,6 +378,26 @@ ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
         st = out_proj(m, w, Lw, n, msg);
         if (st != MS6_STATUS_OK) return st;
     }
-    if (!logits) return MS6_STATUS_OK;
-    return head(m, w, 0, n, logits, msg);
+    st = head_norm(m, w, 0, n, msg);
+    if (st != MS6_STATUS_OK || n > w->logit_rows) return st;
+    return gemm(m, msg, "lm_head gemm", n, c->vocab_size, dm, w->h, dm, m->lm_head, NULL, w->logits, c->vocab_size);
+}
+
+ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
+                            const int32_t *ids, int64_t n, float *logits, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    int32_t slot_buf[64] = {0}, *slots = n <= 64 ? slot_buf : malloc(sizeof(int32_t) * (size_t)n);
+    if (!slots) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory");
+    /* sequence seqs[b] lives in state slot 2*seq + cur[seq] of every layer */
+    for (int64_t b = 0; b < n; b++) slots[b] = (int32_t)(2 * seqs[b] + s->cur[seqs[b]]);
+    ms6_status st = ms6_backend_upload(m->be, w->slots, slots, sizeof(int32_t) * (size_t)n);
+    if (slots != slot_buf) free(slots);
+    if (st != MS6_STATUS_OK) return OPFAIL(m, msg, "upload");
+    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, ids, sizeof(int32_t) * (size_t)n));
+    st = ms6_graph_step(m, s, w, n, step_body, msg);
+    if (st != MS6_STATUS_OK || !logits) return st;
+    if (n > w->logit_rows) return head_blocks(m, w, 0, n, logits, msg);
+    RUN(m, msg, "download",
+        ms6_backend_download(m->be, logits, w->logits, sizeof(float) * (size_t)(n * c->vocab_size)));
+    return MS6_STATUS_OK;
 }

@@ -111,14 +111,17 @@ static ms6_status place_matrix(ms6_model *m, const ms6_st_tensor *t, int host, m
     if (!no) return ms6_fmt_error(m->err, MS6_STATUS_OUT_OF_MEMORY, "out of memory placing '%s'", t->name);
     m->owned = no;
     void *buf;
-    ms6_status st = ms6_backend_alloc(m->be, t->nbytes, &buf);
+    /* on a device, matrices take the placement type (placement.c) */
+    const ms6_dtype dt = host ? t->dtype : ms6_placement_dtype(m->weight_dtype, t->dtype);
+    const size_t bytes = (size_t)t->n_elements * ms6_dtype_size(dt);
+    ms6_status st = ms6_backend_alloc(m->be, bytes, &buf);
     if (st != MS6_STATUS_OK)
-        return ms6_fmt_error(m->err, st, "cannot allocate %zu bytes for tensor '%s': %s", t->nbytes, t->name,
+        return ms6_fmt_error(m->err, st, "cannot allocate %zu bytes for tensor '%s': %s", bytes, t->name,
                              ms6_backend_last_error(m->be));
     m->owned[m->n_owned++] = buf;
-    st = ms6_backend_upload(m->be, buf, t->data, t->nbytes);
-    if (st != MS6_STATUS_OK)
-        return ms6_fmt_error(m->err, st, "cannot upload tensor '%s': %s", t->name, ms6_backend_last_error(m->be));
+    st = ms6_placement_upload(m->be, buf, t, dt, m->err);
+    if (st != MS6_STATUS_OK) return st;
+    out->dtype = dt;
     out->ptr = buf;
     return MS6_STATUS_OK;
 }
@@ -170,12 +173,12 @@ static ms6_status load_weights(ms6_model *m) {
     if (head) {
         TRY(place_matrix(m, head, host, &m->lm_head));
         COUNT(head);
-        wbytes += head->nbytes;
+        wbytes += (size_t)head->n_elements * ms6_dtype_size(m->lm_head.dtype);
         m->cfg.pub.tied_embeddings = 0;
     } else {
         m->lm_head = m->embedding;
         m->cfg.pub.tied_embeddings = 1;
-        wbytes += emb->nbytes;
+        wbytes += (size_t)emb->n_elements * ms6_dtype_size(m->embedding.dtype);
     }
     TRY(get_tensor(m, "backbone.norm_f.weight", 1, SHAPE(dm), 0, &t));
     if (!small_add(&sl, t, &m->norm_f, XF_COPY)) OOM();
@@ -190,7 +193,7 @@ static ms6_status load_weights(ms6_model *m) {
         TRY(get_tensor(m, LNAME(suffix), 2, SHAPE(__VA_ARGS__), 0, &t));               \
         TRY(place_matrix(m, t, host, &L->field));                                      \
         COUNT(t);                                                                      \
-        wbytes += t->nbytes;                                                           \
+        wbytes += (size_t)t->n_elements * ms6_dtype_size(L->field.dtype);              \
     } while (0)
 #define SMALL(suffix, field, optional, xf, nd, ...)                                     \
     do {                                                                               \
@@ -311,6 +314,9 @@ ms6_status ms6_model_load(const char *dir, const ms6_model_options *opts, ms6_mo
         goto fail;
     }
     m->prefill_chunk = o.prefill_chunk;
+    st = ms6_placement_check(o.dtype, m->err);
+    if (st != MS6_STATUS_OK) goto fail;
+    m->weight_dtype = o.dtype;
     /* The safetensors set is opened first so that a missing directory is
      * reported as such, not as a missing config.json. */
     st = ms6_st_open_dir(dir, &m->st, m->err);

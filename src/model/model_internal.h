@@ -58,6 +58,7 @@ struct ms6_model {
     void **owned;               /* backend copies of big matrices (device placement, unaligned data) */
     int n_owned;
     int64_t prefill_chunk;
+    int weight_dtype;           /* ms6_model_options.dtype: device matrix type, -1 = the checkpoint's half type */
     size_t weight_bytes;
     char dir[512];
     char err[MS6_ERRMSG_SIZE];
@@ -94,6 +95,7 @@ typedef struct ms6_fwd_scratch {
     float *logits;       /* (logit_rows, vocab_size) */
     int32_t *ids;        /* (rows,) token ids */
     int32_t *slots;      /* (rows,) state slot of each sequence in a step */
+    void *graphs;        /* captured decode steps (graph.c), host object; NULL until the first */
 } ms6_fwd_scratch;
 
 ms6_status ms6_fwd_state_init(ms6_model *m, int64_t n_seq, ms6_fwd_state *s, char *msg);
@@ -120,6 +122,27 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
  * (n, vocab). */
 ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
                             const int32_t *ids, int64_t n, float *logits, char *msg);
+
+/* ---- device placement and decode graphs (placement.c, graph.c) ---- */
+
+/* The dtype a large matrix stored as `stored` takes on a device backend:
+ * `requested` (an ms6_dtype) or, for -1, the checkpoint's own half type
+ * (f16 for f32 checkpoints). */
+ms6_dtype ms6_placement_dtype(int requested, ms6_dtype stored);
+/* Checks ms6_model_options.dtype (-1 or an ms6_dtype). */
+ms6_status ms6_placement_check(int requested, char *msg);
+/* Uploads tensor t to dst (backend memory) converted to dtype `to`, through
+ * a bounded host staging buffer. */
+ms6_status ms6_placement_upload(ms6_backend *be, void *dst, const ms6_st_tensor *t, ms6_dtype to, char *msg);
+
+/* The device part of one decode step for n sequences (ids and slots already
+ * in the scratch buffers). */
+typedef ms6_status (*ms6_step_body)(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg);
+/* Runs body, on CUDA through a CUDA graph captured on the second step of
+ * each (state, n) and replayed afterwards; elsewhere just calls it. */
+ms6_status ms6_graph_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, ms6_step_body body,
+                          char *msg);
+void ms6_graph_cache_free(ms6_fwd_scratch *w);
 
 #ifdef __cplusplus
 }

@@ -334,6 +334,10 @@ typedef struct gemm_state {
     uint64_t clock;
     void *scratch;             /* converted x and the fp32 temporary */
     size_t scratch_bytes;
+    /* outgrown scratch buffers: a captured CUDA graph may still point into
+     * them, so they are freed only with the backend */
+    void *retired[64];
+    int n_retired;
 } gemm_state;
 
 static cudaDataType_t cuda_type(int dt) {
@@ -375,6 +379,7 @@ extern "C" void ms6_cuda_gemm_release(ms6_cuda_ctx *c) {
     for (int i = 0; i < LT_CACHE_SIZE; i++) entry_release(&g->cache[i]);
     if (g->h) cublasLtDestroy(g->h);
     if (g->scratch) cudaFree(g->scratch);
+    for (int i = 0; i < g->n_retired; i++) cudaFree(g->retired[i]);
     free(g);
     c->blaslt = NULL;
 }
@@ -421,10 +426,16 @@ static ms6_status scratch_reserve(ms6_backend *be, gemm_state *g, size_t bytes) 
                                 "gemm: mixed-dtype product needs %zu bytes of scratch during CUDA graph capture; "
                                 "run it once before capturing",
                                 bytes);
+    /* grow geometrically so that few buffers are ever retired */
+    if (bytes < 2 * g->scratch_bytes) bytes = 2 * g->scratch_bytes;
     if (g->scratch) {
-        cudaError_t e = cudaStreamSynchronize(c->stream);
-        if (e != cudaSuccess) return ms6_cuda_check(be, e, "gemm: scratch");
-        cudaFree(g->scratch);
+        if (g->n_retired == (int)(sizeof g->retired / sizeof g->retired[0])) {
+            cudaError_t e = cudaStreamSynchronize(c->stream);
+            if (e != cudaSuccess) return ms6_cuda_check(be, e, "gemm: scratch");
+            cudaFree(g->scratch);
+        } else {
+            g->retired[g->n_retired++] = g->scratch;
+        }
         g->scratch = NULL;
         g->scratch_bytes = 0;
     }
