@@ -1,0 +1,196 @@
+/*
+ * test_cuda_model.c - whole models on the CUDA backend against the CPU
+ * backend, on every golden checkpoint under tests/golden/models:
+ *   - logits at every position of the golden ids: relative L2 per position
+ *     <= 2e-2 with half weights (the default placement) and <= 2e-3 with
+ *     fp32 weights (dtype f32, fp32 arithmetic end to end), prefilled in
+ *     chunks of 5 tokens so the state crosses chunk boundaries;
+ *   - decode: the CPU's greedy continuation fed to both backends step by
+ *     step (steps 1, 2 and 3+ are the eager, captured and replayed CUDA
+ *     graph paths): every step's logits within the same tolerance, and the
+ *     same argmax wherever the CPU's top two logits are not a near-tie
+ *     (fp32 mode: everywhere, and equal to the golden greedy ids);
+ *   - batched decode == each sequence decoded alone (tests/batch_check.h);
+ *   - a bad dtype option and an impossible device allocation are clear
+ *     errors.
+ * Exits 77 without a usable GPU or without the golden models.
+ */
+#include "batch_check.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdio.h>
+
+static ms6_model *load(const char *dir, ms6_backend_kind kind, int dtype, int64_t chunk) {
+    ms6_model_options o;
+    ms6_model_options_init(&o);
+    o.backend = kind;
+    o.dtype = dtype;
+    if (chunk) o.prefill_chunk = chunk;
+    ms6_model *m = NULL;
+    ms6_error err;
+    ms6_status st = ms6_model_load(dir, &o, &m, &err);
+    CHECK(st == MS6_STATUS_OK, "%s on %s: %s", dir, ms6_backend_kind_name(kind), err.message);
+    return m;
+}
+
+static int32_t *json_ids(const cJSON *a, int64_t *n) {
+    *n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
+    for (int64_t i = 0; i < *n; i++) ids[i] = (int32_t)cJSON_GetArrayItem(a, (int)i)->valuedouble;
+    return ids;
+}
+
+/* top-1 minus top-2 of a logits row */
+static double margin(const float *x, int64_t n) {
+    double a = -INFINITY, b = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (x[i] > a) { b = a; a = x[i]; }
+        else if (x[i] > b) b = x[i];
+    }
+    return a - b;
+}
+
+static void golden_one(const char *dir, tu_rng *rng) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)len + 1);
+    size_t got = fread(text, 1, (size_t)len, f);
+    fclose(f);
+    text[got] = 0;
+    cJSON *g = cJSON_Parse(text);
+    free(text);
+    CHECK(g != NULL, "%s: bad JSON", path);
+    if (!g) return;
+    int64_t L, P, G;
+    int32_t *ids = json_ids(cJSON_GetObjectItem(g, "ids"), &L);
+    int32_t *prompt = json_ids(cJSON_GetObjectItem(g, "greedy_prompt"), &P);
+    int32_t *gold_greedy = json_ids(cJSON_GetObjectItem(g, "greedy"), &G);
+    const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+
+    ms6_model *cpu = load(dir, MS6_BACKEND_CPU, -1, 0);
+    for (int mode = 0; mode < 2 && cpu && L > 0; mode++) {
+        /* mode 0: half weights (default placement); mode 1: fp32 weights */
+        const double tol = mode ? 2e-3 : 2e-2;
+        const char *mname = mode ? "f32" : "half";
+        ms6_model *gpu = load(dir, MS6_BACKEND_CUDA, mode ? MS6_DTYPE_F32 : -1, 5);
+        if (!gpu) continue;
+        const int64_t V = ms6_model_vocab_size(cpu);
+        float *a = malloc(sizeof(float) * (size_t)(L * V)), *b = malloc(sizeof(float) * (size_t)(L * V));
+        ms6_session *sc = NULL, *sg = NULL;
+        ms6_session_create(cpu, &sc, NULL);
+        ms6_session_create(gpu, &sg, NULL);
+        CHECK(sc && sg, "%s: sessions", name);
+        if (!sc || !sg) goto next;
+        ms6_status st = ms6_session_prefill(sc, ids, L, a, 1);
+        CHECK(st == MS6_STATUS_OK, "%s: cpu prefill: %s", name, ms6_session_last_error(sc));
+        st = ms6_session_prefill(sg, ids, L, b, 1);
+        CHECK(st == MS6_STATUS_OK, "%s %s: cuda prefill: %s", name, mname, ms6_session_last_error(sg));
+        if (st) goto next;
+        double worst = 0;
+        for (int64_t t = 0; t < L; t++) {
+            const double e = bc_rel(b + t * V, a + t * V, V);
+            if (!(e <= worst)) worst = e;
+        }
+        CHECK(worst <= tol, "%s %s: prefill logits vs cpu: worst position rel err %.3g > %.3g", name, mname, worst, tol);
+        /* decode: the CPU's greedy continuation of the greedy prompt, teacher-forced on both */
+        if (P > 0 && G > 0) {
+            ms6_session_reset(sc);
+            ms6_session_reset(sg);
+            st = ms6_session_prefill(sc, prompt, P, a, 0);
+            if (!st) st = ms6_session_prefill(sg, prompt, P, b, 0);
+            CHECK(st == MS6_STATUS_OK, "%s %s: greedy prompt: %s / %s", name, mname, ms6_session_last_error(sc),
+                  ms6_session_last_error(sg));
+            double dworst = 0;
+            int64_t agree = 0, ties = 0;
+            for (int64_t i = 0; i < G && !st; i++) {
+                const int32_t ca = ms6_argmax(a, V), cb = ms6_argmax(b, V);
+                const double e = bc_rel(b, a, V);
+                if (!(e <= dworst)) dworst = e;
+                if (ca == cb) agree++;
+                else if (!mode && margin(a, V) < 0.05) ties++;
+                else CHECK(0, "%s %s: greedy step %lld: cuda picks %d, cpu %d", name, mname, (long long)i, cb, ca);
+                if (mode)
+                    CHECK(ca == gold_greedy[i], "%s: cpu greedy step %lld is %d, golden %d", name, (long long)i, ca,
+                          gold_greedy[i]);
+                st = ms6_session_step(sc, ca, a);
+                if (!st) st = ms6_session_step(sg, ca, b);
+                CHECK(st == MS6_STATUS_OK, "%s %s: step %lld: %s / %s", name, mname, (long long)i,
+                      ms6_session_last_error(sc), ms6_session_last_error(sg));
+            }
+            CHECK(dworst <= tol, "%s %s: decode logits vs cpu: worst step rel err %.3g > %.3g", name, mname, dworst,
+                  tol);
+            fprintf(stderr, "  %-28s %-4s prefill rel %.2e  decode rel %.2e  greedy %lld/%lld (+%lld near-ties)\n",
+                    name, mname, worst, dworst, (long long)agree, (long long)G, (long long)ties);
+        }
+        batch_check(gpu, name, rng, mode ? 1e-4 : 1e-3);
+    next:
+        ms6_session_free(sc);
+        ms6_session_free(sg);
+        free(a);
+        free(b);
+        ms6_model_free(gpu);
+    }
+    ms6_model_free(cpu);
+    free(ids);
+    free(prompt);
+    free(gold_greedy);
+    cJSON_Delete(g);
+}
+
+static void bad_input(const char *dir) {
+    ms6_model_options o;
+    ms6_model_options_init(&o);
+    o.backend = MS6_BACKEND_CUDA;
+    o.dtype = 7;
+    ms6_model *m = NULL;
+    ms6_error err;
+    ms6_status st = ms6_model_load(dir, &o, &m, &err);
+    CHECK(st == MS6_STATUS_INVALID_ARGUMENT && !m, "dtype 7 accepted (%s)", ms6_status_string(st));
+    CHECK(strstr(err.message, "dtype") != NULL, "dtype message: %s", err.message);
+    ms6_backend *be = NULL;
+    if (ms6_backend_create(MS6_BACKEND_CUDA, NULL, &be, &err) == MS6_STATUS_OK) {
+        void *p = NULL;
+        st = ms6_backend_alloc(be, (size_t)1 << 52, &p);
+        CHECK(st == MS6_STATUS_OUT_OF_MEMORY && !p, "4 PB device allocation: %s", ms6_status_string(st));
+        CHECK(strstr(ms6_backend_last_error(be), "bytes") != NULL, "OOM message: %s", ms6_backend_last_error(be));
+        ms6_backend_free(be);
+    }
+}
+
+int main(void) {
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed("test_cuda_model"));
+    ms6_backend *be = NULL;
+    ms6_error err;
+    if (ms6_backend_create(MS6_BACKEND_CUDA, NULL, &be, &err) != MS6_STATUS_OK) {
+        printf("skip: %s\n", err.message);
+        return TEST_SKIP;
+    }
+    ms6_backend_free(be);
+    char root[1024];
+    tu_source_path("tests/golden/models", root, sizeof root);
+    DIR *d = opendir(root);
+    if (!d) {
+        printf("skip: no golden models under %s\n", root);
+        return TEST_SKIP;
+    }
+    struct dirent *e;
+    char names[64][256];
+    int n = 0;
+    while ((e = readdir(d)) && n < 64)
+        if (e->d_name[0] != '.') snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        char dir[1400];
+        snprintf(dir, sizeof dir, "%s/%s", root, names[i]);
+        golden_one(dir, &rng);
+        if (i == 0) bad_input(dir);
+    }
+    return tu_finish("test_cuda_model");
+}
