@@ -457,12 +457,18 @@ int64_t ms6_tokenizer_vocab_size(const ms6_tokenizer *tok);
 
 /* Encodes `len` bytes of UTF-8 text. Writes up to `cap` ids and the count
  * needed to *n_ids; returns MS6_STATUS_BUFFER_TOO_SMALL when cap is short
- * (cap = len + 1 always suffices). Invalid UTF-8 bytes are replaced by
- * U+FFFD before encoding. */
+ * (call again with cap = *n_ids). cap = len + 1 covers ordinary text, but
+ * NFC expands a few characters up to 3x (U+1D160, 4 bytes, becomes 12 ids), so
+ * only cap = 3 * len + 1 is certain (tokenizers without add_prefix_space,
+ * such as GPT-NeoX's). Invalid UTF-8 is replaced by U+FFFD (one per maximal
+ * invalid subpart, as Python's errors='replace') before encoding. Special
+ * tokens written in the text (<|endoftext|>) are encoded as their ids. */
 ms6_status ms6_tokenizer_encode(ms6_tokenizer *tok, const char *text, size_t len,
                                 int32_t *ids, size_t cap, size_t *n_ids);
 /* Decodes ids to bytes (not NUL-terminated unless room remains; *len is
- * the byte count needed). MS6_STATUS_OUT_OF_RANGE for an unknown id. */
+ * the byte count needed). MS6_STATUS_OUT_OF_RANGE for an unknown id.
+ * Special tokens are kept; byte sequences that are not valid UTF-8 become
+ * U+FFFD, so the text is always valid UTF-8 (`tokenizers` decode). */
 ms6_status ms6_tokenizer_decode(ms6_tokenizer *tok, const int32_t *ids, size_t n_ids,
                                 char *text, size_t cap, size_t *len);
 

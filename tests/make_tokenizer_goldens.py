@@ -19,11 +19,13 @@ special tokens mid-text, invalid UTF-8, and seeded random mixtures of all of the
 writes cases.json:
 
   {"tokenizers_version": "...",
-   "tokenizers": {"neox_like": [{"text_hex": ..., "ids": [...], "decoded_hex": ...}, ...], ...}}
+   "tokenizers": {"neox_like": [{"text_hex": ..., "ids": [...], "decoded_hex": ...}, ...], ...},
+   "decode": {"neox_like": [{"ids": [...], "decoded_hex": ...}, ...], ...}}
 
 text_hex holds the raw input bytes (possibly invalid UTF-8; `tokenizers` gets
 bytes.decode('utf-8', errors='replace') of them), decoded_hex the UTF-8 of
-decode(ids, skip_special_tokens=False).
+decode(ids, skip_special_tokens=False). The "decode" cases are random id
+sequences, whose bytes are often not valid UTF-8 (decoded as from_utf8_lossy does).
 
   python3 tests/make_tokenizer_goldens.py                 # rewrite the goldens
   python3 tests/make_tokenizer_goldens.py --check-neox BIN [--n N]
@@ -259,17 +261,29 @@ def cases_for(tok, texts):
     return out
 
 
+def decode_cases(tok, seed):
+    """Random id sequences (many split multi-byte characters) and the text `tokenizers` decodes."""
+    rng = random.Random(seed)
+    n = tok.get_vocab_size(with_added_tokens=True)
+    out = []
+    for _ in range(40):
+        ids = [rng.randrange(n) for _ in range(rng.randint(1, 12))]
+        out.append({"ids": ids, "decoded_hex": tok.decode(ids, skip_special_tokens=False).encode("utf-8").hex()})
+    return out
+
+
 def make_goldens():
     import tokenizers
 
     os.makedirs(OUT, exist_ok=True)
-    result = {"tokenizers_version": tokenizers.__version__, "tokenizers": {}}
+    result = {"tokenizers_version": tokenizers.__version__, "tokenizers": {}, "decode": {}}
     for name, prefix, flags, as_strings in [("neox_like", False, 0, True), ("prefix_flags", True, 1, False)]:
         path = os.path.join(OUT, name + ".json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(to_neox_json(build(prefix, flags), as_strings))
         tok = Tokenizer.from_file(path)  # the cases come from the file as written
         result["tokenizers"][name] = cases_for(tok, stress_inputs(flags))
+        result["decode"][name] = decode_cases(tok, 5 + flags)
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=0)
     for fn in sorted(os.listdir(OUT)):

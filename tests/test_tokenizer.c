@@ -144,6 +144,32 @@ static void run_golden_set(ms6_tokenizer *tok, const char *name, const cJSON *ca
     fprintf(stderr, "goldens %s: %d/%d cases match\n", name, n_ok, n);
 }
 
+/* Random ids (split characters, special tokens): decode and the streaming
+ * decoder give the text `tokenizers` decodes. */
+static void run_decode_set(ms6_tokenizer *tok, const char *name, const cJSON *cases) {
+    int n = 0, n_ok = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        const char *dh = cJSON_GetObjectItem(c, "decoded_hex")->valuestring;
+        const cJSON *jids = cJSON_GetObjectItem(c, "ids");
+        unsigned char *want = malloc(strlen(dh) / 2 + 1);
+        size_t wl = unhex(dh, want), ne = (size_t)cJSON_GetArraySize(jids), gl = 0;
+        int32_t *ids = malloc(sizeof *ids * (ne + 1));
+        for (size_t i = 0; i < ne; i++) ids[i] = (int32_t)cJSON_GetArrayItem(jids, (int)i)->valueint;
+        char *got = decode(tok, ids, ne, &gl);
+        int same = got && gl == wl && !memcmp(got, want, wl);
+        CHECK(same, "%s decode case %d: %zu bytes, expected %zu", name, n, gl, wl);
+        check_stream(tok, ids, ne, (const char *)want, wl);
+        n_ok += same;
+        n++;
+        free(got);
+        free(ids);
+        free(want);
+    }
+    CHECK(n >= 10, "%s: only %d decode cases", name, n);
+    fprintf(stderr, "goldens %s: %d/%d decode cases match\n", name, n_ok, n);
+}
+
 static void test_goldens(void) {
     char path[1024];
     char *js = slurp(tu_source_path("tests/golden/tokenizer/cases.json", path, sizeof path), NULL);
@@ -163,6 +189,7 @@ static void test_goldens(void) {
         CHECK(st == MS6_STATUS_OK, "load %s: %s", tp, err.message);
         if (st != MS6_STATUS_OK) continue;
         run_golden_set(tok, set->string, set);
+        run_decode_set(tok, set->string, cJSON_GetObjectItem(cJSON_GetObjectItem(root, "decode"), set->string));
         ms6_tokenizer_free(tok);
         n_sets++;
     }
@@ -261,6 +288,22 @@ static void test_random(ms6_tokenizer *tok, tu_rng *rng) {
         if (ascii) CHECK(d && dl == n && !memcmp(d, s, n), "ASCII input %d does not round-trip", r);
         if (d) check_stream(tok, ids, k, d, dl);
         free(d);
+        free(ids);
+    }
+    /* NFC expansion: U+1D160 (4 bytes) becomes three characters, 12 bytes;
+     * ids never exceed 3 * len for a tokenizer without a prefix space */
+    const char *grow[] = {"\xf0\x9d\x85\xa0", "\xcd\x84", "\xe0\xbd\xb6", "\xe0\xa5\x98"};
+    for (int r = 0; r < 50; r++) {
+        char s[256];
+        size_t n = 0;
+        while (n < 200) {
+            const char *g = tu_next(rng) % 3 ? grow[tu_next(rng) % 4] : "a";
+            memcpy(s + n, g, strlen(g));
+            n += strlen(g);
+        }
+        size_t k;
+        int32_t *ids = encode(tok, s, n, &k);
+        CHECK(ids && k <= 3 * n && k > n / 2, "NFC-expanding text: %zu bytes gave %zu ids", n, k);
         free(ids);
     }
 }

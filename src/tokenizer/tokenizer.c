@@ -28,11 +28,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The GPT-2 pre-tokenizer pattern of the `tokenizers` ByteLevel
- * pre-tokenizer. \s with PCRE2_UCP is Unicode White_Space except U+0085, and
- * Oniguruma's \s (used by `tokenizers`) includes U+0085: spelled out here. */
-static const char GPT2_PATTERN[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\x{85}\\p{L}\\p{N}]+|[\\s\\x{85}]+(?![^\\s\\x{85}])|[\\s\\x{85}]+";
+/*
+ * The GPT-2 pre-tokenizer pattern of the `tokenizers` ByteLevel pre-tokenizer
+ *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * run there by Oniguruma, whose \s is Unicode White_Space. PCRE2's \s (UCP)
+ * also matches U+180E MONGOLIAN VOWEL SEPARATOR, which left White_Space in
+ * Unicode 6.3 ("\r\r\u180e" then splits differently), so \s is spelled out
+ * as the White_Space list. \p{L} and \p{N} come from PCRE2's Unicode tables.
+ */
+#define WS "\\x{09}-\\x{0D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS
+                                   "])|[" WS "]+";
+#undef WS
 
 /* ------------------------------------------------------------------ */
 /* Loading                                                             */
