@@ -21,6 +21,7 @@ int cmd_detokenize(int argc, char **argv);
 int bench_tokenize(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_bench_scan(int argc, char **argv);
+int cmd_bench_generate(int argc, char **argv);
 /* further subcommands are declared here as they land */
 
 /* Shared argument helpers (cli_util.c). Each prints a message naming the

@@ -14,6 +14,7 @@ typedef struct {
 static const bench_entry benches[] = {
     {"tokenize", "tokenizer encode MB/s and tokens/s on one core", bench_tokenize},
     {"scan", "selective scan (prefill) and state update (decode) vs their floors", cmd_bench_scan},
+    {"generate", "model prefill tokens/s and decode ms/token vs the weight-read floor", cmd_bench_generate},
     {"none", "placeholder kept so the table is never empty", NULL},
 };
 

@@ -1,0 +1,121 @@
+/*
+ * fast.h - internals of the fast CPU backend ("cpu").
+ *
+ * The ops (fast_gemm.c, fast_ssm.c, fast_conv.c) split their work over the
+ * backend's thread pool with a fixed rule (each output element is computed
+ * by one thread, in an order that does not depend on the thread count) and
+ * call per-ISA kernels through an ms6_fast_kernels table. The kernels are
+ * written once (fast_kern.h, over an 8-lane float vector type) and compiled
+ * three times: AVX2+FMA+F16C (fast_isa_avx2.c, x86-64, through a target
+ * pragma so the build needs no -mavx2), NEON (fast_isa_neon.c, aarch64) and
+ * portable C (fast_isa_scalar.c). ms6_fast_kernels_select picks one at run
+ * time (__builtin_cpu_supports on x86-64); MS6_CPU_ISA=scalar|avx2|neon in
+ * the environment forces a choice (tests use ms6_fast_kernels_by_name).
+ */
+#ifndef MS6_FAST_H
+#define MS6_FAST_H
+
+#include "backend/backend.h"
+#include "core/threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Register tile of the blocked GEMM: MS6_GEMM_MR rows of x by
+ * MS6_GEMM_NR columns of y (rows of W). */
+#define MS6_GEMM_MR 6
+#define MS6_GEMM_NR 16
+/* Cache blocking: K in blocks of KC (one packed W panel of KC x NR floats,
+ * 16 KiB, stays in L1), N in blocks of NC (one chunk of the parallel loop;
+ * its packed KC x NC block, 64 KiB, stays in L2), M in blocks of MC rows of
+ * x (MC x KC floats, 96 KiB). KC is fixed, so the summation order of every
+ * element does not depend on the thread count. */
+#define MS6_GEMM_KC 256
+#define MS6_GEMM_NC 64
+#define MS6_GEMM_MC 96
+/* Calls with M <= this run as matrix-vector products (W streamed once). */
+#define MS6_GEMV_MAX_M 4
+
+typedef struct ms6_fast_kernels {
+    const char *name; /* "avx2", "neon", "scalar" */
+
+    /* y[m*ldy + n] for m < M (1..MS6_GEMV_MAX_M), n in [n0, n1):
+     *   v = dot(x_m, W_n) (+ bias[n]) (+ y[m*ldy+n] if accumulate)
+     * x fp32, W of dtype wt. Every (m, n) is one FMA chain over k in order
+     * (from the old y when accumulating, bias added last): the order of
+     * `micro` over all K-blocks, so both give the same bits. */
+    void (*gemv)(int64_t M, int64_t K, const float *x, int64_t ldx, const void *w, ms6_dtype wt, int64_t ldw,
+                 int64_t n0, int64_t n1, float *y, int64_t ldy, const float *bias, int accumulate);
+
+    /* Packs rows [n0, n0+nr) (nr <= NR) and columns [k0, k0+kc) of W,
+     * converted to fp32, into bp[k*NR + j] (rows past nr are zeros). */
+    void (*pack_w)(const void *w, ms6_dtype wt, int64_t ldw, int64_t n0, int nr, int64_t k0, int64_t kc, float *bp);
+
+    /* One MR x NR tile: c[i*ldc + j] = (load_c ? c : 0) + sum_k a[i*lda + k] * bp[k*NR + j]
+     * for i < mr, j < nr, then + bias[j] when bias is not NULL. */
+    void (*micro)(int64_t kc, const float *a, int64_t lda, int mr, const float *bp, float *c, int64_t ldc, int nr,
+                  int load_c, const float *bias);
+
+    /* y[i] = exp(x[i]) for i < n (the vectorized polynomial exp). */
+    void (*exp)(const float *x, float *y, int64_t n);
+
+    /* Selective scan of channels [d0, d1) of batch b (see fast_ssm.c). */
+    void (*scan)(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, float *scratch);
+
+    /* Selective state update of channels [d0, d1) of sequence b. */
+    void (*state_update)(const ms6_state_update_params *p, int64_t b, int64_t d0, int64_t d1, float *scratch);
+
+    /* Causal conv1d of channels [d0, d1) of batch b. */
+    void (*conv)(const ms6_conv1d_params *p, int64_t b, int64_t d0, int64_t d1);
+
+    /* One-step conv of channels [d0, d1) of sequence b (slot >= 0). */
+    void (*conv_update)(const ms6_conv1d_update_params *p, int64_t b, int64_t slot, int64_t d0, int64_t d1);
+
+    /* RMSNorm of rows [r0, r1). */
+    void (*rmsnorm)(const ms6_rmsnorm_params *p, int64_t r0, int64_t r1);
+} ms6_fast_kernels;
+
+/* Floats of scratch the scan and state-update kernels need per thread. */
+#define MS6_FAST_SCRATCH_FLOATS (8 * 8 * MS6_MAX_D_STATE)
+
+extern const ms6_fast_kernels ms6_fast_kernels_scalar;
+#if defined(__x86_64__)
+extern const ms6_fast_kernels ms6_fast_kernels_avx2;
+#endif
+#if defined(__aarch64__)
+extern const ms6_fast_kernels ms6_fast_kernels_neon;
+#endif
+
+/* The best kernels this CPU runs (or those named by MS6_CPU_ISA). */
+const ms6_fast_kernels *ms6_fast_kernels_select(void);
+/* Kernels by name ("avx2", "neon", "scalar"); NULL when this build or
+ * this CPU cannot run them. */
+const ms6_fast_kernels *ms6_fast_kernels_by_name(const char *name);
+
+/* Private state of a "cpu" backend. */
+typedef struct ms6_cpu_ctx {
+    ms6_threadpool *pool;
+    int n_threads;
+    const ms6_fast_kernels *k;
+    float **pack;    /* per thread: MS6_GEMM_KC * MS6_GEMM_NC floats (packed W) */
+    float **scratch; /* per thread: MS6_FAST_SCRATCH_FLOATS floats */
+} ms6_cpu_ctx;
+
+/* Creates a "cpu" backend context with n_threads threads (<= 0: all cores)
+ * and the given kernels (NULL: ms6_fast_kernels_select()). */
+ms6_status ms6_cpu_init_with(ms6_backend *be, int n_threads, const ms6_fast_kernels *k);
+
+ms6_status ms6_fast_gemm(ms6_backend *be, const ms6_gemm_params *p);
+ms6_status ms6_fast_scan_fwd(ms6_backend *be, const ms6_scan_params *p);
+ms6_status ms6_fast_state_update(ms6_backend *be, const ms6_state_update_params *p);
+ms6_status ms6_fast_conv1d_fwd(ms6_backend *be, const ms6_conv1d_params *p);
+ms6_status ms6_fast_conv1d_update(ms6_backend *be, const ms6_conv1d_update_params *p);
+ms6_status ms6_fast_rmsnorm(ms6_backend *be, const ms6_rmsnorm_params *p);
+ms6_status ms6_fast_embed(ms6_backend *be, const ms6_embed_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

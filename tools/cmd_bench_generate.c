@@ -1,0 +1,307 @@
+/*
+ * mamba-s6 bench generate: end-to-end prefill and decode speed of a model,
+ * next to the decode floor.
+ *
+ * Prefill: one session, P random token ids (fixed seed), best of --reps runs.
+ * Decode: G greedy steps after the prompt (a few untimed warm-up steps
+ * first), best of --reps runs. The floor of batch-1 decode is the weight
+ * bytes read per token (ms6_model_weight_bytes) divided by this machine's
+ * copy bandwidth, measured here with the same thread count on buffers larger
+ * than the model and than the L3 the machine reports (DESIGN.md section 8:
+ * these machines report a very large L3, and a model that fits in it would
+ * otherwise look faster than memory). Copy bandwidth counts bytes read plus
+ * bytes written, as DESIGN.md does.
+ *
+ * The phases are separate functions over one bench_cfg / bench_result so a
+ * backend with its own memory (CUDA: device copy bandwidth, batch > 1)
+ * only adds its own measure_* function.
+ */
+#include "cli.h"
+#include "backend/cpu/fast.h"
+#include "core/threadpool.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *dir;
+    ms6_backend_kind backend;
+    int threads; /* 0 = all cores */
+    int64_t batch, prompt, gen, reps;
+    int json;
+} bench_cfg;
+
+typedef struct {
+    double prefill_s;       /* best time of one prefill of `prompt` tokens */
+    double decode_s;        /* best time of `gen` steps */
+    double copy_bytes_per_s;/* read + write, 0 when not measured */
+    double copy_buffer_bytes;
+    double rss_bytes;       /* resident memory after decode (weights touched) */
+    size_t weight_bytes;
+    int threads_used;
+    const char *isa;
+} bench_result;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mamba-s6 bench generate -m DIR [--backend cpu|cpu-ref|cuda] [--threads T] [--batch B]\n"
+            "                               [--prompt P] [--gen G] [--reps R] [--json]\n\n"
+            "Prefill tokens/s, decode ms/token and tokens/s, memory, and the decode floor:\n"
+            "weight bytes per token / copy bandwidth measured here (buffers larger than the\n"
+            "model and the L3 cache), with the ratio to it. Figures are the best of R runs.\n\n"
+            "  -m, --model DIR   model directory (config.json + safetensors)\n"
+            "  --backend NAME    cpu (default), cpu-ref or cuda\n"
+            "  --threads T       CPU threads, 0 = all cores (default 0)\n"
+            "  --batch B         sequences decoded together (default 1; this build: 1)\n"
+            "  --prompt P        prompt tokens (default 512)\n"
+            "  --gen G           decoded tokens (default 64)\n"
+            "  --reps R          runs of each phase, best kept (default 3)\n"
+            "  --json            one JSON object per line instead of the table\n");
+}
+
+static double rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    long pages = 0, res = 0;
+    const int n = fscanf(f, "%ld %ld", &pages, &res);
+    fclose(f);
+    return n == 2 ? (double)res * (double)sysconf(_SC_PAGESIZE) : 0;
+}
+
+typedef struct {
+    char *src, *dst;
+    size_t bytes;
+} copy_job;
+
+#define COPY_CHUNK ((size_t)4 << 20)
+
+static void copy_chunk(void *arg, int64_t chunk, int tid) {
+    const copy_job *j = arg;
+    (void)tid;
+    const size_t lo = (size_t)chunk * COPY_CHUNK, n = j->bytes - lo < COPY_CHUNK ? j->bytes - lo : COPY_CHUNK;
+    memcpy(j->dst + lo, j->src + lo, n);
+}
+
+/* Host copy bandwidth with `threads` threads, bytes read + written per second. */
+static int measure_host_bandwidth(const bench_cfg *c, bench_result *r) {
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 < 0) l3 = 0;
+    double want = 1.5 * (double)r->weight_bytes;
+    if (want < 4.0 * (double)l3) want = 4.0 * (double)l3;
+    if (want < 256.0 * 1024 * 1024) want = 256.0 * 1024 * 1024;
+    if (want > 8.0 * 1024 * 1024 * 1024) want = 8.0 * 1024 * 1024 * 1024;
+    const size_t bytes = (size_t)want & ~(size_t)4095;
+    copy_job j = {malloc(bytes), malloc(bytes), bytes};
+    ms6_threadpool *pool = ms6_threadpool_create(r->threads_used);
+    if (!j.src || !j.dst || !pool) {
+        fprintf(stderr, "mamba-s6 bench generate: cannot allocate 2 x %.0f MB for the bandwidth test\n", want / 1e6);
+        free(j.src);
+        free(j.dst);
+        ms6_threadpool_free(pool);
+        return 1;
+    }
+    memset(j.src, 1, bytes); /* fault the pages in before timing */
+    memset(j.dst, 2, bytes);
+    double best = 1e30;
+    for (int rep = 0; rep < 4; rep++) {
+        const double t0 = cli_now();
+        ms6_threadpool_for(pool, (int64_t)((bytes + COPY_CHUNK - 1) / COPY_CHUNK), copy_chunk, &j);
+        const double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    r->copy_bytes_per_s = 2.0 * (double)bytes / best;
+    r->copy_buffer_bytes = (double)bytes;
+    ms6_threadpool_free(pool);
+    free(j.src);
+    free(j.dst);
+    return 0;
+}
+
+static int run_model(const bench_cfg *c, bench_result *r) {
+    ms6_model_options mo;
+    ms6_model_options_init(&mo);
+    mo.backend = c->backend;
+    mo.n_threads = c->threads;
+    ms6_model *m = NULL;
+    ms6_session *s = NULL;
+    ms6_error err;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    int rc = 1;
+    if (ms6_model_load(c->dir, &mo, &m, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        return 1;
+    }
+    r->weight_bytes = ms6_model_weight_bytes(m);
+    const int64_t V = ms6_model_vocab_size(m);
+    ids = malloc(sizeof(int32_t) * (size_t)c->prompt);
+    logits = malloc(sizeof(float) * (size_t)V);
+    if (!ids || !logits) {
+        fprintf(stderr, "mamba-s6 bench generate: out of memory\n");
+        goto done;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int64_t i = 0; i < c->prompt; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        ids[i] = (int32_t)(x % (uint64_t)V);
+    }
+    if (ms6_session_create(m, &s, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        goto done;
+    }
+    r->prefill_s = r->decode_s = 1e30;
+    const int warm = 3;
+    for (int64_t rep = 0; rep < c->reps; rep++) {
+        ms6_status st = ms6_session_reset(s);
+        double t0 = cli_now();
+        if (st == MS6_STATUS_OK) st = ms6_session_prefill(s, ids, c->prompt, logits, 0);
+        double t = cli_now() - t0;
+        if (t < r->prefill_s) r->prefill_s = t;
+        for (int i = 0; i < warm && st == MS6_STATUS_OK; i++) st = ms6_session_step(s, ms6_argmax(logits, V), logits);
+        t0 = cli_now();
+        for (int64_t i = 0; i < c->gen && st == MS6_STATUS_OK; i++)
+            st = ms6_session_step(s, ms6_argmax(logits, V), logits);
+        t = cli_now() - t0;
+        if (st != MS6_STATUS_OK) {
+            fprintf(stderr, "mamba-s6 bench generate: %s\n", ms6_session_last_error(s));
+            goto done;
+        }
+        if (t < r->decode_s) r->decode_s = t;
+    }
+    r->rss_bytes = rss_bytes();
+    rc = 0;
+done:
+    ms6_session_free(s);
+    ms6_model_free(m);
+    free(ids);
+    free(logits);
+    return rc;
+}
+
+static void report(const bench_cfg *c, const bench_result *r) {
+    const double pf_tps = (double)c->prompt / r->prefill_s;
+    const double ms_tok = 1e3 * r->decode_s / (double)c->gen;
+    const double floor_ms = r->copy_bytes_per_s > 0 ? 1e3 * (double)r->weight_bytes / r->copy_bytes_per_s : 0;
+    const double ratio = floor_ms > 0 ? ms_tok / floor_ms : 0;
+    const double speedup = (1e3 * r->prefill_s / (double)c->prompt) > 0 ? ms_tok / (1e3 * r->prefill_s / (double)c->prompt) : 0;
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) return;
+        cJSON_AddStringToObject(o, "bench", "generate");
+        cJSON_AddStringToObject(o, "model", c->dir);
+        cJSON_AddStringToObject(o, "backend", ms6_backend_kind_name(c->backend));
+        cJSON_AddStringToObject(o, "isa", r->isa ? r->isa : "");
+        cJSON_AddNumberToObject(o, "threads", r->threads_used);
+        cJSON_AddNumberToObject(o, "batch", (double)c->batch);
+        cJSON_AddNumberToObject(o, "prompt", (double)c->prompt);
+        cJSON_AddNumberToObject(o, "gen", (double)c->gen);
+        cJSON_AddNumberToObject(o, "prefill_tokens_per_s", pf_tps);
+        cJSON_AddNumberToObject(o, "prefill_ms_per_token", 1e3 * r->prefill_s / (double)c->prompt);
+        cJSON_AddNumberToObject(o, "ms_per_token", ms_tok);
+        cJSON_AddNumberToObject(o, "tokens_per_s", 1e3 / ms_tok);
+        cJSON_AddNumberToObject(o, "weight_bytes", (double)r->weight_bytes);
+        cJSON_AddNumberToObject(o, "copy_gb_per_s", r->copy_bytes_per_s / 1e9);
+        cJSON_AddNumberToObject(o, "floor_ms_per_token", floor_ms);
+        cJSON_AddNumberToObject(o, "ratio_to_floor", ratio);
+        cJSON_AddNumberToObject(o, "prefill_over_decode_per_token", speedup);
+        cJSON_AddNumberToObject(o, "rss_mb", r->rss_bytes / 1e6);
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt) printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+        return;
+    }
+    printf("model %s: weights %.1f MB read per decoded token\n", c->dir, (double)r->weight_bytes / 1e6);
+    printf("backend %s%s%s, %d thread%s, batch %lld, best of %lld runs\n", ms6_backend_kind_name(c->backend),
+           r->isa ? " / " : "", r->isa ? r->isa : "", r->threads_used, r->threads_used == 1 ? "" : "s",
+           (long long)c->batch, (long long)c->reps);
+    printf("%-28s %12s %12s %12s %8s\n", "phase", "ms/token", "tokens/s", "floor ms", "ratio");
+    printf("%-28s %12.3f %12.1f %12s %8s\n", "prefill", 1e3 * r->prefill_s / (double)c->prompt, pf_tps, "-", "-");
+    if (floor_ms > 0)
+        printf("%-28s %12.3f %12.1f %12.3f %8.2f\n", "decode", ms_tok, 1e3 / ms_tok, floor_ms, ratio);
+    else
+        printf("%-28s %12.3f %12.1f %12s %8s\n", "decode", ms_tok, 1e3 / ms_tok, "-", "-");
+    printf("prefill (%lld tokens) is %.1fx faster per token than decode (%lld tokens)\n", (long long)c->prompt,
+           speedup, (long long)c->gen);
+    if (r->copy_bytes_per_s > 0)
+        printf("copy bandwidth %.2f GB/s (read + write, %d thread%s, 2 x %.0f MB buffers)\n",
+               r->copy_bytes_per_s / 1e9, r->threads_used, r->threads_used == 1 ? "" : "s",
+               r->copy_buffer_bytes / 1e6);
+    printf("resident memory %.0f MB\n", r->rss_bytes / 1e6);
+}
+
+int cmd_bench_generate(int argc, char **argv) {
+    bench_cfg c = {NULL, MS6_BACKEND_CPU, 0, 1, 512, 64, 3, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json")) {
+            c.json = 1;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "mamba-s6 bench generate: unknown option or missing value: '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        long long n;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            c.dir = v;
+        } else if (!strcmp(a, "--backend")) {
+            if (ms6_backend_kind_parse(v, &c.backend) != MS6_STATUS_OK) {
+                fprintf(stderr, "mamba-s6 bench generate: --backend expects cpu, cpu-ref or cuda, got '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--threads")) {
+            if (cli_parse_int(a, v, 0, 1024, &n)) return 2;
+            c.threads = (int)n;
+        } else if (!strcmp(a, "--batch")) {
+            if (cli_parse_int(a, v, 1, 1 << 20, &n)) return 2;
+            c.batch = n;
+        } else if (!strcmp(a, "--prompt")) {
+            if (cli_parse_int(a, v, 1, 1 << 24, &n)) return 2;
+            c.prompt = n;
+        } else if (!strcmp(a, "--gen")) {
+            if (cli_parse_int(a, v, 1, 1 << 24, &n)) return 2;
+            c.gen = n;
+        } else if (!strcmp(a, "--reps")) {
+            if (cli_parse_int(a, v, 1, 1000, &n)) return 2;
+            c.reps = n;
+        } else {
+            fprintf(stderr, "mamba-s6 bench generate: unknown option '%s'\n\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!c.dir) {
+        fprintf(stderr, "mamba-s6 bench generate: -m DIR is required\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (c.batch != 1) {
+        fprintf(stderr, "mamba-s6 bench generate: --batch %lld: only batch 1 is measured by this build\n",
+                (long long)c.batch);
+        return 2;
+    }
+    if (!ms6_backend_compiled(c.backend)) {
+        fprintf(stderr, "mamba-s6 bench generate: the %s backend is not compiled into this build\n",
+                ms6_backend_kind_name(c.backend));
+        return 2;
+    }
+    bench_result r = {0};
+    r.threads_used = c.backend == MS6_BACKEND_CPU ? (c.threads > 0 ? c.threads : ms6_cpu_count()) : 1;
+    if (c.backend == MS6_BACKEND_CPU) r.isa = ms6_fast_kernels_select()->name;
+    if (run_model(&c, &r)) return 1;
+    /* after the model runs, so its resident size is not mixed with the copy buffers */
+    if (c.backend != MS6_BACKEND_CUDA && measure_host_bandwidth(&c, &r)) return 1;
+    report(&c, &r);
+    return 0;
+}
