@@ -16,6 +16,7 @@ typedef struct {
     ms6_backend_kind backend;
     int threads;
     long long prefill_chunk;
+    const char *dtype; /* --dtype: CUDA weight type, NULL = the checkpoint's half type */
 } model_args;
 
 /* Options shared by the three commands; returns 1 when argv[*i] was one of
@@ -37,6 +38,13 @@ static int common_opt(int argc, char **argv, int *i, model_args *ma) {
         if (!v) goto missing;
         if (cli_parse_int(o, v, 0, 1024, &n)) return -1;
         ma->threads = (int)n;
+    } else if (!strcmp(o, "--dtype")) {
+        if (!v) goto missing;
+        if (strcmp(v, "f32") && strcmp(v, "f16") && strcmp(v, "bf16")) {
+            fprintf(stderr, "mamba-s6: --dtype expects f16, bf16 or f32, got '%s'\n", v);
+            return -1;
+        }
+        ma->dtype = v;
     } else if (!strcmp(o, "--prefill-chunk")) {
         if (!v) goto missing;
         if (cli_parse_int(o, v, 1, 1 << 20, &n)) return -1;
@@ -61,6 +69,8 @@ static ms6_model *open_model(const model_args *ma) {
     o.backend = ma->backend;
     o.n_threads = ma->threads;
     o.prefill_chunk = ma->prefill_chunk;
+    if (ma->dtype)
+        o.dtype = !strcmp(ma->dtype, "f32") ? MS6_DTYPE_F32 : !strcmp(ma->dtype, "bf16") ? MS6_DTYPE_BF16 : MS6_DTYPE_F16;
     ms6_model *m;
     ms6_error err;
     ms6_status st = ms6_model_load(ma->dir, &o, &m, &err);
@@ -68,6 +78,8 @@ static ms6_model *open_model(const model_args *ma) {
         fprintf(stderr, "mamba-s6: %s\n", err.message);
         if (ma->backend == MS6_BACKEND_CUDA && (st == MS6_STATUS_DEVICE_ERROR || st == MS6_STATUS_UNSUPPORTED))
             fprintf(stderr, "mamba-s6: no usable GPU backend; run on the CPU with --backend cpu\n");
+        if (ma->backend == MS6_BACKEND_CUDA && st == MS6_STATUS_OUT_OF_MEMORY)
+            fprintf(stderr, "mamba-s6: the model does not fit in GPU memory; try --dtype f16, or --backend cpu\n");
         return NULL;
     }
     return m;
@@ -124,11 +136,13 @@ static void generate_usage(FILE *f) {
             "  --backend B            cpu (default), cpu-ref or cuda\n"
             "  --threads T            CPU threads (0 = all cores)\n"
             "  --prefill-chunk N      prompt tokens per prefill chunk (default 512)\n"
+            "  --dtype T              cuda weight type: f16, bf16 or f32 (default: the\n"
+            "                         checkpoint's half type, f16 for f32 checkpoints)\n"
             "The continuation streams to stdout; prompt and decode speed go to stderr.\n");
 }
 
 int cmd_generate(int argc, char **argv) {
-    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0};
+    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0, NULL};
     const char *prompt = NULL, *ids_arg = NULL;
     long long n_gen = 32;
     int print_ids = 0;
@@ -299,7 +313,7 @@ done:
 /* -------------------------------------------------------------- logits */
 
 int cmd_logits(int argc, char **argv) {
-    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0};
+    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0, NULL};
     const char *ids_arg = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         int r = common_opt(argc, argv, &i, &ma);
@@ -401,7 +415,7 @@ static void print_bytes(const char *label, double b) {
 }
 
 int cmd_info(int argc, char **argv) {
-    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0};
+    model_args ma = {NULL, MS6_BACKEND_CPU, 0, 0, NULL};
     for (int i = 1; i < argc; i++) {
         int r = common_opt(argc, argv, &i, &ma);
         if (r < 0) return 2;
