@@ -23,16 +23,16 @@ fail=0
 die() { echo "FAIL: $*" >&2; fail=1; }
 
 # Runs the converter in ONE python process for several argument lists (each
-# process importing torch would cost seconds): "ok" cases must return 0,
-# "bad" cases must exit non-zero with a "convert_original:" message and no
-# traceback. usage: convert_cases ok|bad 'what|arg|arg...' ...
+# process importing torch costs seconds). Each case is 'ok|what|arg|arg...'
+# (must return 0) or 'bad|what|arg|...' (must exit non-zero with a
+# "convert_original:" message and no traceback).
 convert_cases() {
     "$PY" - "$CONV" "$@" <<'PYEOF'
 import contextlib, io, runpy, sys, traceback
-conv, mode, cases = sys.argv[1], sys.argv[2], sys.argv[3:]
+conv, cases = sys.argv[1], sys.argv[2:]
 bad = 0
 for case in cases:
-    what, *args = case.split("|")
+    mode, what, *args = case.split("|")
     err = io.StringIO()
     sys.argv = [conv] + args
     code = 0
@@ -56,6 +56,7 @@ PYEOF
 # --- fake checkpoints -------------------------------------------------------
 # tied: vocab 50 padded to 56, d_model 32, 2 layers, default ssm_cfg, f32
 # untied: f16, d_state 8, d_conv 3, dt_rank 5, biases, 3 layers, norm_epsilon 1e-6
+# evil: a pickle that would run code if unpickled without weights_only
 "$PY" - "$TMP" <<'EOF' || { echo "FAIL: making fake checkpoints"; exit 1; }
 import json, math, os, sys, torch
 root = sys.argv[1]
@@ -94,12 +95,35 @@ def make(name, d, L, vocab, pad, ssm, dtype, tied, extra_cfg=None):
 make("tied", 32, 2, 50, 8, {}, torch.float32, True)
 make("untied", 48, 3, 61, 16, {"d_state": 8, "d_conv": 3, "dt_rank": 5, "bias": True}, torch.float16, False,
      {"norm_epsilon": 1e-6})
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + os.path.join(root, "PWNED"),))
+os.makedirs(os.path.join(root, "evil"))
+torch.save({"backbone.embedding.weight": Evil()}, os.path.join(root, "evil", "pytorch_model.bin"))
 EOF
 
-# --- convert and compare ---------------------------------------------------
-convert_cases ok "tied|$TMP/tied|$TMP/tied_out" "untied|$TMP/untied|$TMP/untied_out" \
-    "untied --dtype f32|$TMP/untied/pytorch_model.bin|$TMP/untied_f32|--dtype|f32" || fail=1
+# --- bad inputs -------------------------------------------------------------
+mkdir -p "$TMP/m2" "$TMP/nocfg" "$TMP/shape" "$TMP/json" "$TMP/garbage"
+cp "$TMP/tied/config.json" "$TMP/evil/"
+for d in m2 nocfg shape json; do cp "$TMP/tied/pytorch_model.bin" "$TMP/$d/"; done
+"$PY" -c "import json;c=json.load(open('$TMP/tied/config.json'));c['ssm_cfg']={'layer':'Mamba2'};json.dump(c,open('$TMP/m2/config.json','w'))"
+echo '{"n_layer": 2}' > "$TMP/nocfg/config.json"
+"$PY" -c "import json;c=json.load(open('$TMP/tied/config.json'));c['d_model']=40;json.dump(c,open('$TMP/shape/config.json','w'))"
+echo 'not json' > "$TMP/json/config.json"
+cp "$TMP/tied/config.json" "$TMP/garbage/config.json"
+printf 'garbage' > "$TMP/garbage/pytorch_model.bin"
 
+# --- convert: good ones must work, bad ones fail cleanly --------------------
+convert_cases "ok|tied|$TMP/tied|$TMP/tied_out" "ok|untied|$TMP/untied|$TMP/untied_out" \
+    "ok|untied --dtype f32|$TMP/untied/pytorch_model.bin|$TMP/untied_f32|--dtype|f32" \
+    "bad|code-carrying pickle|$TMP/evil|$TMP/evil_out" \
+    "bad|Mamba2 config|$TMP/m2|$TMP/m2_out" "bad|config without d_model|$TMP/nocfg|$TMP/nocfg_out" \
+    "bad|wrong d_model|$TMP/shape|$TMP/shape_out" "bad|bad JSON|$TMP/json|$TMP/json_out" \
+    "bad|missing input|$TMP/does_not_exist|$TMP/x" \
+    "bad|truncated pytorch_model.bin|$TMP/garbage|$TMP/garbage_out" || fail=1
+[ -e "$TMP/PWNED" ] && die "the pickle's code ran"
+
+# --- compare the converted tensors and config with the originals -----------
 "$PY" - "$TMP" "$SRC" <<'EOF' || fail=1
 import json, os, sys, torch, numpy as np
 from safetensors.torch import load_file
@@ -165,30 +189,6 @@ if "$BIN" --help 2>&1 | grep -q '^  info '; then
         out=$("$BIN" info -m "$TMP/$o" 2>&1) || die "mamba-s6 info on $o failed: $out"
     done
 fi
-
-# --- bad inputs: non-zero, a message, no traceback ---------------------------
-# a pickle that would run code when unpickled without weights_only
-mkdir -p "$TMP/evil" "$TMP/m2" "$TMP/nocfg" "$TMP/shape" "$TMP/json" "$TMP/garbage"
-cp "$TMP/tied/config.json" "$TMP/evil/"
-"$PY" - "$TMP/evil/pytorch_model.bin" "$TMP/evil/PWNED" <<'EOF'
-import os, sys, torch
-class Evil:
-    def __reduce__(self):
-        return (os.system, ("touch " + sys.argv[2],))
-torch.save({"backbone.embedding.weight": Evil()}, sys.argv[1])
-EOF
-for d in m2 nocfg shape json; do cp "$TMP/tied/pytorch_model.bin" "$TMP/$d/"; done
-"$PY" -c "import json;c=json.load(open('$TMP/tied/config.json'));c['ssm_cfg']={'layer':'Mamba2'};json.dump(c,open('$TMP/m2/config.json','w'))"
-echo '{"n_layer": 2}' > "$TMP/nocfg/config.json"
-"$PY" -c "import json;c=json.load(open('$TMP/tied/config.json'));c['d_model']=40;json.dump(c,open('$TMP/shape/config.json','w'))"
-echo 'not json' > "$TMP/json/config.json"
-cp "$TMP/tied/config.json" "$TMP/garbage/config.json"
-printf 'garbage' > "$TMP/garbage/pytorch_model.bin"
-convert_cases bad "code-carrying pickle|$TMP/evil|$TMP/evil_out" \
-    "Mamba2 config|$TMP/m2|$TMP/m2_out" "config without d_model|$TMP/nocfg|$TMP/nocfg_out" \
-    "wrong d_model|$TMP/shape|$TMP/shape_out" "bad JSON|$TMP/json|$TMP/json_out" \
-    "missing input|$TMP/does_not_exist|$TMP/x" "truncated pytorch_model.bin|$TMP/garbage|$TMP/garbage_out" || fail=1
-[ -e "$TMP/evil/PWNED" ] && die "the pickle's code ran"
 
 [ $fail -eq 0 ] && echo "cli_convert: all checks passed"
 exit $fail
