@@ -19,6 +19,9 @@
 #include "cli.h"
 #include "backend/cpu/fast.h"
 #include "core/threadpool.h"
+#ifdef MS6_HAVE_CUDA
+#include "backend/cuda/cuda_tools.h"
+#endif
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -43,6 +46,8 @@ typedef struct {
     size_t weight_bytes;
     int threads_used;
     const char *isa;
+    double state_rw_bytes;  /* per sequence and step: conv + ssm state read and written */
+    char device[160];       /* GPU description (cuda) */
 } bench_result;
 
 static void usage(FILE *f) {
@@ -55,7 +60,8 @@ static void usage(FILE *f) {
             "  -m, --model DIR   model directory (config.json + safetensors)\n"
             "  --backend NAME    cpu (default), cpu-ref or cuda\n"
             "  --threads T       CPU threads, 0 = all cores (default 0)\n"
-            "  --batch B         sequences decoded together (default 1; this build: 1)\n"
+            "  --batch B         sequences decoded together (default 1); with B > 1 each\n"
+            "                    sequence gets its own prompt, decode tokens/s counts all B\n"
             "  --prompt P        prompt tokens (default 512)\n"
             "  --gen G           decoded tokens (default 64)\n"
             "  --reps R          runs of each phase, best kept (default 3)\n"
@@ -181,10 +187,104 @@ done:
     return rc;
 }
 
+/* Batch > 1 (any backend): B sequences in one ms6_batch, prompts of
+ * prompt - (i % 8) tokens (different lengths), prefill of sequence 0 timed,
+ * then `gen` steps of all B timed. A step reads the weights once and the
+ * state of every sequence (read and written): the floor adds B states. */
+static int run_batch(const bench_cfg *c, bench_result *r) {
+    ms6_model_options mo;
+    ms6_model_options_init(&mo);
+    mo.backend = c->backend;
+    mo.n_threads = c->threads;
+    ms6_model *m = NULL;
+    ms6_batch *b = NULL;
+    ms6_error err;
+    int rc = 1;
+    if (ms6_model_load(c->dir, &mo, &m, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        return 1;
+    }
+    r->weight_bytes = ms6_model_weight_bytes(m);
+    const ms6_model_config *mc = ms6_model_get_config(m);
+    r->state_rw_bytes = 2.0 * 4.0 * (double)(mc->n_layer * mc->d_inner * (mc->d_state + mc->d_conv - 1));
+    const int64_t V = ms6_model_vocab_size(m), B = c->batch;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(c->prompt > B ? c->prompt : B));
+    int64_t *slots = malloc(sizeof(int64_t) * (size_t)B);
+    float *logits = malloc(sizeof(float) * (size_t)(B * V));
+    if (!ids || !slots || !logits) {
+        fprintf(stderr, "mamba-s6 bench generate: out of memory\n");
+        goto done;
+    }
+    if (ms6_batch_create(m, B, &b, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        goto done;
+    }
+    r->prefill_s = r->decode_s = 1e30;
+    for (int64_t rep = 0; rep < c->reps; rep++) {
+        ms6_status st = MS6_STATUS_OK;
+        for (int64_t i = 0; i < B && st == MS6_STATUS_OK; i++) {
+            if (rep > 0) st = ms6_batch_remove(b, i);
+            if (st == MS6_STATUS_OK) st = ms6_batch_add(b, &slots[i]);
+            const int64_t P = c->prompt - (i % 8) > 0 ? c->prompt - (i % 8) : 1;
+            uint64_t x = 0x9e3779b97f4a7c15ull + (uint64_t)i;
+            for (int64_t t = 0; t < P; t++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                ids[t] = (int32_t)(x % (uint64_t)V);
+            }
+            const double t0 = cli_now();
+            if (st == MS6_STATUS_OK) st = ms6_batch_prefill(b, slots[i], ids, P, logits);
+            if (i == 0 && cli_now() - t0 < r->prefill_s) r->prefill_s = cli_now() - t0;
+        }
+        for (int64_t i = 0; i < B; i++) ids[i] = (int32_t)(i % V);
+        for (int i = 0; i < 3 && st == MS6_STATUS_OK; i++) st = ms6_batch_step(b, slots, ids, B, logits);
+        const double t0 = cli_now();
+        for (int64_t g = 0; g < c->gen && st == MS6_STATUS_OK; g++) {
+            for (int64_t i = 0; i < B; i++) ids[i] = ms6_argmax(logits + i * V, V);
+            st = ms6_batch_step(b, slots, ids, B, logits);
+        }
+        const double t = cli_now() - t0;
+        if (st != MS6_STATUS_OK) {
+            fprintf(stderr, "mamba-s6 bench generate: %s\n", ms6_batch_last_error(b));
+            goto done;
+        }
+        if (t < r->decode_s) r->decode_s = t;
+    }
+    r->rss_bytes = rss_bytes();
+    rc = 0;
+done:
+    ms6_batch_free(b);
+    ms6_model_free(m);
+    free(ids);
+    free(slots);
+    free(logits);
+    return rc;
+}
+
+#ifdef MS6_HAVE_CUDA
+/* Device copy bandwidth on 2 x 2 GiB buffers (over 30x the H200's L2). */
+static int measure_cuda_bandwidth(bench_result *r) {
+    ms6_backend *be = NULL;
+    ms6_error err;
+    if (ms6_backend_create(MS6_BACKEND_CUDA, NULL, &be, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        return 1;
+    }
+    const size_t bytes = (size_t)2 << 30;
+    ms6_cuda_describe(be, r->device, sizeof r->device);
+    if (ms6_cuda_copy_bandwidth(be, bytes, &r->copy_bytes_per_s) != MS6_STATUS_OK)
+        fprintf(stderr, "mamba-s6 bench generate: %s (no floor printed)\n", ms6_backend_last_error(be));
+    r->copy_buffer_bytes = (double)bytes;
+    ms6_backend_free(be);
+    return 0;
+}
+#endif
+
 static void report(const bench_cfg *c, const bench_result *r) {
     const double pf_tps = (double)c->prompt / r->prefill_s;
+    /* ms per decode step; a step makes `batch` tokens and reads the weights once plus every state */
     const double ms_tok = 1e3 * r->decode_s / (double)c->gen;
-    const double floor_ms = r->copy_bytes_per_s > 0 ? 1e3 * (double)r->weight_bytes / r->copy_bytes_per_s : 0;
+    const double step_bytes = (double)r->weight_bytes + (c->batch > 1 ? (double)c->batch * r->state_rw_bytes : 0);
+    const double floor_ms = r->copy_bytes_per_s > 0 ? 1e3 * step_bytes / r->copy_bytes_per_s : 0;
     const double ratio = floor_ms > 0 ? ms_tok / floor_ms : 0;
     const double speedup = (1e3 * r->prefill_s / (double)c->prompt) > 0 ? ms_tok / (1e3 * r->prefill_s / (double)c->prompt) : 0;
     if (c->json) {
@@ -201,7 +301,9 @@ static void report(const bench_cfg *c, const bench_result *r) {
         cJSON_AddNumberToObject(o, "prefill_tokens_per_s", pf_tps);
         cJSON_AddNumberToObject(o, "prefill_ms_per_token", 1e3 * r->prefill_s / (double)c->prompt);
         cJSON_AddNumberToObject(o, "ms_per_token", ms_tok);
-        cJSON_AddNumberToObject(o, "tokens_per_s", 1e3 / ms_tok);
+        cJSON_AddNumberToObject(o, "tokens_per_s", (double)c->batch * 1e3 / ms_tok);
+        cJSON_AddNumberToObject(o, "floor_tokens_per_s", floor_ms > 0 ? (double)c->batch * 1e3 / floor_ms : 0);
+        cJSON_AddStringToObject(o, "device", r->device);
         cJSON_AddNumberToObject(o, "weight_bytes", (double)r->weight_bytes);
         cJSON_AddNumberToObject(o, "copy_gb_per_s", r->copy_bytes_per_s / 1e9);
         cJSON_AddNumberToObject(o, "floor_ms_per_token", floor_ms);
@@ -218,12 +320,18 @@ static void report(const bench_cfg *c, const bench_result *r) {
     printf("backend %s%s%s, %d thread%s, batch %lld, best of %lld runs\n", ms6_backend_kind_name(c->backend),
            r->isa ? " / " : "", r->isa ? r->isa : "", r->threads_used, r->threads_used == 1 ? "" : "s",
            (long long)c->batch, (long long)c->reps);
+    if (r->device[0]) printf("device %s\n", r->device);
+    if (c->batch > 1)
+        printf("decode: ms per step of %lld tokens; floor = (weights + %lld x %.1f MB of state) / copy bandwidth\n",
+               (long long)c->batch, (long long)c->batch, r->state_rw_bytes / 1e6);
     printf("%-28s %12s %12s %12s %8s\n", "phase", "ms/token", "tokens/s", "floor ms", "ratio");
     printf("%-28s %12.3f %12.1f %12s %8s\n", "prefill", 1e3 * r->prefill_s / (double)c->prompt, pf_tps, "-", "-");
     if (floor_ms > 0)
-        printf("%-28s %12.3f %12.1f %12.3f %8.2f\n", "decode", ms_tok, 1e3 / ms_tok, floor_ms, ratio);
+        printf("%-28s %12.3f %12.1f %12.3f %8.2f\n", "decode", ms_tok, (double)c->batch * 1e3 / ms_tok, floor_ms, ratio);
     else
-        printf("%-28s %12.3f %12.1f %12s %8s\n", "decode", ms_tok, 1e3 / ms_tok, "-", "-");
+        printf("%-28s %12.3f %12.1f %12s %8s\n", "decode", ms_tok, (double)c->batch * 1e3 / ms_tok, "-", "-");
+    if (floor_ms > 0 && c->batch > 1)
+        printf("%-28s %12s %12.1f\n", "decode floor", "", (double)c->batch * 1e3 / floor_ms);
     printf("prefill (%lld tokens) is %.1fx faster per token than decode (%lld tokens)\n", (long long)c->prompt,
            speedup, (long long)c->gen);
     if (r->copy_bytes_per_s > 0)
@@ -286,11 +394,6 @@ int cmd_bench_generate(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (c.batch != 1) {
-        fprintf(stderr, "mamba-s6 bench generate: --batch %lld: only batch 1 is measured by this build\n",
-                (long long)c.batch);
-        return 2;
-    }
     if (!ms6_backend_compiled(c.backend)) {
         fprintf(stderr, "mamba-s6 bench generate: the %s backend is not compiled into this build\n",
                 ms6_backend_kind_name(c.backend));
@@ -299,9 +402,12 @@ int cmd_bench_generate(int argc, char **argv) {
     bench_result r = {0};
     r.threads_used = c.backend == MS6_BACKEND_CPU ? (c.threads > 0 ? c.threads : ms6_cpu_count()) : 1;
     if (c.backend == MS6_BACKEND_CPU) r.isa = ms6_fast_kernels_select()->name;
-    if (run_model(&c, &r)) return 1;
+    if (c.batch > 1 ? run_batch(&c, &r) : run_model(&c, &r)) return 1;
     /* after the model runs, so its resident size is not mixed with the copy buffers */
     if (c.backend != MS6_BACKEND_CUDA && measure_host_bandwidth(&c, &r)) return 1;
+#ifdef MS6_HAVE_CUDA
+    if (c.backend == MS6_BACKEND_CUDA && measure_cuda_bandwidth(&r)) return 1;
+#endif
     report(&c, &r);
     return 0;
 }
