@@ -3,8 +3,8 @@
 # with torch (random weights, fresh each run), converts them and checks the
 # output tensors, names and config; with transformers installed, also that
 # transformers runs the converted model to the same logits as an independent
-# float64 forward over the ORIGINAL tensors; with `mamba-s6 info` present,
-# that mamba-s6 loads it. Then bad inputs, including a pickle that carries
+# float64 forward over the ORIGINAL tensors, and so does `mamba-s6 logits`
+# (when this build has it). Then bad inputs, including a pickle that carries
 # code (must be refused by weights_only=True without running it).
 # Skips (77) when python3 cannot import torch + safetensors (CI has no torch).
 # usage: bash cli_convert.sh <mamba-s6 binary> <source dir>
@@ -124,10 +124,12 @@ convert_cases "ok|tied|$TMP/tied|$TMP/tied_out" "ok|untied|$TMP/untied|$TMP/unti
 [ -e "$TMP/PWNED" ] && die "the pickle's code ran"
 
 # --- compare the converted tensors and config with the originals -----------
-"$PY" - "$TMP" "$SRC" <<'EOF' || fail=1
+"$PY" - "$TMP" "$SRC" "$BIN" <<'EOF' || fail=1
 import json, os, sys, torch, numpy as np
 from safetensors.torch import load_file
-root, src = sys.argv[1], sys.argv[2]
+root, src, binary = sys.argv[1], sys.argv[2], sys.argv[3]
+import subprocess
+has_logits = "  logits " in subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
 bad = 0
 def check(c, msg):
     global bad
@@ -180,6 +182,18 @@ for name, outdir, want_dtype in (("tied", "tied_out", torch.float32), ("untied",
     rel = np.linalg.norm(got - ref) / np.linalg.norm(ref)
     check(rel < 1e-5, f"{outdir}: transformers on the converted model vs float64 forward: rel {rel:.2e}")
     print(f"  {outdir}: transformers logits vs float64 reference rel {rel:.1e}")
+    if has_logits:  # and mamba-s6 on the converted directory
+        lf = os.path.join(root, outdir + ".logits.bin")
+        r = subprocess.run([binary, "logits", "-m", os.path.join(root, outdir), "--ids", " ".join(map(str, ids)),
+                            "-o", lf], capture_output=True, text=True)
+        check(r.returncode == 0, f"{outdir}: mamba-s6 logits failed: {r.stderr}")
+        if r.returncode == 0:
+            c = np.fromfile(lf, dtype="<f4").astype(np.float64)
+            check(c.size == ref.size, f"{outdir}: mamba-s6 logits wrote {c.size} values, expected {ref.size}")
+            if c.size == ref.size:
+                relc = np.linalg.norm(c.reshape(ref.shape) - ref) / np.linalg.norm(ref)
+                check(relc < 1e-5, f"{outdir}: mamba-s6 on the converted model vs float64 forward: rel {relc:.2e}")
+                print(f"  {outdir}: mamba-s6 logits vs float64 reference rel {relc:.1e}")
 sys.exit(bad)
 EOF
 

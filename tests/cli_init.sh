@@ -71,12 +71,25 @@ bad --shape 130m -o "$TMP/m_f16/config.json"
 bad --shape 130m -o "$TMP/x" --bogus 1
 bad --shape
 
-# --- the model loads, when `info` exists in this build ---
+# --- the model loads and runs (when this build has `info` / `logits`) ---
 if "$BIN" --help 2>&1 | grep -q '^  info '; then
     out=$("$BIN" info -m "$TMP/m_f16" 2>&1) || die "info failed on the init model: $out"
     grep -q 768 <<<"$out" || die "info output does not mention d_model 768: $out"
 else
     echo "note: no 'info' command in this build; load check skipped"
+fi
+if "$BIN" --help 2>&1 | grep -q '^  logits '; then
+    for dt in f16 f32; do
+        lf="$TMP/lg_$dt.bin"
+        out=$("$BIN" logits -m "$TMP/m_$dt" --ids "0 17 50279 1234" -o "$lf" 2>&1) ||
+            die "logits failed on the $dt init model: $out"
+        [ "$(stat -c %s "$lf" 2>/dev/null)" = $(( 4 * 50280 * 4 )) ] || die "$dt: logits file size is not 4 x 50280 floats"
+        # O(1) logits: finite, not all zero, none above 100 in magnitude
+        od -An -v -t f4 "$lf" | tr -s ' ' '\n' | grep -v '^$' | awk '
+            { n++; v = $1 + 0; if ($1 ~ /nan|inf/) bad++; if (v > 100 || v < -100) big++; s += v * v }
+            END { if (n != 4 * 50280 || bad || big || s / n < 0.1 || s / n > 100) exit 1 }' ||
+            die "$dt: logits not finite O(1) values"
+    done
 fi
 
 [ $fail -eq 0 ] && echo "cli_init: all checks passed"

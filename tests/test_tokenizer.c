@@ -331,7 +331,7 @@ static void expect_load_error(const char *json, ms6_status want, const char *nee
 #define BL_TAIL                                                                                                    \
     "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, \"decoder\": {\"type\": \"ByteLevel\"}}"
 
-static void test_bad_input(ms6_tokenizer *tok) {
+static void test_bad_input(ms6_tokenizer *tok, tu_rng *rng) {
     ms6_tokenizer *t = (ms6_tokenizer *)1;
     ms6_error err;
     CHECK(ms6_tokenizer_load("/nonexistent/tokenizer.json", &t, &err) == MS6_STATUS_IO_ERROR && t == NULL,
@@ -382,6 +382,44 @@ static void test_bad_input(ms6_tokenizer *tok) {
         free(good);
     }
 
+    /* random byte mutations of a valid file: an error or a working tokenizer */
+    good = slurp(path, &len);
+    if (good) {
+        char tmp[256];
+        snprintf(tmp, sizeof tmp, "/tmp/ms6_tok_mut_%d.json", (int)getpid());
+        static const char alphabet[] = "\"{}[],:0123456789-. aZ\\u";
+        int n_ok = 0;
+        for (int r = 0; r < 150; r++) {
+            char *m = malloc(len);
+            memcpy(m, good, len);
+            int k = 1 + (int)(tu_next(rng) % 4);
+            for (int i = 0; i < k; i++) m[tu_next(rng) % len] = alphabet[tu_next(rng) % (sizeof alphabet - 1)];
+            FILE *f = fopen(tmp, "wb");
+            fwrite(m, 1, len, f);
+            fclose(f);
+            free(m);
+            ms6_status st = ms6_tokenizer_load(tmp, &t, &err);
+            CHECK((st == MS6_STATUS_OK) == (t != NULL), "mutation %d: status %d", r, (int)st);
+            if (st != MS6_STATUS_OK) {
+                CHECK(err.message[0] != 0, "mutation %d: empty message", r);
+                continue;
+            }
+            n_ok++;
+            const char *txt = "Hello, world!  <|endoftext|> caf\xc3\xa9 \xff 123";
+            size_t ni, dl2;
+            int32_t ids2[256];
+            char out[1024];
+            if (ms6_tokenizer_encode(t, txt, strlen(txt), ids2, 256, &ni) == MS6_STATUS_OK)
+                ms6_tokenizer_decode(t, ids2, ni, out, sizeof out, &dl2);
+            ms6_tokenizer_free(t);
+        }
+        fprintf(stderr, "mutated tokenizer.json: %d of 150 still load\n", n_ok);
+        unlink(tmp);
+        free(good);
+    }
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 2000000000}, \"merges\": []}, " BL_TAIL,
+                      MS6_STATUS_FORMAT_ERROR, "sparse");
+
     /* decode: out-of-range ids */
     int32_t bad_ids[3] = {5, (int32_t)ms6_tokenizer_vocab_size(tok), 7};
     size_t dl = 99;
@@ -426,7 +464,7 @@ int main(void) {
     if (ms6_tokenizer_load(tu_source_path("tests/golden/tokenizer/neox_like.json", path, sizeof path), &tok, &err) ==
         MS6_STATUS_OK) {
         test_random(tok, &rng);
-        test_bad_input(tok);
+        test_bad_input(tok, &rng);
         ms6_tokenizer_free(tok);
     } else {
         CHECK(0, "load %s: %s", path, err.message);

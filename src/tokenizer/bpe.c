@@ -343,6 +343,9 @@ ms6_status tok_bpe_word(ms6_tokenizer *tok, const uint8_t *w, size_t n, const in
             return MS6_STATUS_OK;
         }
     }
+    if (n > (size_t)INT32_MAX / 4) /* symbol positions are int32 */
+        return ms6_fmt_error(tok->err, MS6_STATUS_UNSUPPORTED,
+                             "tokenizer: a word of %zu bytes without a break is too long", n);
     int64_t k;
     int32_t whole = tok->ignore_merges ? whole_word_id(tok, w, n) : -1;
     if (whole >= 0) {

@@ -539,6 +539,13 @@ ms6_status ms6_tokenizer_load(const char *path, ms6_tokenizer **out, ms6_error *
     if (st == MS6_STATUS_OK) st = load_config(tok, root, path);
     if (st == MS6_STATUS_OK && max_id < 0)
         st = ms6_fmt_error(tok->err, MS6_STATUS_FORMAT_ERROR, "%s: the vocabulary is empty", path);
+    /* ids index a table of max_id + 1 entries: refuse a sparse id space
+     * rather than allocate gigabytes for one stray id */
+    uint64_t n_tokens = (uint64_t)tok->vocab.n + (uint64_t)tok->n_added;
+    if (st == MS6_STATUS_OK && (uint64_t)max_id + 1 > 2 * n_tokens + 1024)
+        st = ms6_fmt_error(tok->err, MS6_STATUS_FORMAT_ERROR,
+                           "%s: token ids are sparse: id %d for %llu tokens", path, (int)max_id,
+                           (unsigned long long)n_tokens);
     if (st == MS6_STATUS_OK) st = build_tables(tok, path, max_id);
     cJSON_Delete(root);
     if (st != MS6_STATUS_OK) {
@@ -597,8 +604,9 @@ static ms6_status pretokenize(ms6_tokenizer *tok, const uint8_t *s, size_t n, id
     if (!tok->use_regex) return encode_word(tok, s, n, o);
     size_t pos = 0;
     while (pos < n) {
-        int rc = tok->jit ? pcre2_jit_match(tok->re, s, n, pos, 0, tok->md, NULL)
-                          : pcre2_match(tok->re, s, n, pos, PCRE2_NO_UTF_CHECK, tok->md, NULL);
+        int rc = tok->jit ? pcre2_jit_match(tok->re, s, n, pos, 0, tok->md, NULL) : PCRE2_ERROR_JIT_STACKLIMIT;
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* the interpreter keeps its backtracking on the heap */
+            rc = pcre2_match(tok->re, s, n, pos, PCRE2_NO_UTF_CHECK, tok->md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) return encode_word(tok, s + pos, n - pos, o);
         if (rc < 0) {
             PCRE2_UCHAR msg[128];

@@ -229,7 +229,8 @@ size_t tok_utf8_repair(const uint8_t *s, size_t n, uint8_t *out, int final, size
 size_t tok_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 /* Rust char::is_whitespace (Unicode White_Space). */
 int tok_is_whitespace(uint32_t cp);
-/* regex-syntax's is_word_character (\w): letters, marks, digits, connectors. */
+/* \w of the Rust regex crate (single_word tokens): Alphabetic, marks,
+ * decimal digits, connector punctuation, Join_Control. */
 int tok_is_word_char(uint32_t cp);
 
 /* NFC of valid UTF-8 s into *out (tok_reserve-managed); returns 0 on OOM. */
