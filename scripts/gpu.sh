@@ -113,5 +113,37 @@ if "$BUILD/mamba-s6" bench --help 2>/dev/null | grep -q "^ *generate"; then
   step bench-generate 300 "$BUILD/mamba-s6" bench generate --backend cuda
 fi
 
+# ==== end-to-end model runs: CUDA inference (placement, decode graphs, batch) ====
+# Random-init models with the real shapes (mamba-s6 init), written under /tmp
+# and never into the repository (the 2.8b f16 model is 5.5 GB), then
+# bench generate on each: prefill + batch-1 decode (2048-token prefill on
+# 2.8b), the same without CUDA graphs on 130m, batched decode on 2.8b.
+# MS6_GPU_E2E=0 skips this section; MS6_GPU_E2E_SHAPES picks the shapes.
+if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
+  e2e_dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
+  e2e_line() { awk -v n="$1" '/^(prefill|decode) /{printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
+  for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
+    if [ ! -f "$e2e_dir/$s/model.safetensors" ]; then
+      step "init-$s" 240 "$BUILD/mamba-s6" init --shape "$s" -o "$e2e_dir/$s" --dtype f16 || continue
+    fi
+    prompt=512
+    [ "$s" = 2.8b ] && prompt=2048
+    step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
+    summary+=("  $(e2e_line "e2e-$s")")
+    if [ "$s" = 130m ]; then
+      MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+        --prompt 512 --gen 128 --reps 2
+      summary+=("  $(e2e_line "e2e-$s-nograph")")
+    fi
+    if [ "$s" = 2.8b ]; then
+      for b in 8 64; do
+        step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
+          --prompt 32 --gen 32 --reps 2
+        summary+=("  $(e2e_line "e2e-$s-b$b")")
+      done
+    fi
+  done
+fi
+
 finish
 exit $fail
