@@ -98,7 +98,7 @@ step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" |
 # ---- compute-sanitizer on the small sweep ----
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
-    step "sanitizer-$tool" 240 compute-sanitizer --tool "$tool" --error-exitcode 99 \
+    step "sanitizer-$tool" "${MS6_GPU_SANITIZER_LIMIT:-240}" compute-sanitizer --tool "$tool" --error-exitcode 99 \
       "$BUILD/tests/test_cuda_kernels" --small || fail=1
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|Invalid" "$LOG/sanitizer-$tool.log" | head -5
   done

@@ -12,7 +12,8 @@
  * (chunk chaining); element offsets past 2^31 (batch strides of 2^31 + 4096
  * elements, f16); out aliasing u; the chaining invariants; decode padding
  * and out-of-range slots.
- * Tolerances (relative L2): 5e-4 with f32 I/O, 3e-3 with f16/bf16 I/O; fp32
+ * Tolerances (relative L2): 5e-4 with f32 I/O, 3e-3 with f16/bf16 I/O (bf16
+ * cases with fewer than 256 outputs: 2^-8 + 5e-4, see tol_io_n); fp32
  * states 1e-4.
  *
  * `--small` (or MS6_TEST_SMALL=1) runs a reduced sweep with small shapes for
@@ -28,7 +29,14 @@
 static int n_cases = 0;
 static int small_mode = 0;
 
-static double tol_io(ms6_dtype t) { return t == MS6_DTYPE_F32 ? 5e-4 : 3e-3; }
+/* bf16 has a unit roundoff of 2^-8, so rounding the output alone can reach
+ * a relative L2 error of 3.9e-3 on a handful of values (about 1.5e-3 on
+ * average): cases with fewer than 256 bf16 outputs get 2^-8 + 5e-4. */
+static double tol_io_n(ms6_dtype t, int64_t n_out) {
+    if (t == MS6_DTYPE_F32) return 5e-4;
+    if (t == MS6_DTYPE_BF16 && n_out < 256) return 1.0 / 256 + 5e-4;
+    return 3e-3;
+}
 #define STATE_TOL 1e-4
 
 static void check_result(const char *what, ms6_status st, const kh_result *r, double tol, const char *msg) {
@@ -54,7 +62,7 @@ static void scan_case(ms6_backend *be, tu_rng *rng, const kh_scan_case *c, int f
     kh_result r;
     ms6_status st = kh_run_scan(be, c, rng, &r, msg);
     snprintf(what, sizeof what, "[cuda S=%d K=%d] %s", force_s, force_k, kh_describe_scan(c, desc, sizeof desc));
-    check_result(what, st, &r, tol_io(c->io), msg);
+    check_result(what, st, &r, tol_io_n(c->io, c->batch * c->dim * c->L), msg);
     unsetenv("MS6_SCAN_S");
     unsetenv("MS6_SCAN_CHUNKS");
     unsetenv("MS6_SCAN_MAX_TL");
@@ -112,7 +120,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
                 ms6_status st = kh_run_update(be, &c, rng, &r, msg);
                 snprintf(what, sizeof what, "[cuda] state_update b=5 dim=%lld N=%lld G=%lld flags=%d %s",
                          (long long)c.dim, (long long)c.N, (long long)c.G, flags, ms6_dtype_name(c.io));
-                check_result(what, st, &r, tol_io(c.io), msg);
+                check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim), msg);
             }
         }
     }
@@ -132,7 +140,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
                 snprintf(what, sizeof what, "[cuda] conv1d K=%lld L=%lld dim=%lld bias=%d act=%d init=%d final=%d %s %s",
                          (long long)K, (long long)c.L, (long long)c.dim, c.has_bias, c.activation, c.has_init,
                          c.want_final, ms6_dtype_name(c.io), c.token_major ? "token-major" : "channel-major");
-                check_result(what, st, &r, tol_io(c.io), msg);
+                check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim * c.L), msg);
             }
         }
         for (int di = 0; di < 3; di++, k++) {
@@ -144,7 +152,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
             ms6_status st = kh_run_conv_update(be, &c, rng, &r, msg);
             snprintf(what, sizeof what, "[cuda] conv1d_update K=%lld idx=%d %s", (long long)K, c.use_indices,
                      ms6_dtype_name(c.io));
-            check_result(what, st, &r, tol_io(c.io), msg);
+            check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim), msg);
         }
     }
     /* chaining invariants: chunked == unchunked, prefill + step == prefill */

@@ -63,31 +63,86 @@ struct ScanArgs {
     float *ch_s; /* (K, batch, dim) */
 };
 
-/* Stages a tile of B_t or C_t rows: dst[(j*gpb + gg)*Npad + n] for step
- * t0+j, group g_lo+gg, state n; zero outside [t0, t_end), G and N. */
-__device__ __forceinline__ void load_bc_tile(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
-                                             long long g_lo, long long t0, long long t_end) {
-    const int TL = a.TL, gpb = a.gpb, Npad = a.Npad;
-    const int nel = TL * gpb * Npad;
-    const bool seq_fast = bc.ts < bc.ns; /* channel-major B: (batch, G, N, L) */
-#pragma unroll 1
-    for (int i = threadIdx.x; i < nel; i += kThreads) {
-        int j, gg, n;
-        if (seq_fast) {
-            j = i & (TL - 1);
-            const int r = i >> a.tl_shift;
-            n = r & (Npad - 1);
-            gg = r / Npad;
-        } else {
-            n = i & (Npad - 1);
-            const int r = i / Npad;
-            gg = r % gpb;
-            j = r / gpb;
+/* Raw element bits: 32-bit for f32, 16-bit for f16/bf16 (both branches are
+ * predicated loads, so a batch of them is in flight at once). */
+__device__ __forceinline__ unsigned ld_raw(const void *p, int dt, long long i) {
+    return dt == MS6_DTYPE_F32 ? ((const unsigned *)p)[i] : (unsigned)((const unsigned short *)p)[i];
+}
+__device__ __forceinline__ float cvt_raw(unsigned r, int dt) {
+    if (dt == MS6_DTYPE_F32) return __uint_as_float(r);
+    if (dt == MS6_DTYPE_BF16) return __uint_as_float(r << 16);
+    return __half2float(__ushort_as_half((unsigned short)r));
+}
+
+constexpr int kEA = 8; /* activation elements per thread per tile: TL*CB <= kEA*kThreads */
+constexpr int kEB = 4; /* B or C elements per thread per tile held in registers */
+
+/* Element i of a B/C tile: step j, group gg, state n; dst = its smem slot. */
+__device__ __forceinline__ void bc_coords(int i, bool seq_fast, const ScanArgs &a, int &j, int &gg, int &n) {
+    if (seq_fast) { /* channel-major B: (batch, G, N, L) */
+        j = i & (a.TL - 1);
+        const int r = i >> a.tl_shift;
+        n = r & (a.Npad - 1);
+        gg = r / a.Npad;
+    } else {
+        n = i & (a.Npad - 1);
+        const int r = i / a.Npad;
+        gg = r % a.gpb;
+        j = r / a.gpb;
+    }
+}
+
+__device__ __forceinline__ float bc_value(const DevBC &bc, const ScanArgs &a, long long b, long long g_lo, long long t0,
+                                          long long t_end, int j, int gg, int n, bool &valid, long long &off) {
+    const long long t = t0 + j, g = g_lo + gg;
+    valid = t < t_end && g < a.G && n < a.N;
+    off = b * bc.bs + g * bc.gs + n * bc.ns + t * bc.ts;
+    return 0.0f;
+}
+
+/* Issues the loads of the first kEB*kThreads elements of a B/C tile. */
+__device__ __forceinline__ void bc_prefetch(unsigned (&r)[kEB], const DevBC &bc, const ScanArgs &a, long long b,
+                                            long long g_lo, long long t0, long long t_end) {
+    const int nel = a.TL * a.gpb * a.Npad;
+    const bool seq_fast = bc.ts < bc.ns;
+#pragma unroll
+    for (int e = 0; e < kEB; e++) {
+        const int i = threadIdx.x + e * kThreads;
+        r[e] = 0;
+        if (i < nel) {
+            int j, gg, n;
+            bc_coords(i, seq_fast, a, j, gg, n);
+            bool valid;
+            long long off;
+            bc_value(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
+            if (valid) r[e] = ld_raw(bc.ptr, bc.dtype, off);
         }
-        const long long t = t0 + j, g = g_lo + gg;
-        float v = 0.0f;
-        if (t < t_end && g < a.G && n < a.N) v = ld_any(bc.ptr, bc.dtype, b * bc.bs + g * bc.gs + n * bc.ns + t * bc.ts);
-        dst[(j * gpb + gg) * Npad + n] = v;
+    }
+}
+
+/* Writes a B/C tile to smem: dst[(j*gpb + gg)*Npad + n], zero outside
+ * [t0, t_end), G and N; elements past the prefetched ones load here. */
+__device__ __forceinline__ void bc_commit(float *dst, const unsigned (&r)[kEB], const DevBC &bc, const ScanArgs &a,
+                                          long long b, long long g_lo, long long t0, long long t_end) {
+    const int nel = a.TL * a.gpb * a.Npad;
+    const bool seq_fast = bc.ts < bc.ns;
+#pragma unroll
+    for (int e = 0; e < kEB; e++) {
+        const int i = threadIdx.x + e * kThreads;
+        if (i < nel) {
+            int j, gg, n;
+            bc_coords(i, seq_fast, a, j, gg, n);
+            dst[(j * a.gpb + gg) * a.Npad + n] = cvt_raw(r[e], bc.dtype);
+        }
+    }
+#pragma unroll 1
+    for (int i = threadIdx.x + kEB * kThreads; i < nel; i += kThreads) {
+        int j, gg, n;
+        bc_coords(i, seq_fast, a, j, gg, n);
+        bool valid;
+        long long off;
+        bc_value(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
+        dst[(j * a.gpb + gg) * a.Npad + n] = valid ? ld_any(bc.ptr, bc.dtype, off) : 0.0f;
     }
 }
 
@@ -118,8 +173,15 @@ __device__ __forceinline__ float scan_step(float (&h)[S], const float (&A2)[S], 
     return y0 + y1;
 }
 
+/* A thread's share of an activation tile: element e is step j0 + e*jstep of
+ * channel cc0 (token-major) or step j0 of channel cc0 + e*ccstep
+ * (channel-major); offsets advance by a per-tensor element step. */
+struct TileMap {
+    int j0, cc0, jstep, ccstep;
+};
+
 template <int S>
-__global__ void __launch_bounds__(kThreads, 4) scan_kernel(const ScanArgs a) {
+__global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     extern __shared__ __align__(16) float sm[];
     const int P = a.P, CB = a.CB, TL = a.TL, Npad = a.Npad, ld = CB + 1;
     float *s_dt = sm, *s_dtu = sm + TL * ld, *s_du = sm + 2 * TL * ld, *s_g = sm + 3 * TL * ld;
@@ -194,37 +256,71 @@ __global__ void __launch_bounds__(kThreads, 4) scan_kernel(const ScanArgs a) {
     const float *Bbase = a.B.var ? s_B + gl * Npad + p * S : s_B + c * (Npad + 4) + p * S;
     const float *Cbase = a.C.var ? s_C + gl * Npad + p * S : s_C + c * (Npad + 4) + p * S;
     const int Bstep = a.B.var ? a.gpb * Npad : 0, Cstep = a.C.var ? a.gpb * Npad : 0;
-    const int nel = TL * CB;
+    const bool want_c = a.C.var && !local;
+
+    /* this thread's share of each activation tile */
+    TileMap m;
+    if (a.tokmaj) { m.cc0 = tid & (CB - 1); m.j0 = tid >> a.cb_shift; m.jstep = kThreads / CB; m.ccstep = 0; }
+    else { m.j0 = tid & (TL - 1); m.cc0 = tid >> a.tl_shift; m.ccstep = kThreads / TL; m.jstep = 0; }
+    const long long dm = d0 + m.cc0;
+    /* element offsets: base(t0) + e * step, per tensor */
+    const long long st_u = m.jstep * a.u.ts + m.ccstep * a.u.ds;
+    const long long st_dl = m.jstep * a.delta.ts + m.ccstep * a.delta.ds;
+    const long long st_z = m.jstep * a.z.ts + m.ccstep * a.z.ds;
+    const long long st_o = m.jstep * a.out.ts + m.ccstep * a.out.ds;
+
+    unsigned ru[kEA], rdl[kEA], rz[kEA], rb[kEB], rc[kEB];
     float sumdt = 0.0f;
 
+    /* issue the loads of the tile starting at t0 (in flight until commit) */
+    auto prefetch = [&](long long t0) {
+        const long long bu = b * a.u.bs + dm * a.u.ds + (t0 + m.j0) * a.u.ts;
+        const long long bdl = b * a.delta.bs + dm * a.delta.ds + (t0 + m.j0) * a.delta.ts;
+        const long long bz = b * a.z.bs + dm * a.z.ds + (t0 + m.j0) * a.z.ts;
+#pragma unroll
+        for (int e = 0; e < kEA; e++) {
+            const int j = m.j0 + e * m.jstep, cc = m.cc0 + e * m.ccstep;
+            const bool v = j < TL && cc < CB && t0 + j < t_end && d0 + cc < a.dim;
+            ru[e] = v ? ld_raw(a.u.ptr, a.u.dtype, bu + e * st_u) : 0u;
+            rdl[e] = v ? ld_raw(a.delta.ptr, a.delta.dtype, bdl + e * st_dl) : 0u;
+            rz[e] = (v && a.has_z && !local) ? ld_raw(a.z.ptr, a.z.dtype, bz + e * st_z) : 0u;
+        }
+        if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t0, t_end);
+        if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t0, t_end);
+    };
+
+    if (t_begin < t_end) prefetch(t_begin);
     for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
         __syncthreads(); /* the previous tile's smem has been consumed */
-#pragma unroll 1
-        for (int i = tid; i < nel; i += kThreads) {
-            int j, cc;
-            if (a.tokmaj) { cc = i & (CB - 1); j = i >> a.cb_shift; }
-            else { j = i & (TL - 1); cc = i >> a.tl_shift; }
-            const long long t = t0 + j, dd = d0 + cc;
-            float dt = 0.0f, dtu = 0.0f, du = 0.0f, g = 1.0f;
-            if (t < t_end && dd < a.dim) {
-                const float uu = ld_any(a.u.ptr, a.u.dtype, b * a.u.bs + dd * a.u.ds + t * a.u.ts);
-                dt = ld_any(a.delta.ptr, a.delta.dtype, b * a.delta.bs + dd * a.delta.ds + t * a.delta.ts) + s_bias[cc];
-                if (a.softplus) dt = softplus_f(dt);
-                dtu = dt * uu;
-                if (!local) {
+        /* commit: per-element work once per element, not per state */
+#pragma unroll
+        for (int e = 0; e < kEA; e++) {
+            const int j = m.j0 + e * m.jstep, cc = m.cc0 + e * m.ccstep;
+            if (j < TL && cc < CB) {
+                const bool v = t0 + j < t_end && d0 + cc < a.dim;
+                float dt = 0.0f, dtu = 0.0f, du = 0.0f, g = 1.0f;
+                if (v) {
+                    const float uu = cvt_raw(ru[e], a.u.dtype);
+                    dt = cvt_raw(rdl[e], a.delta.dtype) + s_bias[cc];
+                    if (a.softplus) dt = softplus_f(dt);
+                    dtu = dt * uu;
                     du = s_D[cc] * uu;
-                    if (a.has_z) g = silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + dd * a.z.ds + t * a.z.ts));
+                    if (a.has_z) g = silu_f(cvt_raw(rz[e], a.z.dtype));
+                }
+                const int ei = j * ld + cc;
+                s_dt[ei] = dt;
+                s_dtu[ei] = dtu;
+                if (!local) {
+                    s_du[ei] = du;
+                    s_g[ei] = g;
                 }
             }
-            const int e = j * ld + cc;
-            s_dt[e] = dt;
-            s_dtu[e] = dtu;
-            s_du[e] = du;
-            s_g[e] = g;
         }
-        if (a.B.var) load_bc_tile(s_B, a.B, a, b, g_lo, t0, t_end);
-        if (a.C.var && !local) load_bc_tile(s_C, a.C, a, b, g_lo, t0, t_end);
+        if (a.B.var) bc_commit(s_B, rb, a.B, a, b, g_lo, t0, t_end);
+        if (want_c) bc_commit(s_C, rc, a.C, a, b, g_lo, t0, t_end);
         __syncthreads();
+        /* the next tile's loads fly while this one is computed */
+        if (t0 + TL < t_end) prefetch(t0 + TL);
 
         if (!local) {
             for (int j = 0; j < TL; j++) {
@@ -234,14 +330,12 @@ __global__ void __launch_bounds__(kThreads, 4) scan_kernel(const ScanArgs a) {
                 if (p == 0) s_du[e] = (y + s_du[e]) * s_g[e];
             }
             __syncthreads();
-#pragma unroll 1
-            for (int i = tid; i < nel; i += kThreads) {
-                int j, cc;
-                if (a.tokmaj) { cc = i & (CB - 1); j = i >> a.cb_shift; }
-                else { j = i & (TL - 1); cc = i >> a.tl_shift; }
-                const long long t = t0 + j, dd = d0 + cc;
-                if (t < t_end && dd < a.dim)
-                    st_any(a.out.ptr, a.out.dtype, b * a.out.bs + dd * a.out.ds + t * a.out.ts, s_du[j * ld + cc]);
+            const long long bo = b * a.out.bs + dm * a.out.ds + (t0 + m.j0) * a.out.ts;
+#pragma unroll
+            for (int e = 0; e < kEA; e++) {
+                const int j = m.j0 + e * m.jstep, cc = m.cc0 + e * m.ccstep;
+                if (j < TL && cc < CB && t0 + j < t_end && d0 + cc < a.dim)
+                    st_any(a.out.ptr, a.out.dtype, bo + e * st_o, s_du[j * ld + cc]);
             }
         } else {
             for (int j = 0; j < TL; j++) {
@@ -356,12 +450,15 @@ extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *
     /* token-major when channels are closer together than steps */
     a.tokmaj = p->u.dim_stride <= p->u.seq_stride;
 
-    /* tile length: about 2048 elements per tile, shared memory <= 48 KB */
-    int TL = 2048 / a.CB;
+    /* tile length: TL*CB <= kEA*kThreads elements (the per-thread register
+     * prefetch), at most 64 steps, B/C tile within the kEB prefetch where
+     * possible, shared memory <= 48 KB */
+    int TL = kEA * kThreads / a.CB;
     if (TL > 64) TL = 64;
     const long long max_tl = env_ll("MS6_SCAN_MAX_TL", 64);
     while (TL > 1 && TL > max_tl) TL >>= 1;
-    if (TL < 1) TL = 1;
+    if (a.B.var || a.C.var)
+        while (TL > 1 && (long long)TL * a.gpb * a.Npad > kEB * kThreads) TL >>= 1;
     size_t smem = 0;
     for (;; TL >>= 1) {
         const size_t bsz = a.B.var ? (size_t)TL * a.gpb * a.Npad : (size_t)a.CB * (a.Npad + 4);

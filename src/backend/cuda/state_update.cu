@@ -8,14 +8,16 @@
  * with dt = softplus(dt + dt_bias) as flagged and constant or grouped B, C.
  *
  * Parallel decomposition: the op is bound by reading and writing the state
- * (2 * batch*dim*N*4 bytes). Each thread owns V consecutive states (V = 4,
- * or 8 when N > 128) of one (b, d): one 16-byte load and store per four
- * states when the state rows are 16-byte aligned, scalar accesses otherwise.
- * The Q = N/V lanes of a channel are adjacent and reduce the C-sum with
- * shuffles; lane 0 applies D and the gate and writes out. A negative slot is
- * padding: out = 0, no state touched. A slot >= n_state_slots cannot be
- * reported without a host round trip, so the kernel touches no state for it
- * and writes NaN to its outputs (the CPU ops return MS6_STATUS_OUT_OF_RANGE).
+ * (2 * batch*dim*N*4 bytes). A block takes 128 consecutive channels of one
+ * sequence: it stages that sequence's B and C rows (fp32, the groups it
+ * spans) in shared memory once, then each thread runs one channel's N
+ * states in register chunks of 16, with 16-byte state and A accesses when
+ * the rows are aligned (four loads of 16 bytes in flight per thread at
+ * N = 16). The per-channel work (dt, softplus, D, the gate) is done once.
+ * A negative slot is padding: out = 0, no state touched. A slot >=
+ * n_state_slots cannot be reported without a host round trip, so the kernel
+ * touches no state for it and writes NaN to its outputs (the CPU ops return
+ * MS6_STATUS_OUT_OF_RANGE).
  *
  * Checked against the float64 oracle of tests/kernel_harness.c and the CPU
  * reference src/backend/cpu/ref.c (tests/test_cuda_kernels.c).
@@ -24,7 +26,9 @@
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;
+constexpr int kChunk = 16;      /* states held in registers at a time */
+constexpr int kMaxStaged = 2048; /* B or C floats staged in shared memory per block */
 
 struct UpdArgs {
     long long batch, dim, N, G, dpg, n_slots;
@@ -35,88 +39,107 @@ struct UpdArgs {
     long long A_ds, A_ns;
     DevBC B, C;
     const float *D, *bias;
-    int softplus, has_z, vec;
+    int softplus, has_z, vec_state, vec_a, gpb, staged;
     const int *idx;
-    int Q, q_shift;
+    long long n_tiles;
 };
 
-template <int V>
+/* One block: kThreads consecutive channels of one sequence. The sequence's
+ * B and C rows (the groups the block spans) are staged in shared memory as
+ * fp32 once; each thread then runs its channel's N states in register
+ * chunks of 16, with 16-byte state and A accesses where aligned. */
 __global__ void __launch_bounds__(kThreads) update_kernel(const UpdArgs a) {
-    const long long gt = (long long)blockIdx.x * kThreads + threadIdx.x;
-    const int q = (int)(gt & (a.Q - 1));
-    const long long bd = gt >> a.q_shift;
-    const bool active = bd < a.batch * a.dim;
-    const long long b = active ? bd / a.dim : 0, d = active ? bd - b * a.dim : 0;
-    long long slot = b;
-    if (active && a.idx) slot = a.idx[b];
+    __shared__ __align__(16) float s_bc[2 * kMaxStaged];
+    const long long tile = blockIdx.x % a.n_tiles, b = blockIdx.x / a.n_tiles;
+    const long long d0 = tile * kThreads, d = d0 + threadIdx.x;
+    const long long slot = a.idx ? (long long)a.idx[b] : b;
     const bool pad = slot < 0, bad = slot >= a.n_slots;
-    const bool run = active && !pad && !bad;
-
-    float y = 0.0f, xv = 0.0f, gate = 1.0f;
-    if (run) {
-        xv = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
-        float dt = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
-        if (a.bias) dt += a.bias[d];
-        if (a.softplus) dt = softplus_f(dt);
-        const float dtx = dt * xv;
-        const long long g = d / a.dpg;
-        float *hp = a.state + slot * a.sbs + d * a.sds;
-        const int n0 = q * V;
-        float h[V];
-        if (a.vec) {
+    const long long g_lo = d0 / a.dpg;
+    const int stride = a.gpb * (int)a.N;
+    if (a.staged && !pad && !bad) {
+        for (int i = threadIdx.x; i < 2 * stride; i += kThreads) {
+            const int which = i >= stride, r = i - which * stride;
+            const int gg = r / (int)a.N, n = r - gg * (int)a.N;
+            const DevBC &bc = which ? a.C : a.B;
+            const long long g = g_lo + gg;
+            s_bc[i] = g < a.G ? ld_any(bc.ptr, bc.dtype, b * bc.bs + g * bc.gs + n * bc.ns) : 0.0f;
+        }
+        __syncthreads();
+    }
+    if (d >= a.dim) return;
+    const long long oo = b * a.out.bs + d * a.out.ds;
+    if (pad || bad) {
+        st_any(a.out.ptr, a.out.dtype, oo, pad ? 0.0f : __int_as_float(0x7fffffff));
+        return;
+    }
+    const float xv = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
+    float dt = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
+    if (a.bias) dt += a.bias[d];
+    if (a.softplus) dt = softplus_f(dt);
+    const float dtx = dt * xv;
+    const long long g = d / a.dpg;
+    const float *sB = s_bc + (g - g_lo) * a.N, *sC = s_bc + stride + (g - g_lo) * a.N;
+    float *hp = a.state + slot * a.sbs + d * a.sds;
+    const float *Ap = a.A + d * a.A_ds;
+    float y = 0.0f;
+    for (int n0 = 0; n0 < a.N; n0 += kChunk) {
+        float h[kChunk], A2[kChunk];
+        if (a.vec_state) {
 #pragma unroll
-            for (int v = 0; v < V; v += 4) {
-                const float4 h4 = *reinterpret_cast<const float4 *>(hp + n0 + v);
-                h[v] = h4.x; h[v + 1] = h4.y; h[v + 2] = h4.z; h[v + 3] = h4.w;
+            for (int v = 0; v < kChunk; v += 4) {
+                if (n0 + v < a.N) {
+                    const float4 h4 = *reinterpret_cast<const float4 *>(hp + n0 + v);
+                    h[v] = h4.x; h[v + 1] = h4.y; h[v + 2] = h4.z; h[v + 3] = h4.w;
+                }
             }
         } else {
 #pragma unroll
-            for (int v = 0; v < V; v++) h[v] = n0 + v < a.N ? hp[n0 + v] : 0.0f;
+            for (int v = 0; v < kChunk; v++) h[v] = n0 + v < a.N ? hp[n0 + v] : 0.0f;
+        }
+        if (a.vec_a) {
+#pragma unroll
+            for (int v = 0; v < kChunk; v += 4) {
+                if (n0 + v < a.N) {
+                    const float4 a4 = *reinterpret_cast<const float4 *>(Ap + n0 + v);
+                    A2[v] = a4.x; A2[v + 1] = a4.y; A2[v + 2] = a4.z; A2[v + 3] = a4.w;
+                }
+            }
+        } else {
+#pragma unroll
+            for (int v = 0; v < kChunk; v++) A2[v] = n0 + v < a.N ? Ap[(n0 + v) * a.A_ns] : 0.0f;
         }
 #pragma unroll
-        for (int v = 0; v < V; v++) {
+        for (int v = 0; v < kChunk; v++) {
             const int n = n0 + v;
             if (n < a.N) {
-                const float A2 = a.A[d * a.A_ds + n * a.A_ns] * kLog2e;
-                const float bv = a.B.var ? ld_any(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + n * a.B.ns)
-                                         : ld_any(a.B.ptr, a.B.dtype, d * a.B.ds + n * a.B.ns);
-                const float cv = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
-                                         : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
-                h[v] = fmaf(fast_ex2(dt * A2), h[v], dtx * bv);
+                float bv, cv;
+                if (a.staged) {
+                    bv = sB[n];
+                    cv = sC[n];
+                } else {
+                    bv = a.B.var ? ld_any(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + n * a.B.ns)
+                                 : ld_any(a.B.ptr, a.B.dtype, d * a.B.ds + n * a.B.ns);
+                    cv = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
+                                 : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
+                }
+                h[v] = fmaf(fast_ex2(dt * A2[v] * kLog2e), h[v], dtx * bv);
                 y = fmaf(cv, h[v], y);
             }
         }
-        if (a.vec) {
+        if (a.vec_state) {
 #pragma unroll
-            for (int v = 0; v < V; v += 4)
-                *reinterpret_cast<float4 *>(hp + n0 + v) = make_float4(h[v], h[v + 1], h[v + 2], h[v + 3]);
+            for (int v = 0; v < kChunk; v += 4)
+                if (n0 + v < a.N)
+                    *reinterpret_cast<float4 *>(hp + n0 + v) = make_float4(h[v], h[v + 1], h[v + 2], h[v + 3]);
         } else {
 #pragma unroll
-            for (int v = 0; v < V; v++)
+            for (int v = 0; v < kChunk; v++)
                 if (n0 + v < a.N) hp[n0 + v] = h[v];
         }
-        if (q == 0) {
-            if (a.D) y = fmaf(a.D[d], xv, y);
-            if (a.has_z) gate = silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + d * a.z.ds));
-        }
     }
-    /* every lane takes part in the shuffles, active or not */
-    for (int o = a.Q >> 1; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
-    if (active && q == 0) {
-        const float outv = pad ? 0.0f : (bad ? __int_as_float(0x7fffffff) : y * gate);
-        st_any(a.out.ptr, a.out.dtype, b * a.out.bs + d * a.out.ds, outv);
-    }
-}
-
-int pow2ceil(long long x) {
-    int p = 1;
-    while (p < x) p <<= 1;
-    return p;
-}
-int ilog2(int x) {
-    int s = 0;
-    while ((1 << s) < x) s++;
-    return s;
+    if (a.D) y = fmaf(a.D[d], xv, y);
+    if (a.has_z) y *= silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + d * a.z.ds));
+    st_any(a.out.ptr, a.out.dtype, oo, y);
 }
 
 } // namespace
@@ -137,16 +160,17 @@ extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_upd
     a.D = p->D; a.bias = p->dt_bias;
     a.softplus = p->dt_softplus; a.has_z = p->z.ptr != NULL;
     a.idx = p->state_batch_indices;
-    const int V = N > 128 ? 8 : 4;
-    a.Q = pow2ceil((N + V - 1) / V);
-    a.q_shift = ilog2(a.Q);
-    /* 16-byte state accesses need aligned rows and whole quads */
-    a.vec = ((uintptr_t)p->state % 16 == 0) && a.sds % 4 == 0 && a.sbs % 4 == 0 && N % 4 == 0 &&
-            (long long)a.Q * V == N;
-    const long long threads = p->batch * p->dim * a.Q;
-    const long long blocks = (threads + kThreads - 1) / kThreads;
-    cudaStream_t st = ms6_cuda(be)->stream;
-    if (V == 8) update_kernel<8><<<(unsigned)blocks, kThreads, 0, st>>>(a);
-    else update_kernel<4><<<(unsigned)blocks, kThreads, 0, st>>>(a);
+    /* 16-byte accesses need 16-byte aligned rows and N a multiple of 4 */
+    a.vec_state = ((uintptr_t)p->state % 16 == 0) && a.sds % 4 == 0 && a.sbs % 4 == 0 && N % 4 == 0;
+    a.vec_a = ((uintptr_t)p->A % 16 == 0) && a.A_ds % 4 == 0 && a.A_ns == 1 && N % 4 == 0;
+    /* stage B and C in shared memory when both vary per sequence and the
+     * groups one block spans fit */
+    long long gpb = (kThreads - 1) / a.dpg + 2;
+    if (gpb > a.G) gpb = a.G;
+    a.gpb = (int)gpb;
+    a.staged = a.B.var && a.C.var && gpb * N <= kMaxStaged;
+    a.n_tiles = (p->dim + kThreads - 1) / kThreads;
+    const long long blocks = a.n_tiles * p->batch;
+    update_kernel<<<(unsigned)blocks, kThreads, 0, ms6_cuda(be)->stream>>>(a);
     return ms6_cuda_check(be, cudaGetLastError(), "selective_state_update launch");
 }
