@@ -5,7 +5,8 @@
 #   3. compute-sanitizer memcheck and racecheck on the small sweep
 #      (test_cuda_kernels --small);
 #   4. the benchmarks that exist: `bench scan --backend cuda` (table + JSON),
-#      and `bench generate` when the CLI has it;
+#      the dev/cuda workbenches (scan_workbench.cu, bench_gemm.c), and
+#      `bench generate` on random-init models (the end-to-end section below);
 #   5. a short summary table, printed last.
 # Logs go to gpu-logs/ and, when $OUT is set, as one archive
 # $OUT/gpu-logs.tar.gz plus $OUT/summary.txt. Each step has a time limit
@@ -45,6 +46,7 @@ finish() {
     printf '%s\n' "${summary[@]}"
     echo
     cat "$LOG/bench-scan.log" 2>/dev/null
+    [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
   } > "$LOG/summary.txt"
@@ -109,8 +111,20 @@ fi
 # ---- benchmarks ----
 step bench-scan 300 "$BUILD/mamba-s6" bench scan --backend cuda
 step bench-scan-json 300 "$BUILD/mamba-s6" bench scan --backend cuda --json
-if "$BUILD/mamba-s6" bench --help 2>/dev/null | grep -q "^ *generate"; then
-  step bench-generate 300 "$BUILD/mamba-s6" bench generate --backend cuda
+# kernel workbenches under dev/cuda (not part of the build): built against
+# the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1
+if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
+  devlibs=(-L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread)
+  if [ -f dev/cuda/scan_workbench.cu ] &&
+    step build-scan-workbench 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/scan_workbench.cu \
+      "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/scan_workbench"; then
+    step scan-workbench 150 "$BUILD/scan_workbench"
+  fi
+  if [ -f dev/cuda/bench_gemm.c ] &&
+    step build-bench-gemm 60 gcc -O2 -std=c11 -Iinclude -Isrc -DMS6_HAVE_CUDA=1 dev/cuda/bench_gemm.c \
+      "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/bench_gemm"; then
+    step bench-gemm 120 "$BUILD/bench_gemm"
+  fi
 fi
 
 # ==== end-to-end model runs: CUDA inference (placement, decode graphs, batch) ====
