@@ -8,7 +8,7 @@ set -uo pipefail
 bin=${1:-build-gpu}/mamba-s6
 iters=${2:-10}
 for shape in 1,1536,2048 8,1536,2048 1,5120,8192 8,5120,2048 4,2560,16384 1,1536,131072 16,2560,4096; do
-  for v in ${MS6_TUNE_VARIANTS:-"0 0 256" "0 0 512" "16 1 0" "8 1 0" "4 1 0" "4 8 0" "4 16 0" "8 8 0"}; do
+  for v in "0 0 256" "0 0 512" "16 1 0" "8 1 0" "4 1 0" "4 8 0" "4 16 0" "8 8 0"; do
     set -- $v
     MS6_SCAN_VERBOSE=$([ "$1" = 0 ] && echo 1 || echo 0) MS6_SCAN_S=$1 MS6_SCAN_CHUNKS=$2 \
       MS6_SCAN_WANT_THREADS_PER_SM=$([ "$3" = 0 ] && echo 256 || echo "$3") \
