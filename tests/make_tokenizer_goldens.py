@@ -11,7 +11,9 @@ It trains two small byte-level BPE tokenizers on the corpus below:
                       as "left right" strings, as in the real file;
   prefix_flags.json   the same with add_prefix_space = true, merges as ["left", "right"]
                       pairs, and added tokens that use single_word, lstrip, rstrip and a
-                      normalized token whose content is not NFC.
+                      normalized token whose content is not NFC;
+  unk_ignore.json     neox_like without four byte tokens, with unk_token + fuse_unk and
+                      ignore_merges (the BPE options other tokenizer.json files use).
 
 Then it encodes a stress corpus (multilingual text, emoji with ZWJ sequences, combining
 accents, code with indentation, runs of spaces and tabs, CRLF, contractions, numbers,
@@ -284,6 +286,21 @@ def make_goldens():
         tok = Tokenizer.from_file(path)  # the cases come from the file as written
         result["tokenizers"][name] = cases_for(tok, stress_inputs(flags))
         result["decode"][name] = decode_cases(tok, 5 + flags)
+    # unk_ignore: neox_like with four byte tokens renamed away (their bytes
+    # become unk, fused), the merges using them dropped, and ignore_merges.
+    j = json.load(open(os.path.join(OUT, "neox_like.json"), encoding="utf-8"))
+    vocab = j["model"]["vocab"]
+    for i, t in enumerate(["Ã", "Â", "ð", "Ł"]):
+        vocab["<unk>" if i == 0 else "<unused%d>" % i] = vocab.pop(t)
+    j["model"]["merges"] = [m for m in j["model"]["merges"]
+                            if not any(d in m.split(" ") for d in ["Ã", "Â", "ð", "Ł"])]
+    j["model"].update(unk_token="<unk>", fuse_unk=True, ignore_merges=True)
+    path = os.path.join(OUT, "unk_ignore.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(j, ensure_ascii=False, indent=1))
+    tok = Tokenizer.from_file(path)
+    result["tokenizers"]["unk_ignore"] = cases_for(tok, stress_inputs(0)[:120])
+    result["decode"]["unk_ignore"] = decode_cases(tok, 7)
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=0)
     for fn in sorted(os.listdir(OUT)):

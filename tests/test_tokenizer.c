@@ -1,10 +1,10 @@
 /*
  * test_tokenizer.c - the byte-level BPE tokenizer against Hugging Face
  * `tokenizers`:
- *   - goldens made by tests/make_tokenizer_goldens.py (two small trained
- *     tokenizers with GPT-NeoX's structure, a stress corpus including invalid
- *     UTF-8): every case encodes to the ids `tokenizers` gave and decodes to
- *     the text it gave;
+ *   - goldens made by tests/make_tokenizer_goldens.py (small trained
+ *     tokenizers with GPT-NeoX's structure and variants, a stress corpus
+ *     including invalid UTF-8, random ids to decode): every case encodes to
+ *     the ids `tokenizers` gave and decodes to the text it gave;
  *   - the GPT-NeoX-20B reference cases in ../shared/data/gpt-neox-20b when
  *     present (that part is skipped otherwise);
  *   - the streaming decoder on fresh random ids equals one-shot decode and
@@ -193,7 +193,7 @@ static void test_goldens(void) {
         ms6_tokenizer_free(tok);
         n_sets++;
     }
-    CHECK(n_sets == 2, "expected 2 golden tokenizers, found %d", n_sets);
+    CHECK(n_sets == 3, "expected 3 golden tokenizers, found %d", n_sets);
     cJSON_Delete(root);
 }
 
