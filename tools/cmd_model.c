@@ -208,8 +208,19 @@ int cmd_generate(int argc, char **argv) {
     }
     if (prompt) {
         size_t len = strlen(prompt), n = 0;
-        ids = malloc(sizeof(int32_t) * (len + 1));
-        if (!ids || ms6_tokenizer_encode(tok, prompt, len, ids, len + 1, &n) != MS6_STATUS_OK) {
+        /* 3*len+1 ids always suffice (NFC can expand a character to three
+         * byte-level tokens); retry with the reported size anyway */
+        size_t cap = 3 * len + 1;
+        ids = malloc(sizeof(int32_t) * cap);
+        ms6_status est = ids ? ms6_tokenizer_encode(tok, prompt, len, ids, cap, &n) : MS6_STATUS_OUT_OF_MEMORY;
+        if (est == MS6_STATUS_BUFFER_TOO_SMALL) {
+            int32_t *bigger = realloc(ids, sizeof(int32_t) * n);
+            if (bigger) {
+                ids = bigger;
+                est = ms6_tokenizer_encode(tok, prompt, len, ids, n, &n);
+            }
+        }
+        if (!ids || est != MS6_STATUS_OK) {
             fprintf(stderr, "mamba-s6: cannot tokenize the prompt: %s\n", ms6_tokenizer_last_error(tok));
             free(ids);
             ms6_tokenizer_free(tok);
