@@ -3,8 +3,8 @@
  * table, host memory, and the run-time choice of kernels.
  *
  * The backend owns a thread pool of n_threads threads (0 = all cores) and
- * per-thread scratch (a packed-W panel for the GEMM, a few KiB for the scan),
- * so the ops allocate nothing on the common path. Embedding lookup stays the
+ * per-thread scratch (64 KiB for the scan and state update), so the ops
+ * allocate nothing on the common path. Embedding lookup stays the
  * reference op (a row copy).
  */
 #include "backend/cpu/fast.h"
@@ -51,10 +51,8 @@ static void cpu_destroy(ms6_backend *be) {
     if (!c) return;
     ms6_threadpool_free(c->pool);
     for (int i = 0; i < c->n_threads; i++) {
-        if (c->pack) free(c->pack[i]);
         if (c->scratch) free(c->scratch[i]);
     }
-    free(c->pack);
     free(c->scratch);
     free(c);
     be->ctx = NULL;
@@ -97,16 +95,14 @@ ms6_status ms6_cpu_init_with(ms6_backend *be, int n_threads, const ms6_fast_kern
     }
     c->n_threads = ms6_threadpool_size(c->pool);
     be->n_threads = c->n_threads;
-    c->pack = calloc((size_t)c->n_threads, sizeof(float *));
     c->scratch = calloc((size_t)c->n_threads, sizeof(float *));
-    if (!c->pack || !c->scratch) {
+    if (!c->scratch) {
         cpu_destroy(be);
         return ms6_backend_fail(be, MS6_STATUS_OUT_OF_MEMORY, "cpu backend: out of memory");
     }
     for (int i = 0; i < c->n_threads; i++) {
-        c->pack[i] = alloc_aligned(sizeof(float) * MS6_GEMM_KC * MS6_GEMM_NC);
         c->scratch[i] = alloc_aligned(sizeof(float) * MS6_FAST_SCRATCH_FLOATS);
-        if (!c->pack[i] || !c->scratch[i]) {
+        if (!c->scratch[i]) {
             cpu_destroy(be);
             return ms6_backend_fail(be, MS6_STATUS_OUT_OF_MEMORY, "cpu backend: out of memory for scratch");
         }

@@ -22,40 +22,21 @@
 extern "C" {
 #endif
 
-/* Register tile of the blocked GEMM: MS6_GEMM_MR rows of x by
- * MS6_GEMM_NR columns of y (rows of W). */
-#define MS6_GEMM_MR 6
-#define MS6_GEMM_NR 16
-/* Cache blocking: K in blocks of KC (one packed W panel of KC x NR floats,
- * 16 KiB, stays in L1), N in blocks of NC (one chunk of the parallel loop;
- * its packed KC x NC block, 64 KiB, stays in L2), M in blocks of MC rows of
- * x (MC x KC floats, 96 KiB). KC is fixed, so the summation order of every
- * element does not depend on the thread count. */
-#define MS6_GEMM_KC 256
+/* Rows of W (columns of y) per chunk of the parallel gemm loop. A chunk of
+ * a prefill product keeps its W rows in L2 (64 x 768 fp32: 192 KiB) while
+ * every tile of 3 rows of x passes over them. */
 #define MS6_GEMM_NC 64
-#define MS6_GEMM_MC 96
-/* Calls with M <= this run as matrix-vector products (W streamed once). */
-#define MS6_GEMV_MAX_M 4
 
 typedef struct ms6_fast_kernels {
     const char *name; /* "avx2", "neon", "scalar" */
 
-    /* y[m*ldy + n] for m < M (1..MS6_GEMV_MAX_M), n in [n0, n1):
+    /* y[m*ldy + n] for every m < M and n in [n0, n1):
      *   v = dot(x_m, W_n) (+ bias[n]) (+ y[m*ldy+n] if accumulate)
-     * x fp32, W of dtype wt. Every (m, n) is one FMA chain over k in order
-     * (from the old y when accumulating, bias added last): the order of
-     * `micro` over all K-blocks, so both give the same bits. */
-    void (*gemv)(int64_t M, int64_t K, const float *x, int64_t ldx, const void *w, ms6_dtype wt, int64_t ldw,
+     * x fp32, W of dtype wt (PyTorch Linear (N, K), row n at w + n*ldw).
+     * Each element is summed in one fixed order (fast_kern.h), the same
+     * whatever M, n0, n1 or the thread count. */
+    void (*gemm)(int64_t M, int64_t K, const float *x, int64_t ldx, const void *w, ms6_dtype wt, int64_t ldw,
                  int64_t n0, int64_t n1, float *y, int64_t ldy, const float *bias, int accumulate);
-
-    /* Packs rows [n0, n0+nr) (nr <= NR) and columns [k0, k0+kc) of W,
-     * converted to fp32, into bp[k*NR + j] (rows past nr are zeros). */
-    void (*pack_w)(const void *w, ms6_dtype wt, int64_t ldw, int64_t n0, int nr, int64_t k0, int64_t kc, float *bp);
-
-    /* One MR x NR tile: c[i*ldc + j] = (load_c ? c : 0) + sum_k a[i*lda + k] * bp[k*NR + j]
-     * for i < mr, j < nr, then + bias[j] when bias is not NULL. */
-    void (*micro)(int64_t kc, const float *a, int64_t lda, int mr, const float *bp, float *c, int64_t ldc, int nr,
-                  int load_c, const float *bias);
 
     /* y[i] = exp(x[i]) for i < n (the vectorized polynomial exp). */
     void (*exp)(const float *x, float *y, int64_t n);
@@ -98,7 +79,6 @@ typedef struct ms6_cpu_ctx {
     ms6_threadpool *pool;
     int n_threads;
     const ms6_fast_kernels *k;
-    float **pack;    /* per thread: MS6_GEMM_KC * MS6_GEMM_NC floats (packed W) */
     float **scratch; /* per thread: MS6_FAST_SCRATCH_FLOATS floats */
 } ms6_cpu_ctx;
 

@@ -2,21 +2,17 @@
  * fast_gemm.c - y (M, N) = x (M, K) . W^T (+ bias) (+ y), W a PyTorch Linear
  * weight (N, K) in f32, f16 or bf16, converted to fp32 in registers.
  *
- * Decode (M <= MS6_GEMV_MAX_M): a matrix-vector product that streams W
- * once; the rows of W are cut into chunks that the threads take in turn,
- * each chunk read by one thread (memory-bound: the aim is W bytes / copy
- * bandwidth).
+ * One kernel serves decode (M = 1: a matrix-vector product, memory-bound,
+ * the aim is W bytes / copy bandwidth) and prefill (M = L: compute-bound).
+ * The parallel loop runs over chunks of MS6_GEMM_NC rows of W; a chunk
+ * computes all M rows of y for its columns, tile by tile (3 rows of x by 4
+ * rows of W in registers, fast_kern.h). For decode every W byte is read
+ * once, by one thread; for prefill the chunk's W rows stay in L2 while all
+ * tiles of x pass over them, and each tile's 3 rows of x stay in L1.
  *
- * Prefill (larger M): a blocked GEMM in the BLIS order. A chunk is a block
- * of NC rows of W (columns of y); for each KC-wide slice of K the thread
- * converts and packs that block into fp32 panels (kept in L2, each KC x 16
- * panel in L1) and sweeps all rows of x over it with a 6 x 16 register
- * kernel. Each packed W value is used M times.
- *
- * Determinism: chunks depend on the shape only, and every y element is
- * computed inside one chunk as a chain of FMAs over k in K-blocks of the
- * fixed size KC, so results do not depend on the thread count. Checked against a float64 loop and the reference op in
- * tests/test_cpu_fast.c.
+ * Determinism: every y element is computed inside one chunk in one fixed
+ * order (fast_kern.h), whatever M, the chunk or the thread count. Checked
+ * against a float64 loop and the reference op in tests/test_cpu_fast.c.
  */
 #include "backend/cpu/fast.h"
 
@@ -26,64 +22,25 @@
 typedef struct {
     const ms6_gemm_params *p; /* x, y fp32 here */
     const ms6_fast_kernels *k;
-    float **pack;
-    int64_t chunk; /* rows of W (columns of y) per chunk */
+    int64_t rows;             /* rows of W per chunk */
 } gemm_job;
-
-static void gemv_chunk(void *arg, int64_t chunk, int tid) {
-    const gemm_job *j = arg;
-    const ms6_gemm_params *p = j->p;
-    (void)tid;
-    const int64_t n0 = chunk * j->chunk, n1 = n0 + j->chunk < p->N ? n0 + j->chunk : p->N;
-    /* at most MS6_GEMV_MAX_M rows of x at a time: each pass streams W once */
-    for (int64_t m = 0; m < p->M; m += MS6_GEMV_MAX_M) {
-        const int64_t mm = p->M - m < MS6_GEMV_MAX_M ? p->M - m : MS6_GEMV_MAX_M;
-        j->k->gemv(mm, p->K, (const float *)p->x + m * p->ldx, p->ldx, p->w, p->w_dtype, p->ldw, n0, n1,
-                   (float *)p->y + m * p->ldy, p->ldy, p->bias, p->accumulate);
-    }
-}
 
 static void gemm_chunk(void *arg, int64_t chunk, int tid) {
     const gemm_job *j = arg;
     const ms6_gemm_params *p = j->p;
-    const ms6_fast_kernels *k = j->k;
-    enum { MR = MS6_GEMM_MR, NR = MS6_GEMM_NR, KC = MS6_GEMM_KC, MC = MS6_GEMM_MC };
-    const int64_t jc = chunk * j->chunk, nc = p->N - jc < j->chunk ? p->N - jc : j->chunk;
-    float *bp = j->pack[tid];
-    const float *x = p->x;
-    float *y = p->y;
-    for (int64_t pc = 0; pc < p->K; pc += KC) {
-        const int64_t kc = p->K - pc < KC ? p->K - pc : KC;
-        for (int64_t jp = 0; jp < nc; jp += NR)
-            k->pack_w(p->w, p->w_dtype, p->ldw, jc + jp, (int)(nc - jp < NR ? nc - jp : NR), pc, kc, bp + jp * kc);
-        const int load_c = pc > 0 || p->accumulate;
-        const int last = pc + kc >= p->K;
-        for (int64_t ic = 0; ic < p->M; ic += MC) {
-            const int64_t mc = p->M - ic < MC ? p->M - ic : MC;
-            for (int64_t jp = 0; jp < nc; jp += NR) {
-                const int nr = (int)(nc - jp < NR ? nc - jp : NR);
-                const float *bias = last && p->bias ? p->bias + jc + jp : NULL;
-                for (int64_t ir = ic; ir < ic + mc; ir += MR)
-                    k->micro(kc, x + ir * p->ldx + pc, p->ldx, (int)(ic + mc - ir < MR ? ic + mc - ir : MR),
-                             bp + jp * kc, y + ir * p->ldy + jc + jp, p->ldy, nr, load_c, bias);
-            }
-        }
-    }
+    (void)tid;
+    const int64_t n0 = chunk * j->rows, n1 = n0 + j->rows < p->N ? n0 + j->rows : p->N;
+    j->k->gemm(p->M, p->K, p->x, p->ldx, p->w, p->w_dtype, p->ldw, n0, n1, p->y, p->ldy, p->bias, p->accumulate);
 }
 
 static ms6_status gemm_f32(ms6_backend *be, const ms6_gemm_params *p) {
     ms6_cpu_ctx *c = be->ctx;
-    gemm_job j = {p, c->k, c->pack, 0};
-    if (p->M <= MS6_GEMV_MAX_M) {
-        /* chunks of at least 64 rows of W and ~64K multiply-adds (a few us),
-         * a multiple of the 8-row kernel; set by the shape alone */
-        int64_t rows = (65536 / (p->K * p->M) + 7) & ~(int64_t)7;
-        j.chunk = rows < 64 ? 64 : rows;
-        ms6_threadpool_for(c->pool, (p->N + j.chunk - 1) / j.chunk, gemv_chunk, &j);
-    } else {
-        j.chunk = MS6_GEMM_NC;
-        ms6_threadpool_for(c->pool, (p->N + j.chunk - 1) / j.chunk, gemm_chunk, &j);
-    }
+    /* at least MS6_GEMM_NC rows, and ~64K multiply-adds per chunk so small
+     * products are not cut finer than a few microseconds; from the shape only */
+    int64_t rows = MS6_GEMM_NC;
+    while (rows < p->N && rows * p->K * p->M < 65536) rows *= 2;
+    gemm_job j = {p, c->k, rows};
+    ms6_threadpool_for(c->pool, (p->N + rows - 1) / rows, gemm_chunk, &j);
     return MS6_STATUS_OK;
 }
 

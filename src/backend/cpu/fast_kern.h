@@ -82,29 +82,6 @@ static inline M8 v8_lt(V8 a, V8 b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 static inline M8 v8_gt(V8 a, V8 b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline M8 v8_isnan(V8 a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 static inline V8 v8_select(M8 m, V8 a, V8 b) { return _mm256_blendv_ps(b, a, m); }
-/* r[i] lane j  ->  r[j] lane i */
-static inline void v8_transpose8(V8 *r) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 #elif defined(FAST_ISA_NEON)
 
@@ -147,29 +124,6 @@ static inline M8 v8_lt(V8 x, V8 y) { M8 r = {vcltq_f32(x.a, y.a), vcltq_f32(x.b,
 static inline M8 v8_gt(V8 x, V8 y) { M8 r = {vcgtq_f32(x.a, y.a), vcgtq_f32(x.b, y.b)}; return r; }
 static inline M8 v8_isnan(V8 x) { M8 r = {vmvnq_u32(vceqq_f32(x.a, x.a)), vmvnq_u32(vceqq_f32(x.b, x.b))}; return r; }
 static inline V8 v8_select(M8 m, V8 x, V8 y) { V8 r = {vbslq_f32(m.a, x.a, y.a), vbslq_f32(m.b, x.b, y.b)}; return r; }
-static inline void neon_tr4(float32x4_t *a0, float32x4_t *a1, float32x4_t *a2, float32x4_t *a3) {
-    const float32x4_t t0 = vtrn1q_f32(*a0, *a1), t1 = vtrn2q_f32(*a0, *a1);
-    const float32x4_t t2 = vtrn1q_f32(*a2, *a3), t3 = vtrn2q_f32(*a2, *a3);
-    *a0 = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-    *a1 = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
-    *a2 = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-    *a3 = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
-}
-/* r[i] lane j  ->  r[j] lane i: four 4 x 4 transposes */
-static inline void v8_transpose8(V8 *r) {
-    float32x4_t A[4], B[4], C[4], Dq[4];
-    for (int i = 0; i < 4; i++) {
-        A[i] = r[i].a; B[i] = r[i].b; C[i] = r[i + 4].a; Dq[i] = r[i + 4].b;
-    }
-    neon_tr4(&A[0], &A[1], &A[2], &A[3]);
-    neon_tr4(&B[0], &B[1], &B[2], &B[3]);
-    neon_tr4(&C[0], &C[1], &C[2], &C[3]);
-    neon_tr4(&Dq[0], &Dq[1], &Dq[2], &Dq[3]);
-    for (int j = 0; j < 4; j++) {
-        r[j].a = A[j]; r[j].b = C[j];
-        r[j + 4].a = B[j]; r[j + 4].b = Dq[j];
-    }
-}
 
 #elif defined(FAST_ISA_SCALAR)
 
@@ -218,14 +172,6 @@ static inline M8 v8_lt(V8 x, V8 y) { M8 r; for (int i = 0; i < 8; i++) r.m[i] = 
 static inline M8 v8_gt(V8 x, V8 y) { M8 r; for (int i = 0; i < 8; i++) r.m[i] = x.v[i] > y.v[i]; return r; }
 static inline M8 v8_isnan(V8 x) { M8 r; for (int i = 0; i < 8; i++) r.m[i] = x.v[i] != x.v[i]; return r; }
 static inline V8 v8_select(M8 m, V8 x, V8 y) { V8 r; for (int i = 0; i < 8; i++) r.v[i] = m.m[i] ? x.v[i] : y.v[i]; return r; }
-static inline void v8_transpose8(V8 *r) {
-    for (int i = 0; i < 8; i++)
-        for (int j = i + 1; j < 8; j++) {
-            const float t = r[i].v[j];
-            r[i].v[j] = r[j].v[i];
-            r[j].v[i] = t;
-        }
-}
 
 #else
 #error "fast_kern.h: define FAST_ISA_AVX2, FAST_ISA_NEON or FAST_ISA_SCALAR"
@@ -252,6 +198,26 @@ static inline V8 v8_exp(V8 x) {
     y = v8_select(v8_lt(x, lo), v8_zero(), y);
     y = v8_select(v8_gt(x, hi), v8_set1(INFINITY), y);
     return v8_select(v8_isnan(x), x, y);
+}
+
+/* The same polynomial for the scan's exp(dt*A), without the edge-case
+ * selects (a quarter of the work): x is clamped to [-87.33654, 88], so
+ * x < -87.34 gives ~1.2e-38 instead of a subnormal or 0 (an absolute
+ * difference below 1.2e-38 in a decay factor) and x > 88 gives 1.65e38
+ * instead of +inf; the bounds come first in max/min, so a NaN x stays NaN. */
+static inline V8 v8_exp_scan(V8 x) {
+    const V8 xc = v8_min(v8_set1(88.0f), v8_max(v8_set1(-87.33654f), x));
+    const V8 n = v8_round(v8_mul(xc, v8_set1(1.44269504088896341f)));
+    V8 r = v8_fma(n, v8_set1(-0.693359375f), xc);
+    r = v8_fma(n, v8_set1(2.12194440e-4f), r);
+    V8 y = v8_set1(1.9875691500e-4f);
+    y = v8_fma(y, r, v8_set1(1.3981999507e-3f));
+    y = v8_fma(y, r, v8_set1(8.3334519073e-3f));
+    y = v8_fma(y, r, v8_set1(4.1665795894e-2f));
+    y = v8_fma(y, r, v8_set1(1.6666665459e-1f));
+    y = v8_fma(y, r, v8_set1(5.0000001201e-1f));
+    y = v8_fma(y, v8_mul(r, r), v8_add(r, v8_set1(1.0f)));
+    return v8_mul(y, v8_pow2i(n));
 }
 
 /* natural log of x > 0 (normal, finite) */
@@ -319,196 +285,75 @@ static inline void scatter_act(const ms6_act *a, int64_t base, int64_t d0, int n
 static inline int act_fast(const ms6_act *a) { return a->dtype == MS6_DTYPE_F32 && a->dim_stride == 1; }
 
 /* ------------------------------------------------------------------ */
-/* Matrix-vector products (decode)                                     */
+/* Matrix products: decode (M = 1) and prefill (M = L) alike            */
 /* ------------------------------------------------------------------ */
 
-/* One instantiation per weight dtype. Rows of W are taken 8 at a time and
- * transposed in registers, 8 values of k at a time, so that lane i holds
- * row n+i: every y element is then one FMA chain over k = 0, 1, ..., K-1
- * in order, started from 0 (or from the old y when accumulating), with the
- * bias added last. That is exactly the order of the blocked GEMM's register
- * kernel, so a token gives the same bits through a decode step (M = 1) and
- * inside a prefill (M = L). */
-#define GEMV_DEF(SUF, T, LOADV, LOADS)                                                                    \
-    static inline __attribute__((always_inline)) void gemv_blk_##SUF(                                    \
-        const int M, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw, int64_t n, int nr,   \
-        float *y, int64_t ldy, const float *bias, int acc) {                                              \
-        const T *rw[8];                                                                                    \
-        for (int i = 0; i < 8; i++) rw[i] = w + (n + (i < nr ? i : nr - 1)) * ldw;                        \
-        V8 a[MS6_GEMV_MAX_M];                                                                              \
-        float tmp[8];                                                                                      \
-        for (int m = 0; m < M; m++) {                                                                      \
-            if (acc) {                                                                                     \
-                memset(tmp, 0, sizeof tmp);                                                                \
-                memcpy(tmp, y + m * ldy + n, sizeof(float) * (size_t)nr);                                  \
-                a[m] = v8_load(tmp);                                                                       \
-            } else {                                                                                       \
-                a[m] = v8_zero();                                                                          \
-            }                                                                                              \
-        }                                                                                                  \
+/* A register tile of MR rows of x (1..3) by 4 rows of W: 12 accumulators
+ * whose lanes hold k mod 8, one x vector per row, one W vector at a time
+ * (converted from f16/bf16 in the register). Rows of x and W are both
+ * K-contiguous, so nothing is packed: W is read in its storage type, once
+ * per tile of x rows (from memory for decode, from L2 for prefill).
+ *
+ * Order of every y element, whatever the tile, M or thread count:
+ *   8 lanes of FMA over k < K8 (K rounded down to 8), a fixed horizontal
+ *   sum, then the k tail in order, then + bias, then + old y (accumulate).
+ * So a token's logits are the same bits through a decode step, a prefill
+ * of one token or a row of a long prefill. */
+#define GEMM_DEF(SUF, T, LOADV, LOADS)                                                                    \
+    static inline __attribute__((always_inline)) void tile_##SUF(                                        \
+        const int MR, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw, int nr, float *y,   \
+        int64_t ldy, const float *bias, int acc) {                                                        \
+        const T *wr[4] = {w, w + (nr > 1 ? 1 : 0) * ldw, w + (nr > 2 ? 2 : 0) * ldw,                     \
+                          w + (nr > 3 ? 3 : 0) * ldw};                                                    \
+        V8 c[3][4];                                                                                        \
+        for (int i = 0; i < MR; i++)                                                                       \
+            for (int j = 0; j < 4; j++) c[i][j] = v8_zero();                                               \
         const int64_t K8 = K & ~(int64_t)7;                                                                \
-        V8 t[8];                                                                                           \
         for (int64_t k = 0; k < K8; k += 8) {                                                              \
-            for (int i = 0; i < 8; i++) t[i] = LOADV(rw[i] + k);                                           \
-            v8_transpose8(t);                                                                              \
-            for (int kk = 0; kk < 8; kk++)                                                                 \
-                for (int m = 0; m < M; m++) a[m] = v8_fma(v8_set1(x[m * ldx + k + kk]), t[kk], a[m]);      \
-        }                                                                                                  \
-        if (K8 < K) {                                                                                      \
-            for (int i = 0; i < 8; i++) {                                                                  \
-                float r[8] = {0};                                                                          \
-                for (int64_t k = K8; k < K; k++) r[k - K8] = LOADS(rw[i][k]);                              \
-                t[i] = v8_load(r);                                                                         \
-            }                                                                                              \
-            v8_transpose8(t);                                                                              \
-            for (int64_t k = K8; k < K; k++)                                                               \
-                for (int m = 0; m < M; m++) a[m] = v8_fma(v8_set1(x[m * ldx + k]), t[k - K8], a[m]);       \
-        }                                                                                                  \
-        V8 bv = v8_zero();                                                                                 \
-        if (bias) {                                                                                        \
-            memset(tmp, 0, sizeof tmp);                                                                    \
-            memcpy(tmp, bias + n, sizeof(float) * (size_t)nr);                                             \
-            bv = v8_load(tmp);                                                                             \
-        }                                                                                                  \
-        for (int m = 0; m < M; m++) {                                                                      \
-            V8 v = a[m];                                                                                   \
-            if (bias) v = v8_add(v, bv);                                                                   \
-            if (nr == 8) {                                                                                 \
-                v8_store(y + m * ldy + n, v);                                                              \
-            } else {                                                                                       \
-                v8_store(tmp, v);                                                                          \
-                memcpy(y + m * ldy + n, tmp, sizeof(float) * (size_t)nr);                                 \
+            V8 xv[3];                                                                                      \
+            for (int i = 0; i < MR; i++) xv[i] = v8_load(x + i * ldx + k);                                 \
+            for (int j = 0; j < 4; j++) {                                                                  \
+                const V8 wv = LOADV(wr[j] + k);                                                            \
+                for (int i = 0; i < MR; i++) c[i][j] = v8_fma(xv[i], wv, c[i][j]);                         \
             }                                                                                              \
         }                                                                                                  \
+        for (int i = 0; i < MR; i++)                                                                       \
+            for (int j = 0; j < nr; j++) {                                                                 \
+                float s = v8_hsum(c[i][j]);                                                                \
+                for (int64_t k = K8; k < K; k++) s += x[i * ldx + k] * LOADS(wr[j][k]);                    \
+                if (bias) s += bias[j];                                                                    \
+                if (acc) s += y[i * ldy + j];                                                              \
+                y[i * ldy + j] = s;                                                                        \
+            }                                                                                              \
     }                                                                                                      \
-    static void gemv_##SUF(int64_t M, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw,     \
+    static void gemm_##SUF(int64_t M, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw,     \
                            int64_t n0, int64_t n1, float *y, int64_t ldy, const float *bias, int acc) {     \
-        for (int64_t n = n0; n < n1; n += 8) {                                                             \
-            const int nr = (int)(n1 - n < 8 ? n1 - n : 8);                                                 \
-            switch (M) {                                                                                   \
-            case 1: gemv_blk_##SUF(1, K, x, ldx, w, ldw, n, nr, y, ldy, bias, acc); break;                 \
-            case 2: gemv_blk_##SUF(2, K, x, ldx, w, ldw, n, nr, y, ldy, bias, acc); break;                 \
-            case 3: gemv_blk_##SUF(3, K, x, ldx, w, ldw, n, nr, y, ldy, bias, acc); break;                 \
-            default: gemv_blk_##SUF(4, K, x, ldx, w, ldw, n, nr, y, ldy, bias, acc); break;                \
+        for (int64_t m = 0; m < M; m += 3) {                                                               \
+            const int mr = (int)(M - m < 3 ? M - m : 3);                                                   \
+            const float *xm = x + m * ldx;                                                                 \
+            float *ym = y + m * ldy;                                                                       \
+            for (int64_t n = n0; n < n1; n += 4) {                                                         \
+                const int nr = (int)(n1 - n < 4 ? n1 - n : 4);                                             \
+                const float *b = bias ? bias + n : NULL;                                                   \
+                if (mr == 1) tile_##SUF(1, K, xm, ldx, w + n * ldw, ldw, nr, ym + n, ldy, b, acc);          \
+                else if (mr == 2) tile_##SUF(2, K, xm, ldx, w + n * ldw, ldw, nr, ym + n, ldy, b, acc);     \
+                else tile_##SUF(3, K, xm, ldx, w + n * ldw, ldw, nr, ym + n, ldy, b, acc);                  \
             }                                                                                              \
         }                                                                                                  \
     }
 
 #define LOADS_F32(v) (v)
-GEMV_DEF(f32, float, v8_load, LOADS_F32)
-GEMV_DEF(f16, uint16_t, v8_load_f16, ms6_f16_to_f32)
-GEMV_DEF(bf16, uint16_t, v8_load_bf16, ms6_bf16_to_f32)
+GEMM_DEF(f32, float, v8_load, LOADS_F32)
+GEMM_DEF(f16, uint16_t, v8_load_f16, ms6_f16_to_f32)
+GEMM_DEF(bf16, uint16_t, v8_load_bf16, ms6_bf16_to_f32)
 
-static void k_gemv(int64_t M, int64_t K, const float *x, int64_t ldx, const void *w, ms6_dtype wt, int64_t ldw,
+static void k_gemm(int64_t M, int64_t K, const float *x, int64_t ldx, const void *w, ms6_dtype wt, int64_t ldw,
                    int64_t n0, int64_t n1, float *y, int64_t ldy, const float *bias, int accumulate) {
     switch (wt) {
-    case MS6_DTYPE_F16: gemv_f16(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
-    case MS6_DTYPE_BF16: gemv_bf16(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
-    default: gemv_f32(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
+    case MS6_DTYPE_F16: gemm_f16(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
+    case MS6_DTYPE_BF16: gemm_bf16(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
+    default: gemm_f32(M, K, x, ldx, w, ldw, n0, n1, y, ldy, bias, accumulate); break;
     }
-}
-
-/* ------------------------------------------------------------------ */
-/* Blocked matrix products (prefill)                                   */
-/* ------------------------------------------------------------------ */
-
-#define PACK_DEF(SUF, T, LOADV, LOADS)                                                                    \
-    static void pack_##SUF(const T *w, int64_t ldw, int64_t n0, int nr, int64_t k0, int64_t kc, float *bp) { \
-        const int NR = MS6_GEMM_NR;                                                                        \
-        for (int j = 0; j < NR; j++) {                                                                     \
-            if (j >= nr) {                                                                                 \
-                for (int64_t k = 0; k < kc; k++) bp[k * NR + j] = 0.0f;                                    \
-                continue;                                                                                  \
-            }                                                                                              \
-            const T *row = w + (n0 + j) * ldw + k0;                                                        \
-            int64_t k = 0;                                                                                 \
-            for (; k + 8 <= kc; k += 8) {                                                                  \
-                float t[8];                                                                                \
-                v8_store(t, LOADV(row + k));                                                               \
-                for (int i = 0; i < 8; i++) bp[(k + i) * NR + j] = t[i];                                   \
-            }                                                                                              \
-            for (; k < kc; k++) bp[k * NR + j] = LOADS(row[k]);                                            \
-        }                                                                                                  \
-    }
-
-PACK_DEF(f32, float, v8_load, LOADS_F32)
-PACK_DEF(f16, uint16_t, v8_load_f16, ms6_f16_to_f32)
-PACK_DEF(bf16, uint16_t, v8_load_bf16, ms6_bf16_to_f32)
-
-static void k_pack_w(const void *w, ms6_dtype wt, int64_t ldw, int64_t n0, int nr, int64_t k0, int64_t kc, float *bp) {
-    switch (wt) {
-    case MS6_DTYPE_F16: pack_f16(w, ldw, n0, nr, k0, kc, bp); break;
-    case MS6_DTYPE_BF16: pack_bf16(w, ldw, n0, nr, k0, kc, bp); break;
-    default: pack_f32(w, ldw, n0, nr, k0, kc, bp); break;
-    }
-}
-
-/* 6 x 16 register tile: 12 accumulators, 2 packed-W vectors, 1 broadcast. */
-static void k_micro(int64_t kc, const float *a, int64_t lda, int mr, const float *bp, float *c, int64_t ldc, int nr,
-                    int load_c, const float *bias) {
-    enum { MR = MS6_GEMM_MR, NR = MS6_GEMM_NR };
-    float tile[MR * NR], btile[NR];
-    float *cc = c;
-    int64_t ldcc = ldc;
-    const int partial = mr < MR || nr < NR;
-    if (partial) {
-        cc = tile;
-        ldcc = NR;
-        memset(tile, 0, sizeof tile);
-        if (load_c)
-            for (int i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * ldc, sizeof(float) * (size_t)nr);
-        if (bias) {
-            memset(btile, 0, sizeof btile);
-            memcpy(btile, bias, sizeof(float) * (size_t)nr);
-            bias = btile;
-        }
-    }
-    const float *a0 = a, *a1 = a + (mr > 1 ? 1 : 0) * lda, *a2 = a + (mr > 2 ? 2 : 0) * lda;
-    const float *a3 = a + (mr > 3 ? 3 : 0) * lda, *a4 = a + (mr > 4 ? 4 : 0) * lda, *a5 = a + (mr > 5 ? 5 : 0) * lda;
-    V8 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-    if (load_c) {
-        c00 = v8_load(cc); c01 = v8_load(cc + 8);
-        c10 = v8_load(cc + ldcc); c11 = v8_load(cc + ldcc + 8);
-        c20 = v8_load(cc + 2 * ldcc); c21 = v8_load(cc + 2 * ldcc + 8);
-        c30 = v8_load(cc + 3 * ldcc); c31 = v8_load(cc + 3 * ldcc + 8);
-        c40 = v8_load(cc + 4 * ldcc); c41 = v8_load(cc + 4 * ldcc + 8);
-        c50 = v8_load(cc + 5 * ldcc); c51 = v8_load(cc + 5 * ldcc + 8);
-    } else {
-        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = v8_zero();
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        const V8 b0 = v8_load(bp), b1 = v8_load(bp + 8);
-        bp += NR;
-        V8 x;
-        x = v8_set1(a0[k]); c00 = v8_fma(x, b0, c00); c01 = v8_fma(x, b1, c01);
-        x = v8_set1(a1[k]); c10 = v8_fma(x, b0, c10); c11 = v8_fma(x, b1, c11);
-        x = v8_set1(a2[k]); c20 = v8_fma(x, b0, c20); c21 = v8_fma(x, b1, c21);
-        x = v8_set1(a3[k]); c30 = v8_fma(x, b0, c30); c31 = v8_fma(x, b1, c31);
-        x = v8_set1(a4[k]); c40 = v8_fma(x, b0, c40); c41 = v8_fma(x, b1, c41);
-        x = v8_set1(a5[k]); c50 = v8_fma(x, b0, c50); c51 = v8_fma(x, b1, c51);
-    }
-    if (bias) {
-        const V8 q0 = v8_load(bias), q1 = v8_load(bias + 8);
-        c00 = v8_add(c00, q0); c01 = v8_add(c01, q1); c10 = v8_add(c10, q0); c11 = v8_add(c11, q1);
-        c20 = v8_add(c20, q0); c21 = v8_add(c21, q1); c30 = v8_add(c30, q0); c31 = v8_add(c31, q1);
-        c40 = v8_add(c40, q0); c41 = v8_add(c41, q1); c50 = v8_add(c50, q0); c51 = v8_add(c51, q1);
-    }
-    if (!partial) {
-        v8_store(cc, c00); v8_store(cc + 8, c01);
-        v8_store(cc + ldcc, c10); v8_store(cc + ldcc + 8, c11);
-        v8_store(cc + 2 * ldcc, c20); v8_store(cc + 2 * ldcc + 8, c21);
-        v8_store(cc + 3 * ldcc, c30); v8_store(cc + 3 * ldcc + 8, c31);
-        v8_store(cc + 4 * ldcc, c40); v8_store(cc + 4 * ldcc + 8, c41);
-        v8_store(cc + 5 * ldcc, c50); v8_store(cc + 5 * ldcc + 8, c51);
-        return;
-    }
-    v8_store(tile, c00); v8_store(tile + 8, c01);
-    v8_store(tile + NR, c10); v8_store(tile + NR + 8, c11);
-    v8_store(tile + 2 * NR, c20); v8_store(tile + 2 * NR + 8, c21);
-    v8_store(tile + 3 * NR, c30); v8_store(tile + 3 * NR + 8, c31);
-    v8_store(tile + 4 * NR, c40); v8_store(tile + 4 * NR + 8, c41);
-    v8_store(tile + 5 * NR, c50); v8_store(tile + 5 * NR + 8, c51);
-    for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, sizeof(float) * (size_t)nr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -536,6 +381,96 @@ static inline void bc_lanes(const ms6_bc *bc, int64_t b, const int64_t *ch, cons
     }
 }
 
+/* The common case of the model's prefill, 16 channels at a time (two
+ * vectors: full cache lines of the token-major activations, and two
+ * independent chains): u, delta, z, out fp32 with unit channel stride, B and
+ * C variable and the same group for all 16 channels. Each channel goes
+ * through exactly the operations of the 8-channel path of k_scan, in the
+ * same order, so results do not depend on which path ran it. */
+static void scan_fast16(const ms6_scan_params *p, int64_t b, int64_t db, float *scr) {
+    const int64_t N = p->d_state, L = p->seqlen;
+    const int64_t sds = p->state_dim_stride ? p->state_dim_stride : N;
+    const int64_t sbs = p->state_batch_stride ? p->state_batch_stride : p->dim * sds;
+    const int64_t dpg = p->n_groups > 0 ? p->dim / p->n_groups : p->dim;
+    const int64_t g = db / dpg;
+    float *h = scr, *Al = h + 16 * N, *Br = Al + 16 * N, *Cr = Br + 16 * N;
+    for (int64_t n = 0; n < N; n++)
+        for (int i = 0; i < 16; i++) {
+            Al[n * 16 + i] = p->A[(db + i) * p->A_dim_stride + n * p->A_state_stride];
+            h[n * 16 + i] = p->initial_state ? p->initial_state[b * sbs + (db + i) * sds + n] : 0.0f;
+        }
+    float tD[16], tb[16];
+    for (int i = 0; i < 16; i++) {
+        tD[i] = p->D ? p->D[db + i] : 0.0f;
+        tb[i] = p->delta_bias ? p->delta_bias[db + i] : 0.0f;
+    }
+    const V8 Da = v8_load(tD), Db = v8_load(tD + 8), ba = v8_load(tb), bb = v8_load(tb + 8);
+    const int has_z = p->z.ptr != NULL;
+    for (int64_t t = 0; t < L; t++) {
+        const float *up = (const float *)p->u.ptr + b * p->u.batch_stride + t * p->u.seq_stride + db;
+        const float *dp = (const float *)p->delta.ptr + b * p->delta.batch_stride + t * p->delta.seq_stride + db;
+        float *op = (float *)p->out.ptr + b * p->out.batch_stride + t * p->out.seq_stride + db;
+        const V8 ua = v8_load(up), ub = v8_load(up + 8);
+        V8 dta = v8_add(v8_load(dp), ba), dtb = v8_add(v8_load(dp + 8), bb);
+        V8 za = v8_zero(), zb = v8_zero();
+        if (has_z) {
+            const float *zp = (const float *)p->z.ptr + b * p->z.batch_stride + t * p->z.seq_stride + db;
+            za = v8_load(zp);
+            zb = v8_load(zp + 8);
+        }
+        if (p->delta_softplus) {
+            dta = v8_softplus(dta);
+            dtb = v8_softplus(dtb);
+        }
+        const V8 dtua = v8_mul(dta, ua), dtub = v8_mul(dtb, ub);
+        const float *brow = bc_row(&p->B, b, g, t, N, Br);
+        const float *crow = bc_row(&p->C, b, g, t, N, Cr);
+        V8 ya0 = v8_zero(), ya1 = v8_zero(), yb0 = v8_zero(), yb1 = v8_zero();
+        int64_t n = 0;
+        for (; n + 2 <= N; n += 2) {
+            float *h0 = h + n * 16, *h1 = h0 + 16;
+            const float *a0 = Al + n * 16, *a1 = a0 + 16;
+            const V8 B0 = v8_set1(brow[n]), B1 = v8_set1(brow[n + 1]);
+            const V8 C0 = v8_set1(crow[n]), C1 = v8_set1(crow[n + 1]);
+            const V8 ea0 = v8_exp_scan(v8_mul(dta, v8_load(a0))), eb0 = v8_exp_scan(v8_mul(dtb, v8_load(a0 + 8)));
+            const V8 ea1 = v8_exp_scan(v8_mul(dta, v8_load(a1))), eb1 = v8_exp_scan(v8_mul(dtb, v8_load(a1 + 8)));
+            const V8 ha0 = v8_fma(ea0, v8_load(h0), v8_mul(dtua, B0));
+            const V8 hb0 = v8_fma(eb0, v8_load(h0 + 8), v8_mul(dtub, B0));
+            const V8 ha1 = v8_fma(ea1, v8_load(h1), v8_mul(dtua, B1));
+            const V8 hb1 = v8_fma(eb1, v8_load(h1 + 8), v8_mul(dtub, B1));
+            v8_store(h0, ha0);
+            v8_store(h0 + 8, hb0);
+            v8_store(h1, ha1);
+            v8_store(h1 + 8, hb1);
+            ya0 = v8_fma(ha0, C0, ya0);
+            yb0 = v8_fma(hb0, C0, yb0);
+            ya1 = v8_fma(ha1, C1, ya1);
+            yb1 = v8_fma(hb1, C1, yb1);
+        }
+        if (n < N) {
+            float *h0 = h + n * 16;
+            const V8 B0 = v8_set1(brow[n]), C0 = v8_set1(crow[n]);
+            const V8 ea0 = v8_exp_scan(v8_mul(dta, v8_load(Al + n * 16))), eb0 = v8_exp_scan(v8_mul(dtb, v8_load(Al + n * 16 + 8)));
+            const V8 ha0 = v8_fma(ea0, v8_load(h0), v8_mul(dtua, B0));
+            const V8 hb0 = v8_fma(eb0, v8_load(h0 + 8), v8_mul(dtub, B0));
+            v8_store(h0, ha0);
+            v8_store(h0 + 8, hb0);
+            ya0 = v8_fma(ha0, C0, ya0);
+            yb0 = v8_fma(hb0, C0, yb0);
+        }
+        V8 ya = v8_fma(Da, ua, v8_add(ya0, ya1)), yb = v8_fma(Db, ub, v8_add(yb0, yb1));
+        if (has_z) {
+            ya = v8_mul(ya, v8_silu(za));
+            yb = v8_mul(yb, v8_silu(zb));
+        }
+        v8_store(op, ya);
+        v8_store(op + 8, yb);
+    }
+    if (p->final_state)
+        for (int i = 0; i < 16; i++)
+            for (int64_t n = 0; n < N; n++) p->final_state[b * sbs + (db + i) * sds + n] = h[n * 16 + i];
+}
+
 static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, float *scr) {
     const int64_t N = p->d_state, L = p->seqlen;
     const int64_t sds = p->state_dim_stride ? p->state_dim_stride : N;
@@ -543,7 +478,14 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
     const int64_t dpg = p->n_groups > 0 ? p->dim / p->n_groups : p->dim;
     float *h = scr, *Al = h + 8 * N, *Bl = Al + 8 * N, *Cl = Bl + 8 * N, *Br = Cl + 8 * N, *Cr = Br + 8 * N;
     const int has_z = p->z.ptr != NULL;
+    const int fast16 = act_fast(&p->u) && act_fast(&p->delta) && act_fast(&p->out) && (!has_z || act_fast(&p->z)) &&
+                       p->B.mode == MS6_BC_VARIABLE && p->C.mode == MS6_BC_VARIABLE;
     for (int64_t db = d0; db < d1; db += 8) {
+        if (fast16 && db + 16 <= d1 && db / dpg == (db + 15) / dpg) {
+            scan_fast16(p, b, db, scr);
+            db += 8; /* and 8 more by the loop */
+            continue;
+        }
         const int nl = (int)(d1 - db < 8 ? d1 - db : 8);
         int64_t ch[8], grp[8];
         for (int i = 0; i < 8; i++) {
@@ -596,8 +538,8 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
                 /* two independent accumulators for y: even and odd n */
                 for (; n + 2 <= N; n += 2) {
                     V8 h0 = v8_load(h + n * 8), h1 = v8_load(h + n * 8 + 8);
-                    const V8 e0 = v8_exp(v8_mul(dt, v8_load(Al + n * 8)));
-                    const V8 e1 = v8_exp(v8_mul(dt, v8_load(Al + n * 8 + 8)));
+                    const V8 e0 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8)));
+                    const V8 e1 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8 + 8)));
                     /* h = exp(dt*A)*h + dt*B*u */
                     h0 = v8_fma(e0, h0, v8_mul(dtu, v8_set1(brow[n])));
                     h1 = v8_fma(e1, h1, v8_mul(dtu, v8_set1(brow[n + 1])));
@@ -609,7 +551,7 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
                 }
                 if (n < N) {
                     V8 h0 = v8_load(h + n * 8);
-                    const V8 e0 = v8_exp(v8_mul(dt, v8_load(Al + n * 8)));
+                    const V8 e0 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8)));
                     h0 = v8_fma(e0, h0, v8_mul(dtu, v8_set1(brow[n])));
                     v8_store(h + n * 8, h0);
                     y0 = v8_fma(h0, v8_set1(crow[n]), y0);
@@ -627,8 +569,8 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
                 int64_t n = 0;
                 for (; n + 2 <= N; n += 2) {
                     V8 h0 = v8_load(h + n * 8), h1 = v8_load(h + n * 8 + 8);
-                    const V8 e0 = v8_exp(v8_mul(dt, v8_load(Al + n * 8)));
-                    const V8 e1 = v8_exp(v8_mul(dt, v8_load(Al + n * 8 + 8)));
+                    const V8 e0 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8)));
+                    const V8 e1 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8 + 8)));
                     h0 = v8_fma(e0, h0, v8_mul(dtu, v8_load(bl + n * 8)));
                     h1 = v8_fma(e1, h1, v8_mul(dtu, v8_load(bl + n * 8 + 8)));
                     v8_store(h + n * 8, h0);
@@ -638,7 +580,7 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
                 }
                 if (n < N) {
                     V8 h0 = v8_load(h + n * 8);
-                    const V8 e0 = v8_exp(v8_mul(dt, v8_load(Al + n * 8)));
+                    const V8 e0 = v8_exp_scan(v8_mul(dt, v8_load(Al + n * 8)));
                     h0 = v8_fma(e0, h0, v8_mul(dtu, v8_load(bl + n * 8)));
                     v8_store(h + n * 8, h0);
                     y0 = v8_fma(h0, v8_load(cl + n * 8), y0);
@@ -730,7 +672,7 @@ static void k_state_update(const ms6_state_update_params *p, int64_t b, int64_t 
             V8 yv = v8_zero();
             for (int64_t n = 0; n < N8; n += 8) {
                 /* state = state * exp(dt*A) + dt*B*x;  y = sum_n state*C */
-                const V8 e = v8_exp(v8_mul(dt, v8_load(Ap + n)));
+                const V8 e = v8_exp_scan(v8_mul(dt, v8_load(Ap + n)));
                 const V8 hn = v8_fma(v8_load(hp + n), e, v8_mul(dtx, v8_load(Bp + n)));
                 v8_store(hp + n, hn);
                 yv = v8_fma(hn, v8_load(Cp + n), yv);
@@ -887,9 +829,7 @@ static void k_rmsnorm(const ms6_rmsnorm_params *p, int64_t r0, int64_t r1) {
 
 const ms6_fast_kernels FAST_TABLE = {
     .name = FAST_NAME,
-    .gemv = k_gemv,
-    .pack_w = k_pack_w,
-    .micro = k_micro,
+    .gemm = k_gemm,
     .exp = k_exp,
     .scan = k_scan,
     .state_update = k_state_update,
