@@ -6,9 +6,9 @@
  *
  * Sweep: the shapes of tests/test_ref_kernels.c (L = 1, odd L, L >= 4096;
  * N = 1, 8, 16, 64, 256; one group and several; every flag on and off;
- * f32/f16/bf16; token-major and channel-major), each scan case also run with
- * every states-per-lane variant and with L forced into chunks (the two-pass
- * path); shapes near the benchmark's; a 300000-step sequence at small dim
+ * f32/f16/bf16; token-major and channel-major), each scan case run on both
+ * kernels (direct and tiled), with every states-per-lane variant and with L
+ * forced into chunks (the two-pass path); shapes near the benchmark's; a 300000-step sequence at small dim
  * (chunk chaining); element offsets past 2^31 (batch strides of 2^31 + 4096
  * elements, f16); out aliasing u; the chaining invariants; decode padding
  * and out-of-range slots.
@@ -52,8 +52,9 @@ static void check_result(const char *what, ms6_status st, const kh_result *r, do
 
 /* Runs one scan case with the kernel variant forced through the tuning
  * variables the scan reads (0 = its own choice). */
-static void scan_case(ms6_backend *be, tu_rng *rng, const kh_scan_case *c, int force_s, int force_k) {
+static void scan_case(ms6_backend *be, tu_rng *rng, const kh_scan_case *c, int force_s, int force_k, int direct) {
     char desc[256], msg[512] = {0}, what[400], v[32];
+    if (direct >= 0) setenv("MS6_SCAN_DIRECT", direct ? "1" : "0", 1);
     snprintf(v, sizeof v, "%d", force_s);
     setenv("MS6_SCAN_S", v, 1);
     snprintf(v, sizeof v, "%d", force_k);
@@ -61,11 +62,13 @@ static void scan_case(ms6_backend *be, tu_rng *rng, const kh_scan_case *c, int f
     if (force_k) setenv("MS6_SCAN_MAX_TL", force_k == 64 ? "16" : "4", 1); /* short tiles: real chunks at small L */
     kh_result r;
     ms6_status st = kh_run_scan(be, c, rng, &r, msg);
-    snprintf(what, sizeof what, "[cuda S=%d K=%d] %s", force_s, force_k, kh_describe_scan(c, desc, sizeof desc));
+    snprintf(what, sizeof what, "[cuda S=%d K=%d direct=%d] %s", force_s, force_k, direct,
+             kh_describe_scan(c, desc, sizeof desc));
     check_result(what, st, &r, tol_io_n(c->io, c->batch * c->dim * c->L), msg);
     unsetenv("MS6_SCAN_S");
     unsetenv("MS6_SCAN_CHUNKS");
     unsetenv("MS6_SCAN_MAX_TL");
+    unsetenv("MS6_SCAN_DIRECT");
 }
 
 static void sweep(ms6_backend *be, tu_rng *rng) {
@@ -96,16 +99,18 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
                 c.token_major = (k % 2) == 1;
                 if (c.L > 1000 && flags) continue;
                 if (small_mode && flags > 1) continue;
-                scan_case(be, rng, &c, 0, 0);
+                scan_case(be, rng, &c, 0, 0, -1);
+                if (c.N <= 16) scan_case(be, rng, &c, 0, 0, 0); /* the tiled kernel with its own choice */
                 /* every states-per-lane variant, and the chunked two-pass path */
                 const int svals[] = {4, 8, 16};
                 for (int si = 0; si < 3; si++) {
                     if (svals[si] > (c.N > 8 ? 16 : c.N > 4 ? 8 : 4)) continue;
                     if ((c.N + svals[si] - 1) / svals[si] > 32) continue;
-                    if ((k + si) % 2 == 0 || small_mode) scan_case(be, rng, &c, svals[si], 0);
+                    if ((k + si) % 2 == 0 || small_mode) scan_case(be, rng, &c, svals[si], 0, -1);
                 }
-                if (c.L >= 2) scan_case(be, rng, &c, 0, c.L >= 5 ? 5 : 2);
-                if (c.L > 1000) scan_case(be, rng, &c, 0, 64);
+                if (c.L >= 2) scan_case(be, rng, &c, 0, c.L >= 5 ? 5 : 2, -1);
+                if (c.L >= 2 && c.N <= 16) scan_case(be, rng, &c, 0, c.L >= 5 ? 5 : 2, 0);
+                if (c.L > 1000) scan_case(be, rng, &c, 0, 64, -1);
             }
             for (int flags = 0; flags < 4; flags++, k++) {
                 kh_update_case c = {0};
@@ -185,7 +190,8 @@ static void large_cases(ms6_backend *be, tu_rng *rng) {
         c.has_h0 = i % 2; c.want_hT = 1;
         c.io = i == 5 ? MS6_DTYPE_F32 : (i % 3 == 2 ? MS6_DTYPE_BF16 : MS6_DTYPE_F16);
         c.token_major = 1;
-        scan_case(be, rng, &c, 0, 0);
+        scan_case(be, rng, &c, 0, 0, -1);
+        if (c.N <= 16 && c.L <= 8192) scan_case(be, rng, &c, 0, 0, 0);
     }
 }
 
@@ -301,7 +307,7 @@ static void int64_offsets(ms6_backend *be, tu_rng *rng) {
 
 /* out aliasing u (allowed by the API): same result as separate buffers,
  * in the single-pass and the chunked path. */
-static void alias_case(ms6_backend *be, tu_rng *rng, int force_k) {
+static void alias_case(ms6_backend *be, tu_rng *rng, int force_k, int direct) {
     const int64_t dim = 48, L = 1500, N = 16, n = dim * L;
     float *u = malloc(sizeof(float) * n), *dl = malloc(sizeof(float) * n), *bc = malloc(sizeof(float) * 2 * L * N);
     float *A = malloc(sizeof(float) * dim * N), *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
@@ -320,6 +326,7 @@ static void alias_case(ms6_backend *be, tu_rng *rng, int force_k) {
     char v[16];
     snprintf(v, sizeof v, "%d", force_k);
     setenv("MS6_SCAN_CHUNKS", v, 1);
+    setenv("MS6_SCAN_DIRECT", direct ? "1" : "0", 1);
     ms6_backend_upload(be, du, u, sizeof(float) * n);
     ms6_backend_upload(be, ddl, dl, sizeof(float) * n);
     ms6_backend_upload(be, dbc, bc, sizeof(float) * 2 * L * N);
@@ -337,9 +344,12 @@ static void alias_case(ms6_backend *be, tu_rng *rng, int force_k) {
     if (!st) st = ms6_selective_scan_fwd(be, &p);
     if (!st) st = ms6_backend_download(be, o1, dout, sizeof(float) * n);
     if (!st) st = ms6_backend_download(be, o2, du, sizeof(float) * n);
-    CHECK(st == MS6_STATUS_OK, "alias K=%d: %s", force_k, ms6_backend_last_error(be));
-    if (!st) CHECK(memcmp(o1, o2, sizeof(float) * n) == 0, "alias K=%d: out == u differs from separate out", force_k);
+    CHECK(st == MS6_STATUS_OK, "alias K=%d direct=%d: %s", force_k, direct, ms6_backend_last_error(be));
+    if (!st)
+        CHECK(memcmp(o1, o2, sizeof(float) * n) == 0, "alias K=%d direct=%d: out == u differs from separate out", force_k,
+              direct);
     unsetenv("MS6_SCAN_CHUNKS");
+    unsetenv("MS6_SCAN_DIRECT");
     ms6_backend_dealloc(be, du); ms6_backend_dealloc(be, ddl); ms6_backend_dealloc(be, dbc);
     ms6_backend_dealloc(be, dA); ms6_backend_dealloc(be, dout);
     free(u); free(dl); free(bc); free(A); free(o1); free(o2);
@@ -407,8 +417,10 @@ int main(int argc, char **argv) {
         return (st == MS6_STATUS_DEVICE_ERROR || st == MS6_STATUS_UNSUPPORTED) ? TEST_SKIP : 1;
     }
     sweep(be, &rng);
-    alias_case(be, &rng, 1);
-    alias_case(be, &rng, 4);
+    for (int direct = 0; direct < 2; direct++) {
+        alias_case(be, &rng, 1, direct);
+        alias_case(be, &rng, 4, direct);
+    }
     bad_slot(be);
     if (!small_mode) {
         large_cases(be, &rng);

@@ -365,6 +365,156 @@ __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     }
 }
 
+/* ---- direct variant: one thread per channel (N <= 16), activations read
+ * straight from global memory with a kR-step register pipeline, per-element
+ * work (softplus, gate) done by the channel's own thread, outputs written
+ * straight back; only B/C tiles go through shared memory. No activation
+ * staging, so few registers and syncs per step. ---- */
+constexpr int kR = 4; /* steps of u/delta/z in flight per thread */
+
+template <bool WITH_Y>
+__device__ __forceinline__ void direct_tiles(const ScanArgs &a, float (&h)[16], const float (&A2)[16], long long b,
+                                             long long d, bool dval, long long g_lo, long long t_begin,
+                                             long long t_end, float *s_B, float *s_C, const float *Bbase,
+                                             const float *Cbase, int Bstep, int Cstep, float bias, float Dd,
+                                             float &sumdt) {
+    const int TL = a.TL;
+    const long long ou = b * a.u.bs + d * a.u.ds, odl = b * a.delta.bs + d * a.delta.ds;
+    const long long oz = b * a.z.bs + d * a.z.ds, oo = b * a.out.bs + d * a.out.ds;
+    const bool want_z = WITH_Y && a.has_z;
+    const bool want_c = WITH_Y && a.C.var;
+    unsigned ru[kR], rdl[kR], rz[kR], rb[kEB], rc[kEB];
+#pragma unroll
+    for (int k = 0; k < kR; k++) {
+        const long long t = t_begin + k;
+        const bool v = dval && t < t_end;
+        ru[k] = v ? ld_raw(a.u.ptr, a.u.dtype, ou + t * a.u.ts) : 0u;
+        rdl[k] = v ? ld_raw(a.delta.ptr, a.delta.dtype, odl + t * a.delta.ts) : 0u;
+        rz[k] = (v && want_z) ? ld_raw(a.z.ptr, a.z.dtype, oz + t * a.z.ts) : 0u;
+    }
+    if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t_begin, t_end);
+    if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t_begin, t_end);
+    for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
+        __syncthreads();
+        if (a.B.var) bc_commit(s_B, rb, a.B, a, b, g_lo, t0, t_end);
+        if (want_c) bc_commit(s_C, rc, a.C, a, b, g_lo, t0, t_end);
+        __syncthreads();
+        if (t0 + TL < t_end) {
+            if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t0 + TL, t_end);
+            if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t0 + TL, t_end);
+        }
+        for (int jj = 0; jj < TL; jj += kR) {
+#pragma unroll
+            for (int k = 0; k < kR; k++) {
+                const int j = jj + k;
+                const long long t = t0 + j;
+                const bool v = dval && t < t_end;
+                float dt = 0.0f, dtu = 0.0f, uu = 0.0f, g = 1.0f;
+                if (v) {
+                    uu = cvt_raw(ru[k], a.u.dtype);
+                    dt = cvt_raw(rdl[k], a.delta.dtype) + bias;
+                    if (a.softplus) dt = softplus_f(dt);
+                    dtu = dt * uu;
+                    if (want_z) g = silu_f(cvt_raw(rz[k], a.z.dtype));
+                }
+                /* refill this slot with the step kR ahead */
+                const long long tn = t + kR;
+                const bool vn = dval && tn < t_end;
+                ru[k] = vn ? ld_raw(a.u.ptr, a.u.dtype, ou + tn * a.u.ts) : 0u;
+                rdl[k] = vn ? ld_raw(a.delta.ptr, a.delta.dtype, odl + tn * a.delta.ts) : 0u;
+                if (want_z) rz[k] = vn ? ld_raw(a.z.ptr, a.z.dtype, oz + tn * a.z.ts) : 0u;
+                const float y = scan_step<16, WITH_Y>(h, A2, dt, dtu, Bbase + j * Bstep, Cbase + j * Cstep);
+                if (WITH_Y) {
+                    if (v) st_any(a.out.ptr, a.out.dtype, oo + t * a.out.ts, fmaf(Dd, uu, y) * g);
+                } else {
+                    sumdt += dt;
+                }
+            }
+        }
+    }
+}
+
+__global__ void __launch_bounds__(kThreads, 4) scan_direct_kernel(const ScanArgs a) {
+    extern __shared__ __align__(16) float sm[];
+    const int TL = a.TL, Npad = 16, CB = kThreads;
+    float *s_B = sm;
+    const int bsz = a.B.var ? TL * a.gpb * Npad : CB * (Npad + 4);
+    float *s_C = s_B + bsz;
+
+    long long id = blockIdx.x;
+    const long long tile = id % a.n_tiles;
+    id /= a.n_tiles;
+    const long long b = id % a.batch;
+    const int kc = (int)(id / a.batch) + (a.pass == 2 ? 1 : 0);
+    const long long d0 = tile * CB;
+    const int tid = threadIdx.x;
+    const long long d = d0 + tid;
+    const bool dval = d < a.dim;
+    const long long g_lo = d0 / a.dpg;
+    const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
+    const bool local = a.pass == 1 && kc > 0;
+
+    if (!a.B.var || !a.C.var) {
+        for (int i = tid; i < CB * Npad; i += kThreads) {
+            const int cc = i >> 4, n = i & 15;
+            const long long dd = d0 + cc;
+            const bool v = dd < a.dim && n < a.N;
+            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
+            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
+        }
+    }
+    float A2[16], h[16];
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        A2[s] = (dval && s < a.N) ? a.A[d * a.A_ds + s * a.A_ns] * kLog2e : 0.0f;
+        h[s] = 0.0f;
+    }
+    if (a.pass == 2) {
+        if (dval) {
+            const long long row0 = b * a.dim + d;
+#pragma unroll
+            for (int s = 0; s < 16; s++) h[s] = a.ch_h[row0 * Npad + s];
+            for (int k = 1; k < kc; k++) {
+                const long long row = ((long long)k * a.batch + b) * a.dim + d;
+                const float sdt = a.ch_s[row];
+#pragma unroll
+                for (int s = 0; s < 16; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt), h[s], a.ch_h[row * Npad + s]);
+            }
+        }
+    } else if (kc == 0 && a.h0 && dval) {
+#pragma unroll
+        for (int s = 0; s < 16; s++)
+            if (s < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + s];
+    }
+    const float bias = (dval && a.bias) ? a.bias[d] : 0.0f, Dd = (dval && a.D) ? a.D[d] : 0.0f;
+    const long long t_begin = (long long)kc * a.chunk_len;
+    const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
+    const float *Bbase = a.B.var ? s_B + gl * Npad : s_B + tid * (Npad + 4);
+    const float *Cbase = a.C.var ? s_C + gl * Npad : s_C + tid * (Npad + 4);
+    const int Bstep = a.B.var ? a.gpb * Npad : 0, Cstep = a.C.var ? a.gpb * Npad : 0;
+    float sumdt = 0.0f;
+    if (local)
+        direct_tiles<false>(a, h, A2, b, d, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep, bias,
+                            Dd, sumdt);
+    else
+        direct_tiles<true>(a, h, A2, b, d, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep, bias,
+                           Dd, sumdt);
+
+    if (!dval) return;
+    if (a.pass == 1) {
+        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
+#pragma unroll
+        for (int s = 0; s < 16; s++) a.ch_h[row * Npad + s] = h[s];
+        a.ch_s[row] = sumdt;
+        return;
+    }
+    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
+#pragma unroll
+        for (int s = 0; s < 16; s++)
+            if (s < a.N) a.hT[b * a.sbs + d * a.sds + s] = h[s];
+    }
+}
+
 /* L == 0: the final state is the initial state (or zero). */
 __global__ void scan_empty_kernel(const float *h0, float *hT, long long batch, long long dim, long long N,
                                   long long sbs, long long sds) {
@@ -397,6 +547,73 @@ cudaError_t launch_scan(const ScanArgs &a, long long blocks, size_t smem, cudaSt
     return cudaGetLastError();
 }
 
+/* Launches the direct variant (whole L, or the two chunk passes). */
+ms6_status run_passes(ms6_backend *be, ScanArgs &a, long long blocks1, size_t smem, long long K, int Npad,
+                      cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t)) {
+    cudaStream_t st = ms6_cuda(be)->stream;
+    if (K == 1) {
+        a.pass = 0;
+        return ms6_cuda_check(be, launch(a, blocks1, smem, st), "selective_scan_fwd launch");
+    }
+    const size_t rows = (size_t)K * a.batch * a.dim;
+    void *scratch = NULL;
+    cudaError_t e = cudaMallocAsync(&scratch, rows * sizeof(float) * (Npad + 1), st);
+    if (e != cudaSuccess) return ms6_cuda_check(be, e, "selective_scan_fwd chunk-state scratch");
+    a.ch_h = (float *)scratch;
+    a.ch_s = a.ch_h + rows * Npad;
+    a.pass = 1;
+    e = launch(a, blocks1 * (K - 1), smem, st);
+    if (e == cudaSuccess) {
+        a.pass = 2;
+        e = launch(a, blocks1 * (K - 1), smem, st);
+    }
+    cudaError_t e2 = cudaFreeAsync(scratch, st);
+    if (e == cudaSuccess) e = e2;
+    return ms6_cuda_check(be, e, "selective_scan_fwd launch");
+}
+
+cudaError_t launch_direct(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
+    scan_direct_kernel<<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    return cudaGetLastError();
+}
+
+ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int sms) {
+    a.P = 1; a.p_shift = 0; a.CB = kThreads; a.cb_shift = ilog2(kThreads); a.Npad = 16;
+    a.n_tiles = (p->dim + kThreads - 1) / kThreads;
+    a.gpb = (int)((kThreads - 1) / a.dpg + 2);
+    if (a.gpb > a.G) a.gpb = (int)a.G;
+    a.tokmaj = 1;
+    /* B/C tile: TL steps (a multiple of kR), within the kEB prefetch */
+    int TL = 32;
+    while (TL > kR && (long long)TL * a.gpb * 16 > kEB * kThreads) TL >>= 1;
+    a.TL = TL; a.tl_shift = ilog2(TL);
+    const size_t bsz = a.B.var ? (size_t)TL * a.gpb * 16 : (size_t)kThreads * 20;
+    const size_t csz = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)kThreads * 20;
+    const size_t smem = sizeof(float) * (bsz + csz);
+    if (smem > 48 * 1024) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "selective_scan_fwd: %d groups per block need %zu bytes of shared memory", a.gpb, smem);
+    const long long chans = p->batch * p->dim;
+    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 512);
+    long long K = 1;
+    if (chans < want) K = (want + chans - 1) / chans + 1;
+    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
+    if (force_k > 0) K = force_k;
+    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 256);
+    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
+    if (K > kMaxChunks) K = kMaxChunks;
+    if (K < 3 && force_k <= 0) K = 1;
+    if (K < 1) K = 1;
+    long long chunk = (p->seqlen + K - 1) / K;
+    chunk = (chunk + TL - 1) / TL * TL;
+    K = (p->seqlen + chunk - 1) / chunk;
+    a.chunk_len = chunk;
+    a.K = (int)K;
+    a.ch_h = NULL; a.ch_s = NULL;
+    if (env_ll("MS6_SCAN_VERBOSE", 0))
+        fprintf(stderr, "scan(direct): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
+                (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, K, chunk, smem);
+    return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch_direct);
+}
+
 } // namespace
 
 extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *p) {
@@ -425,6 +642,14 @@ extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *
     a.D = p->D; a.bias = p->delta_bias;
     a.softplus = p->delta_softplus; a.has_z = p->z.ptr != NULL;
     a.h0 = p->initial_state; a.hT = p->final_state; a.sbs = sbs; a.sds = sds;
+
+    /* direct variant (one thread per channel, N <= 16): chosen by
+     * MS6_SCAN_DIRECT (1 = on, 0 = off); by default when N <= 16 and no
+     * states-per-lane variant is forced */
+    const int sms_d = cx->prop.multiProcessorCount > 0 ? cx->prop.multiProcessorCount : 1;
+    const long long direct_env = env_ll("MS6_SCAN_DIRECT", -1);
+    if (N <= 16 && (direct_env == 1 || (direct_env < 0 && env_ll("MS6_SCAN_S", 0) == 0)))
+        return scan_direct(be, p, a, sms_d);
 
     /* states per lane: the largest S that still gives the GPU enough
      * threads (8 warps per SM); lanes per channel P = N/S rounded to 2^k */

@@ -48,14 +48,49 @@ struct UpdArgs {
  * B and C rows (the groups the block spans) are staged in shared memory as
  * fp32 once; each thread then runs its channel's N states in register
  * chunks of 16, with 16-byte state and A accesses where aligned. */
+__device__ __forceinline__ void load_chunk(const UpdArgs &a, const float *hp, const float *Ap, int n0, float (&h)[kChunk],
+                                           float (&A2)[kChunk]) {
+    if (a.vec_state) {
+#pragma unroll
+        for (int v = 0; v < kChunk; v += 4) {
+            if (n0 + v < a.N) {
+                const float4 h4 = *reinterpret_cast<const float4 *>(hp + n0 + v);
+                h[v] = h4.x; h[v + 1] = h4.y; h[v + 2] = h4.z; h[v + 3] = h4.w;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int v = 0; v < kChunk; v++) h[v] = n0 + v < a.N ? hp[n0 + v] : 0.0f;
+    }
+    if (a.vec_a) {
+#pragma unroll
+        for (int v = 0; v < kChunk; v += 4) {
+            if (n0 + v < a.N) {
+                const float4 a4 = *reinterpret_cast<const float4 *>(Ap + n0 + v);
+                A2[v] = a4.x; A2[v + 1] = a4.y; A2[v + 2] = a4.z; A2[v + 3] = a4.w;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int v = 0; v < kChunk; v++) A2[v] = n0 + v < a.N ? Ap[(n0 + v) * a.A_ns] : 0.0f;
+    }
+}
+
 __global__ void __launch_bounds__(kThreads) update_kernel(const UpdArgs a) {
     __shared__ __align__(16) float s_bc[2 * kMaxStaged];
     const long long tile = blockIdx.x % a.n_tiles, b = blockIdx.x / a.n_tiles;
     const long long d0 = tile * kThreads, d = d0 + threadIdx.x;
     const long long slot = a.idx ? (long long)a.idx[b] : b;
     const bool pad = slot < 0, bad = slot >= a.n_slots;
+    const bool run = !pad && !bad && d < a.dim;
     const long long g_lo = d0 / a.dpg;
     const int stride = a.gpb * (int)a.N;
+    float *hp = a.state + (run ? slot * a.sbs + d * a.sds : 0);
+    const float *Ap = a.A + (run ? d * a.A_ds : 0);
+    /* the first chunk's state and A loads are issued before the B/C staging
+     * barrier, so they are in flight while it runs */
+    float h[kChunk], A2[kChunk];
+    if (run) load_chunk(a, hp, Ap, 0, h, A2);
     if (a.staged && !pad && !bad) {
         for (int i = threadIdx.x; i < 2 * stride; i += kThreads) {
             const int which = i >= stride, r = i - which * stride;
@@ -76,38 +111,12 @@ __global__ void __launch_bounds__(kThreads) update_kernel(const UpdArgs a) {
     float dt = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
     if (a.bias) dt += a.bias[d];
     if (a.softplus) dt = softplus_f(dt);
-    const float dtx = dt * xv;
+    const float dtx = dt * xv, dtl = dt * kLog2e;
     const long long g = d / a.dpg;
     const float *sB = s_bc + (g - g_lo) * a.N, *sC = s_bc + stride + (g - g_lo) * a.N;
-    float *hp = a.state + slot * a.sbs + d * a.sds;
-    const float *Ap = a.A + d * a.A_ds;
     float y = 0.0f;
     for (int n0 = 0; n0 < a.N; n0 += kChunk) {
-        float h[kChunk], A2[kChunk];
-        if (a.vec_state) {
-#pragma unroll
-            for (int v = 0; v < kChunk; v += 4) {
-                if (n0 + v < a.N) {
-                    const float4 h4 = *reinterpret_cast<const float4 *>(hp + n0 + v);
-                    h[v] = h4.x; h[v + 1] = h4.y; h[v + 2] = h4.z; h[v + 3] = h4.w;
-                }
-            }
-        } else {
-#pragma unroll
-            for (int v = 0; v < kChunk; v++) h[v] = n0 + v < a.N ? hp[n0 + v] : 0.0f;
-        }
-        if (a.vec_a) {
-#pragma unroll
-            for (int v = 0; v < kChunk; v += 4) {
-                if (n0 + v < a.N) {
-                    const float4 a4 = *reinterpret_cast<const float4 *>(Ap + n0 + v);
-                    A2[v] = a4.x; A2[v + 1] = a4.y; A2[v + 2] = a4.z; A2[v + 3] = a4.w;
-                }
-            }
-        } else {
-#pragma unroll
-            for (int v = 0; v < kChunk; v++) A2[v] = n0 + v < a.N ? Ap[(n0 + v) * a.A_ns] : 0.0f;
-        }
+        if (n0 > 0) load_chunk(a, hp, Ap, n0, h, A2);
 #pragma unroll
         for (int v = 0; v < kChunk; v++) {
             const int n = n0 + v;
@@ -122,7 +131,7 @@ __global__ void __launch_bounds__(kThreads) update_kernel(const UpdArgs a) {
                     cv = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
                                  : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
                 }
-                h[v] = fmaf(fast_ex2(dt * A2[v] * kLog2e), h[v], dtx * bv);
+                h[v] = fmaf(fast_ex2(dtl * A2[v]), h[v], dtx * bv);
                 y = fmaf(cv, h[v], y);
             }
         }
