@@ -317,7 +317,7 @@ typedef struct ms6_model_options {
     int dtype;                /* CUDA weight type: -1 = checkpoint's half type
                                  (f16 for f32 checkpoints), else an ms6_dtype */
     int64_t max_batch;        /* CUDA: largest decode batch (0 = 1) */
-    int64_t prefill_chunk;    /* tokens per prefill chunk, 0 = default */
+    int64_t prefill_chunk;    /* tokens per prefill chunk, 0 = default (512; 2048 on cuda) */
 } ms6_model_options;
 
 /* Fills the defaults above. */

@@ -449,7 +449,7 @@ int cmd_info(int argc, char **argv) {
         ms6_model_free(m);
         return 1;
     }
-    const long long chunk = ma.prefill_chunk ? ma.prefill_chunk : 512;
+    const long long chunk = ma.prefill_chunk ? ma.prefill_chunk : ma.backend == MS6_BACKEND_CUDA ? 2048 : 512;
     const double scratch = 4.0 * (double)chunk *
                                (double)(3 * c->d_model + 5 * c->d_inner + c->dt_rank + 2 * c->d_state + 2) +
                            4.0 * (double)(chunk < 16 ? chunk : 16) * (double)c->vocab_size;

@@ -28,7 +28,7 @@ void ms6_model_options_init(ms6_model_options *opts) {
     opts->backend = MS6_BACKEND_CPU;
     opts->dtype = -1;
     opts->max_batch = 1;
-    opts->prefill_chunk = MS6_DEFAULT_PREFILL_CHUNK;
+    opts->prefill_chunk = 0; /* per backend, at load */
 }
 
 static void shape_str(const int64_t *shape, int n, char *buf, size_t cap) {
@@ -296,7 +296,8 @@ ms6_status ms6_model_load(const char *dir, const ms6_model_options *opts, ms6_mo
     ms6_model_options o;
     ms6_model_options_init(&o);
     if (opts) o = *opts;
-    if (o.prefill_chunk == 0) o.prefill_chunk = MS6_DEFAULT_PREFILL_CHUNK;
+    if (o.prefill_chunk == 0)
+        o.prefill_chunk = o.backend == MS6_BACKEND_CUDA ? MS6_CUDA_PREFILL_CHUNK : MS6_DEFAULT_PREFILL_CHUNK;
     ms6_model *m = calloc(1, sizeof *m);
     if (!m) {
         ms6_error_set(err, MS6_STATUS_OUT_OF_MEMORY, "ms6_model_load: out of memory");

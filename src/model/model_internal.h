@@ -22,6 +22,9 @@ extern "C" {
 #endif
 
 #define MS6_DEFAULT_PREFILL_CHUNK 512
+/* On a GPU larger chunks keep the GEMMs on the tensor cores' efficient sizes
+ * (2.8b in_proj: 2048 rows in 159 us vs 4 x 47 us for 512). */
+#define MS6_CUDA_PREFILL_CHUNK 2048
 
 /* A large matrix in its storage dtype (the gemm converts on the fly). */
 typedef struct ms6_wview {

@@ -5,7 +5,7 @@
  *
  * Two paths:
  *
- *   - Skinny (M <= MS6_GEMV_MAX_M, decode): a memory-bound kernel that streams
+ *   - Skinny (M <= MS6_GEMV_MAX_M = 2, decode): a memory-bound kernel that streams
  *     every weight row exactly once with 16-byte loads. A group of `tpr`
  *     consecutive threads (4..256, a power of two) owns one weight row and
  *     walks its K dimension in chunks of 8 elements; each thread keeps up to 8
@@ -46,10 +46,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest M that takes the skinny kernel. At M = 8 each 16-byte weight load
- * feeds 64 FMAs, close to where the H200's fp32 rate (not its bandwidth)
- * becomes the limit; tensor cores take over above it. */
-#define MS6_GEMV_MAX_M 8
+/* Largest M that takes the skinny kernel. Measured on the H200 (2.8b
+ * in_proj, 10240 x 2560 f16): M = 1 streams the weights at ~3 TB/s, M = 2
+ * at ~2.3; from M = 4 the re-reads of x through L1 make it slower than
+ * cuBLASLt, which takes over above this. */
+#define MS6_GEMV_MAX_M 2
 #define GEMV_THREADS 256
 #define LT_CACHE_SIZE 48
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -248,12 +249,14 @@ static ms6_status run_gemv(ms6_backend *be, const ms6_gemm_params *p) {
     const int mt = p->M > 4 ? 8 : p->M > 2 ? 4 : (int)p->M;
 
     /* threads per row: the smallest power of two >= 4 covering the row's
-     * chunks up to 32, then doubled while the grid would leave SMs idle */
+     * chunks up to 32, then doubled while the grid has fewer than 16 blocks
+     * per SM: with only one or two waves of blocks, the last partial wave
+     * leaves much of the GPU idle at the end of a 10-20 us kernel */
     const int64_t chunks = a.vec ? p->K / 8 : p->K;
     int lg = 2;
     while (lg < 5 && ((int64_t)1 << lg) < chunks) lg++;
     const int64_t mtiles = (p->M + mt - 1) / mt;
-    const int64_t want_blocks = 2 * (int64_t)c->prop.multiProcessorCount;
+    const int64_t want_blocks = 16 * (int64_t)c->prop.multiProcessorCount;
     for (;;) {
         const int64_t rows_per_block = GEMV_THREADS >> lg;
         const int64_t blocks = (p->N + rows_per_block - 1) / rows_per_block * mtiles;
@@ -279,14 +282,13 @@ static ms6_status run_gemv(ms6_backend *be, const ms6_gemm_params *p) {
 /* small elementwise kernels around cuBLASLt                                */
 /* ---------------------------------------------------------------------- */
 
-/* dst (rows, cols) packed, type dt_dst <- src (rows, cols) at ld, type dt_src */
+/* dst (rows, cols) packed, type dt_dst <- src (rows, cols) at ld, type
+ * dt_src; rows over grid.y (in steps of gridDim.y), columns over x */
 __global__ void convert_kernel(void *dst, int dt_dst, const void *src, int dt_src, int64_t rows, int64_t cols,
                                int64_t ld) {
-    const int64_t total = rows * cols;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = i / cols, k = i - r * cols;
-        st_rt(dst, dt_dst, i, ld_rt(src, dt_src, r * ld + k));
-    }
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+        for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < cols; k += (int64_t)gridDim.x * blockDim.x)
+            st_rt(dst, dt_dst, r * cols + k, ld_rt(src, dt_src, r * ld + k));
 }
 
 /* y[m, n] = (tmp ? tmp[m*N + n] : y[m, n]) + bias[n] + (accumulate ? y[m, n] : 0)
@@ -573,8 +575,9 @@ static ms6_status run_lt(ms6_backend *be, const ms6_gemm_params *p) {
     if (!e) return run_fallback(be, p);
 
     if (xconv) {
-        convert_kernel<<<grid_for(p->M * p->K, c), 256, 0, c->stream>>>(g->scratch, ab, p->x, (int)p->x_dtype, p->M,
-                                                                         p->K, p->ldx);
+        const unsigned gx = (unsigned)((p->K + 255) / 256 < 16 ? (p->K + 255) / 256 : 16);
+        const unsigned gy = (unsigned)(p->M < 65535 ? p->M : 65535);
+        convert_kernel<<<dim3(gx, gy), 256, 0, c->stream>>>(g->scratch, ab, p->x, (int)p->x_dtype, p->M, p->K, p->ldx);
         st = ms6_cuda_check(be, cudaGetLastError(), "gemm (convert x)");
         if (st != MS6_STATUS_OK) return st;
     }
