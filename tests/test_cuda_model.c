@@ -128,9 +128,10 @@ static void golden_one(const char *dir, tu_rng *rng) {
             fprintf(stderr, "  %-28s %-4s prefill rel %.2e  decode rel %.2e  greedy %lld/%lld (+%lld near-ties)\n",
                     name, mname, worst, dworst, (long long)agree, (long long)G, (long long)ties);
         }
-        /* half mode: a batched step of 3 rounds x to the weights' type for
-         * the tensor cores, a single step (skinny kernel) reads it in fp32 */
-        batch_check(gpu, name, rng, mode ? 1e-4 : 5e-3);
+        /* half mode: a batched step may round x to the weights' type for the
+         * tensor cores (bf16: 8 bits) where a single step (skinny kernel)
+         * reads it in fp32, so the half-mode tolerance applies */
+        batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
     next:
         ms6_session_free(sc);
         ms6_session_free(sg);

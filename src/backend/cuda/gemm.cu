@@ -5,7 +5,8 @@
  *
  * Two paths:
  *
- *   - Skinny (M <= MS6_GEMV_MAX_M = 2, decode): a memory-bound kernel that streams
+ *   - Skinny (M <= 2, or M <= 8 for matrices of at most 2M elements; decode):
+ *     a memory-bound kernel that streams
  *     every weight row exactly once with 16-byte loads. A group of `tpr`
  *     consecutive threads (4..256, a power of two) owns one weight row and
  *     walks its K dimension in chunks of 8 elements; each thread keeps up to 8
@@ -46,11 +47,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest M that takes the skinny kernel. Measured on the H200 (2.8b
- * in_proj, 10240 x 2560 f16): M = 1 streams the weights at ~3 TB/s, M = 2
- * at ~2.3; from M = 4 the re-reads of x through L1 make it slower than
- * cuBLASLt, which takes over above this. */
+/* Which M take the skinny kernel. Measured on the H200 (dev/cuda/bench_gemm.c):
+ * for 2.8b's in_proj (10240 x 2560 f16) M = 1 streams the weights at ~3 TB/s
+ * and M = 2 at ~2.3, while from M = 4 the re-reads of x through L1 make it
+ * slower than cuBLASLt (43 us vs 19 at M = 4). For small matrices (x_proj
+ * 192 x 5120, dt_proj 5120 x 160) cuBLASLt's fixed cost dominates up to
+ * M = 8 (15-20 us vs 6-10), so they stay on the skinny kernel. */
 #define MS6_GEMV_MAX_M 2
+#define MS6_GEMV_SMALL_MAX_M 8
+#define MS6_GEMV_SMALL_ELEMS ((int64_t)1 << 21)
 #define GEMV_THREADS 256
 #define LT_CACHE_SIZE 48
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -249,14 +254,14 @@ static ms6_status run_gemv(ms6_backend *be, const ms6_gemm_params *p) {
     const int mt = p->M > 4 ? 8 : p->M > 2 ? 4 : (int)p->M;
 
     /* threads per row: the smallest power of two >= 4 covering the row's
-     * chunks up to 32, then doubled while the grid has fewer than 16 blocks
-     * per SM: with only one or two waves of blocks, the last partial wave
-     * leaves much of the GPU idle at the end of a 10-20 us kernel */
+     * chunks up to 32, then doubled while the grid has fewer than 2 blocks
+     * per SM (a target of 16 blocks per SM measured 10-20% slower on the
+     * H200: fewer threads per row keep more independent loads per thread) */
     const int64_t chunks = a.vec ? p->K / 8 : p->K;
     int lg = 2;
     while (lg < 5 && ((int64_t)1 << lg) < chunks) lg++;
     const int64_t mtiles = (p->M + mt - 1) / mt;
-    const int64_t want_blocks = 16 * (int64_t)c->prop.multiProcessorCount;
+    const int64_t want_blocks = 2 * (int64_t)c->prop.multiProcessorCount;
     for (;;) {
         const int64_t rows_per_block = GEMV_THREADS >> lg;
         const int64_t blocks = (p->N + rows_per_block - 1) / rows_per_block * mtiles;
@@ -598,6 +603,7 @@ static ms6_status run_lt(ms6_backend *be, const ms6_gemm_params *p) {
 
 extern "C" ms6_status ms6_cuda_gemm(ms6_backend *be, const ms6_gemm_params *p) {
     if (p->M == 0) return MS6_STATUS_OK;
-    if (p->M <= MS6_GEMV_MAX_M) return run_gemv(be, p);
+    if (p->M <= MS6_GEMV_MAX_M || (p->M <= MS6_GEMV_SMALL_MAX_M && p->N * p->K <= MS6_GEMV_SMALL_ELEMS))
+        return run_gemv(be, p);
     return run_lt(be, p);
 }
