@@ -57,6 +57,7 @@ struct ScanArgs {
     /* decomposition */
     int P, p_shift, CB, cb_shift, TL, tl_shift, gpb, Npad;
     int tokmaj;
+    int async; /* direct variant: cp.async row tiles */
     long long n_tiles, chunk_len;
     int K, pass; /* pass 0: whole L; 1: pass A; 2: pass B */
     float *ch_h; /* (K, batch, dim, Npad) */
@@ -434,12 +435,102 @@ __device__ __forceinline__ void direct_tiles(const ScanArgs &a, float (&h)[16], 
     }
 }
 
-__global__ void __launch_bounds__(kThreads, 4) scan_direct_kernel(const ScanArgs a) {
+/* Async variant of direct_tiles for 2-byte u/delta/z with 16-byte aligned
+ * token-major rows: the block copies tiles of rows into a 3-stage shared
+ * memory ring with cp.async (16-byte chunks, zero-filled past L and dim),
+ * two tiles ahead of the one being computed, so tens of kilobytes per SM
+ * are in flight without holding registers. */
+constexpr int kStages = 3;
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+/* stage layout: [tensor u, delta, z][TL rows][kThreads halves] */
+__device__ __forceinline__ void issue_stage(const ScanArgs &a, unsigned short *stage, long long b, long long d0,
+                                            long long t0, long long t_end, int ntensors) {
+    const int TL = a.TL, cpr = kThreads * 2 / 16; /* 16-byte chunks per row */
+    const int total = ntensors * TL * cpr;
+    for (int q = threadIdx.x; q < total; q += kThreads) {
+        const int tensor = q / (TL * cpr), r = q - tensor * TL * cpr;
+        const int j = r / cpr, c16 = r - j * cpr;
+        const DevAct &x = tensor == 0 ? a.u : (tensor == 1 ? a.delta : a.z);
+        const long long t = t0 + j, ch0 = d0 + c16 * 8;
+        long long vb = (a.dim - ch0) * 2;
+        vb = vb < 0 ? 0 : (vb > 16 ? 16 : vb);
+        if (t >= t_end) vb = 0;
+        const unsigned short *src = (const unsigned short *)x.ptr + (vb ? b * x.bs + t * x.ts + ch0 : 0);
+        cp_async16(stage + (tensor * TL + j) * kThreads + c16 * 8, src, (int)vb);
+    }
+    cp_async_commit();
+}
+
+template <bool WITH_Y>
+__device__ __forceinline__ void direct_tiles_async(const ScanArgs &a, float (&h)[16], const float (&A2)[16],
+                                                   long long b, long long d0, long long d, bool dval, long long g_lo,
+                                                   long long t_begin, long long t_end, float *s_B, float *s_C,
+                                                   unsigned short *ring, const float *Bbase, const float *Cbase,
+                                                   int Bstep, int Cstep, float bias, float Dd, float &sumdt) {
+    const int TL = a.TL, tid = threadIdx.x;
+    const int ntensors = (WITH_Y && a.has_z) ? 3 : 2;
+    const int stage_elems = 3 * TL * kThreads;
+    const long long oo = b * a.out.bs + d * a.out.ds;
+    const bool want_c = WITH_Y && a.C.var;
+    unsigned rb[kEB], rc[kEB];
+    /* prologue: tiles 0 and 1 in flight */
+    issue_stage(a, ring, b, d0, t_begin, t_end, ntensors);
+    if (t_begin + TL < t_end) issue_stage(a, ring + stage_elems, b, d0, t_begin + TL, t_end, ntensors);
+    else cp_async_commit();
+    if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t_begin, t_end);
+    if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t_begin, t_end);
+    int it = 0;
+    for (long long t0 = t_begin; t0 < t_end; t0 += TL, it++) {
+        cp_async_wait1(); /* this tile's group has landed (one younger may fly) */
+        __syncthreads();
+        if (a.B.var) bc_commit(s_B, rb, a.B, a, b, g_lo, t0, t_end);
+        if (want_c) bc_commit(s_C, rc, a.C, a, b, g_lo, t0, t_end);
+        __syncthreads();
+        /* tile it+2 goes into the stage tile it-1 used (consumed before the barrier) */
+        if (t0 + 2 * TL < t_end) issue_stage(a, ring + ((it + 2) % kStages) * stage_elems, b, d0, t0 + 2 * TL, t_end, ntensors);
+        else cp_async_commit();
+        if (t0 + TL < t_end) {
+            if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t0 + TL, t_end);
+            if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t0 + TL, t_end);
+        }
+        const unsigned short *st = ring + (it % kStages) * stage_elems;
+        for (int j = 0; j < TL; j++) {
+            const long long t = t0 + j;
+            const bool v = dval && t < t_end;
+            float dt = 0.0f, dtu = 0.0f, uu = 0.0f, g = 1.0f;
+            if (v) {
+                uu = cvt_raw(st[j * kThreads + tid], a.u.dtype);
+                dt = cvt_raw(st[(TL + j) * kThreads + tid], a.delta.dtype) + bias;
+                if (a.softplus) dt = softplus_f(dt);
+                dtu = dt * uu;
+                if (WITH_Y && a.has_z) g = silu_f(cvt_raw(st[(2 * TL + j) * kThreads + tid], a.z.dtype));
+            }
+            const float y = scan_step<16, WITH_Y>(h, A2, dt, dtu, Bbase + j * Bstep, Cbase + j * Cstep);
+            if (WITH_Y) {
+                if (v) st_any(a.out.ptr, a.out.dtype, oo + t * a.out.ts, fmaf(Dd, uu, y) * g);
+            } else {
+                sumdt += dt;
+            }
+        }
+    }
+    asm volatile("cp.async.wait_all;\n" ::);
+}
+
+__global__ void __launch_bounds__(kThreads, 3) scan_direct_kernel(const ScanArgs a) {
     extern __shared__ __align__(16) float sm[];
     const int TL = a.TL, Npad = 16, CB = kThreads;
     float *s_B = sm;
     const int bsz = a.B.var ? TL * a.gpb * Npad : CB * (Npad + 4);
     float *s_C = s_B + bsz;
+    const int csz = a.C.var ? TL * a.gpb * Npad : CB * (Npad + 4);
+    unsigned short *ring = (unsigned short *)(s_C + csz); /* async: kStages x 3 x TL x CB halves */
 
     long long id = blockIdx.x;
     const long long tile = id % a.n_tiles;
@@ -493,12 +584,20 @@ __global__ void __launch_bounds__(kThreads, 4) scan_direct_kernel(const ScanArgs
     const float *Cbase = a.C.var ? s_C + gl * Npad : s_C + tid * (Npad + 4);
     const int Bstep = a.B.var ? a.gpb * Npad : 0, Cstep = a.C.var ? a.gpb * Npad : 0;
     float sumdt = 0.0f;
-    if (local)
+    if (a.async) {
+        if (local)
+            direct_tiles_async<false>(a, h, A2, b, d0, d, dval, g_lo, t_begin, t_end, s_B, s_C, ring, Bbase, Cbase,
+                                      Bstep, Cstep, bias, Dd, sumdt);
+        else
+            direct_tiles_async<true>(a, h, A2, b, d0, d, dval, g_lo, t_begin, t_end, s_B, s_C, ring, Bbase, Cbase,
+                                     Bstep, Cstep, bias, Dd, sumdt);
+    } else if (local) {
         direct_tiles<false>(a, h, A2, b, d, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep, bias,
                             Dd, sumdt);
-    else
+    } else {
         direct_tiles<true>(a, h, A2, b, d, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep, bias,
                            Dd, sumdt);
+    }
 
     if (!dval) return;
     if (a.pass == 1) {
@@ -583,13 +682,21 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     a.gpb = (int)((kThreads - 1) / a.dpg + 2);
     if (a.gpb > a.G) a.gpb = (int)a.G;
     a.tokmaj = 1;
+    /* async row tiles: u, delta (and z) 2-byte, token-major (dim stride 1),
+     * every row start 16-byte aligned */
+    auto rows16 = [](const ms6_act &x) {
+        return x.dtype != MS6_DTYPE_F32 && x.dim_stride == 1 && ((uintptr_t)x.ptr % 16) == 0 &&
+               (x.seq_stride * 2) % 16 == 0 && (x.batch_stride * 2) % 16 == 0;
+    };
+    a.async = rows16(p->u) && rows16(p->delta) && (!p->z.ptr || rows16(p->z)) && env_ll("MS6_SCAN_ASYNC", 1) != 0;
     /* B/C tile: TL steps (a multiple of kR), within the kEB prefetch */
-    int TL = 32;
+    int TL = a.async ? 16 : 32;
     while (TL > kR && (long long)TL * a.gpb * 16 > kEB * kThreads) TL >>= 1;
     a.TL = TL; a.tl_shift = ilog2(TL);
     const size_t bsz = a.B.var ? (size_t)TL * a.gpb * 16 : (size_t)kThreads * 20;
     const size_t csz = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)kThreads * 20;
-    const size_t smem = sizeof(float) * (bsz + csz);
+    const size_t ring = a.async ? (size_t)kStages * 3 * TL * kThreads * 2 : 0;
+    const size_t smem = sizeof(float) * (bsz + csz) + ring;
     if (smem > 48 * 1024) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "selective_scan_fwd: %d groups per block need %zu bytes of shared memory", a.gpb, smem);
     const long long chans = p->batch * p->dim;
     const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 512);
@@ -609,8 +716,9 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     a.K = (int)K;
     a.ch_h = NULL; a.ch_s = NULL;
     if (env_ll("MS6_SCAN_VERBOSE", 0))
-        fprintf(stderr, "scan(direct): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
-                (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, K, chunk, smem);
+        fprintf(stderr, "scan(direct%s): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
+                a.async ? ", async" : "", (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
+                (long long)p->d_state, TL, K, chunk, smem);
     return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch_direct);
 }
 
