@@ -7,28 +7,42 @@
  * variable/grouped B and C, optional initial state in and final state out,
  * any element strides, f32/f16/bf16 I/O and fp32 state and arithmetic.
  *
- * Parallel decomposition: one block of 128 threads covers CB consecutive
- * channels of one batch row; each channel is owned by P adjacent lanes and
- * each lane keeps S states of it in registers (S*P >= N; S is a template
- * parameter, 4/8/16), so the recurrence is a sequential register loop with
- * no scan tree; the C-reduction over the P lanes is a shuffle butterfly.
- * Time runs in tiles of TL steps: the block loads u/delta/z of the tile
- * coalesced (token-major: consecutive channels; channel-major: consecutive
- * steps) into shared memory, computing softplus(delta + bias), dt*u, D*u and
- * silu(z) once per element there, and stages the B_t/C_t rows of the tile
- * once for all its channels; the lanes then run the tile from shared memory
- * and the block writes the tile's outputs back coalesced. Decays use
- * ex2.approx on A pre-scaled by log2(e): one MUFU op per (step, state).
+ * Parallel decomposition, two kernels:
  *
- * When batch*dim channels cannot fill the GPU, L is split into K chunks and
- * two launches run: pass A scans chunk 0 from the true initial state (full
- * outputs) and chunks 1..K-2 from a zero state (state only, plus the sum of
- * dt over the chunk); pass B scans chunks 1..K-1 in full, each first folding
- * the chunk states before it: h_in = exp(A * sum dt) h_prev + h_local (the
- * product of the decays over a chunk is one exp per state). Work grows by
- * (K-2)/K, parallelism by K-1. Scratch is stream-ordered (cudaMallocAsync)
- * and bounded by K <= 64 chunks, so any L (1M tokens and more) runs in
- * bounded memory.
+ * direct (N <= 16, the Mamba case): one thread per (batch, channel) keeps
+ * its 16 states in registers and runs the recurrence sequentially; a warp is
+ * 32 consecutive channels, so in the token-major layout each step of u,
+ * delta, z is one coalesced row read and out one coalesced row write. Rows
+ * are brought in ahead of use: for 2-byte, 16-byte-aligned token-major
+ * activations by cp.async into a 3-stage shared-memory ring two tiles ahead;
+ * otherwise through a 4-step register pipeline. softplus(delta + bias) and
+ * silu(z) are computed once per element by the channel's thread, outside
+ * the state loop. The block (128 channels) stages each tile of B_t/C_t rows
+ * (fp32, the groups it spans) in shared memory once; lanes read them as
+ * float4 broadcasts.
+ *
+ * tiled (any N up to 256): each channel is owned by P adjacent lanes with S
+ * states each (S*P >= N; S = 4/8/16 is a template parameter), the C-sum is a
+ * shuffle butterfly over the P lanes. Tiles of TL steps of u/delta/z are
+ * loaded coalesced into registers one tile ahead, then written to shared
+ * memory with the per-element work done once (dt, dt*u, D*u, silu(z)).
+ *
+ * Both: decays are ex2.approx on A pre-scaled by log2(e), one MUFU op per
+ * (step, state). When batch*dim channels cannot fill the GPU, L is split into
+ * K chunks and two launches run: pass A scans chunk 0 from the true initial
+ * state (full outputs) and chunks 1..K-2 from a zero state (state only, plus
+ * the sum of dt over the chunk); pass B scans chunks 1..K-1 in full, each
+ * first folding the chunk states before it: h_in = exp(A * sum dt) h_prev +
+ * h_local (the product of the decays over a chunk is one exp per state).
+ * Work grows by (K-2)/K, parallelism by K-1. Scratch is stream-ordered
+ * (cudaMallocAsync) and bounded by K <= 64 chunks, so any L (1M tokens and
+ * more) runs in bounded memory. All element offsets are int64.
+ *
+ * Development variables (read per call; docs/kernel-notes.md, dev/cuda/
+ * tune.sh): MS6_SCAN_DIRECT (0/1), MS6_SCAN_ASYNC (0 = register pipeline),
+ * MS6_SCAN_S (tiled states per lane), MS6_SCAN_CHUNKS (force K),
+ * MS6_SCAN_WANT_THREADS_PER_SM, MS6_SCAN_SPLIT_BELOW_PER_SM,
+ * MS6_SCAN_MIN_CHUNK, MS6_SCAN_MAX_TL, MS6_SCAN_VERBOSE.
  *
  * Checked against the float64 oracle of tests/kernel_harness.c and the CPU
  * reference src/backend/cpu/ref.c (tests/test_cuda_kernels.c).
@@ -93,12 +107,12 @@ __device__ __forceinline__ void bc_coords(int i, bool seq_fast, const ScanArgs &
     }
 }
 
-__device__ __forceinline__ float bc_value(const DevBC &bc, const ScanArgs &a, long long b, long long g_lo, long long t0,
+/* Whether element (step t0 + j, group g_lo + gg, state n) exists, and its offset. */
+__device__ __forceinline__ void bc_offset(const DevBC &bc, const ScanArgs &a, long long b, long long g_lo, long long t0,
                                           long long t_end, int j, int gg, int n, bool &valid, long long &off) {
     const long long t = t0 + j, g = g_lo + gg;
     valid = t < t_end && g < a.G && n < a.N;
     off = b * bc.bs + g * bc.gs + n * bc.ns + t * bc.ts;
-    return 0.0f;
 }
 
 /* Issues the loads of the first kEB*kThreads elements of a B/C tile. */
@@ -115,7 +129,7 @@ __device__ __forceinline__ void bc_prefetch(unsigned (&r)[kEB], const DevBC &bc,
             bc_coords(i, seq_fast, a, j, gg, n);
             bool valid;
             long long off;
-            bc_value(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
+            bc_offset(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
             if (valid) r[e] = ld_raw(bc.ptr, bc.dtype, off);
         }
     }
@@ -142,7 +156,7 @@ __device__ __forceinline__ void bc_commit(float *dst, const unsigned (&r)[kEB], 
         bc_coords(i, seq_fast, a, j, gg, n);
         bool valid;
         long long off;
-        bc_value(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
+        bc_offset(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
         dst[(j * a.gpb + gg) * a.Npad + n] = valid ? ld_any(bc.ptr, bc.dtype, off) : 0.0f;
     }
 }
@@ -698,10 +712,13 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     const size_t ring = a.async ? (size_t)kStages * 3 * TL * kThreads * 2 : 0;
     const size_t smem = sizeof(float) * (bsz + csz) + ring;
     if (smem > 48 * 1024) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "selective_scan_fwd: %d groups per block need %zu bytes of shared memory", a.gpb, smem);
+    /* split L only when the channels give fewer than 256 threads per SM;
+     * then aim for 1024 per SM (the best of the variants measured on the
+     * H200 at every benchmark shape, docs/kernel-notes.md) */
     const long long chans = p->batch * p->dim;
-    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 512);
+    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 1024);
     long long K = 1;
-    if (chans < want) K = (want + chans - 1) / chans + 1;
+    if (chans < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 256)) K = (want + chans - 1) / chans + 1;
     const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
     if (force_k > 0) K = force_k;
     const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 256);
