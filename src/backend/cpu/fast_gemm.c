@@ -2,13 +2,13 @@
  * fast_gemm.c - y (M, N) = x (M, K) . W^T (+ bias) (+ y), W a PyTorch Linear
  * weight (N, K) in f32, f16 or bf16, converted to fp32 in registers.
  *
- * One kernel serves decode (M = 1: a matrix-vector product, memory-bound,
- * the aim is W bytes / copy bandwidth) and prefill (M = L: compute-bound).
- * The parallel loop runs over chunks of MS6_GEMM_NC rows of W; a chunk
- * computes all M rows of y for its columns, tile by tile (3 rows of x by 4
- * rows of W in registers, fast_kern.h). For decode every W byte is read
- * once, by one thread; for prefill the chunk's W rows stay in L2 while all
- * tiles of x pass over them, and each tile's 3 rows of x stay in L1.
+ * Decode (M = 1) is a matrix-vector product, memory-bound (the aim is W
+ * bytes / copy bandwidth); prefill (M = L) is compute-bound. The parallel
+ * loop runs over chunks of MS6_GEMM_NC+ rows of W; a chunk computes all M
+ * rows of y for its columns (fast_kern.h): for decode one W row after the
+ * other, so each thread reads one sequential stream and every W byte once;
+ * for prefill tile by tile (3 rows of x by 4 rows of W in registers), the
+ * chunk's W rows staying in L2 while all tiles of x pass over them.
  *
  * Determinism: every y element is computed inside one chunk in one fixed
  * order (fast_kern.h), whatever M, the chunk or the thread count. Checked
