@@ -242,7 +242,7 @@ static void report(bench_ctx *c, const char *op, int64_t batch, int64_t dim, int
         if (anchor_ms > 0) printf(",\"mamba_ssm_ms\":%.3f,\"speedup_vs_mamba_ssm\":%.2f", anchor_ms, anchor_ms / ms);
         printf("}\n");
     } else {
-        printf("%-12s %5lld %5lld %7lld %9.4f %9.4f %6.2fx %8.0f %8.0f", op, (long long)batch, (long long)dim,
+        printf("%-12s %5lld %5lld %7lld %9.4f %9.4f %6.2fx %8.1f %8.1f", op, (long long)batch, (long long)dim,
                (long long)L, ms, floor_ms, ratio, gbps, gexps);
         if (anchor_ms > 0) printf(" %9.3f %6.2fx", anchor_ms, anchor_ms / ms);
         printf("\n");
@@ -441,7 +441,7 @@ int cmd_bench_scan(int argc, char **argv) {
         printf("backend %s", ms6_backend_kind_name(kind));
         if (c.cuda) printf(", %d SMs at %.2f GHz, exp floor rate %.2f T/s", c.sms, c.clock_ghz, c.exp_rate * 1e-12);
         printf(", measured copy bandwidth %.2f TB/s (read + write)%s\n", c.bw * 1e-12,
-               c.cuda ? "" : "; shapes scaled down (dim/8, L/16)");
+               (c.cuda || custom) ? "" : "; shapes scaled down (dim/8, L/16)");
         printf("%-12s %5s %5s %7s %9s %9s %7s %8s %8s %9s %7s\n", "op", "batch", "dim", "L", "ms", "floor_ms", "ratio",
                "GB/s", "Gexp/s", "mamba_ssm", "speedup");
     }
