@@ -76,6 +76,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
     const int64_t shapes[][5] = {
         {1, 16, 8, 2, 2}, {7, 1, 6, 1, 1}, {33, 8, 12, 2, 3}, {129, 16, 8, 1, 2},
         {4100, 16, 4, 1, 1}, {17, 64, 8, 1, 4}, {9, 256, 4, 2, 2}, {300, 16, 200, 2, 4},
+        {40, 16, 256, 1, 256}, /* one channel per group: many groups per block */
     };
     const int64_t small_shapes[][5] = {{1, 16, 8, 2, 2}, {33, 8, 12, 2, 3}, {70, 16, 40, 1, 2}, {9, 256, 4, 1, 2}};
     const ms6_dtype dts[] = {MS6_DTYPE_F32, MS6_DTYPE_F16, MS6_DTYPE_BF16};

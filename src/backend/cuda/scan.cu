@@ -660,7 +660,7 @@ cudaError_t launch_scan(const ScanArgs &a, long long blocks, size_t smem, cudaSt
     return cudaGetLastError();
 }
 
-/* Launches the direct variant (whole L, or the two chunk passes). */
+/* Launches a scan kernel over the whole L, or as the two chunk passes. */
 ms6_status run_passes(ms6_backend *be, ScanArgs &a, long long blocks1, size_t smem, long long K, int Npad,
                       cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t)) {
     cudaStream_t st = ms6_cuda(be)->stream;
@@ -690,6 +690,8 @@ cudaError_t launch_direct(const ScanArgs &a, long long blocks, size_t smem, cuda
     return cudaGetLastError();
 }
 
+/* The direct variant; MS6_STATUS_UNSUPPORTED (no message) when its shared
+ * memory would not fit, so the caller runs the tiled kernel instead. */
 ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int sms) {
     a.P = 1; a.p_shift = 0; a.CB = kThreads; a.cb_shift = ilog2(kThreads); a.Npad = 16;
     a.n_tiles = (p->dim + kThreads - 1) / kThreads;
@@ -711,7 +713,9 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     const size_t csz = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)kThreads * 20;
     const size_t ring = a.async ? (size_t)kStages * 3 * TL * kThreads * 2 : 0;
     const size_t smem = sizeof(float) * (bsz + csz) + ring;
-    if (smem > 48 * 1024) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "selective_scan_fwd: %d groups per block need %zu bytes of shared memory", a.gpb, smem);
+    /* very many groups per block (one channel per group): the tiled
+     * kernel, whose tiles shrink to one step, takes it */
+    if (smem > 48 * 1024) return MS6_STATUS_UNSUPPORTED;
     /* split L only when the channels give fewer than 256 threads per SM;
      * then aim for 1024 per SM (the best of the variants measured on the
      * H200 at every benchmark shape, docs/kernel-notes.md) */
@@ -773,8 +777,10 @@ extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *
      * states-per-lane variant is forced */
     const int sms_d = cx->prop.multiProcessorCount > 0 ? cx->prop.multiProcessorCount : 1;
     const long long direct_env = env_ll("MS6_SCAN_DIRECT", -1);
-    if (N <= 16 && (direct_env == 1 || (direct_env < 0 && env_ll("MS6_SCAN_S", 0) == 0)))
-        return scan_direct(be, p, a, sms_d);
+    if (N <= 16 && (direct_env == 1 || (direct_env < 0 && env_ll("MS6_SCAN_S", 0) == 0))) {
+        const ms6_status st_d = scan_direct(be, p, a, sms_d);
+        if (st_d != MS6_STATUS_UNSUPPORTED) return st_d;
+    }
 
     /* states per lane: the largest S that still gives the GPU enough
      * threads (8 warps per SM); lanes per channel P = N/S rounded to 2^k */
