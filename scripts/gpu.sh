@@ -77,7 +77,9 @@ fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nvcc --version | tail -2; } \
   > "$LOG/machine.txt" 2>&1
 cat "$LOG/machine.txt"
-git log -1 --format='commit %H %s' > "$LOG/commit.txt" 2>/dev/null || true
+# the device copy of a tree may have no .git: MS6_COMMIT names the commit then
+git log -1 --format='commit %H %s' > "$LOG/commit.txt" 2>/dev/null ||
+  echo "commit ${MS6_COMMIT:-unknown}" > "$LOG/commit.txt"
 
 # ---- build ----
 if ! step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS="$ARCHS" \
