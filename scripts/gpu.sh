@@ -139,6 +139,7 @@ fi
 # MS6_GPU_E2E=0 skips this section; MS6_GPU_E2E_SHAPES picks the shapes.
 if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   e2e_dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
+  mkdir -p "$e2e_dir"
   e2e_line() { awk -v n="$1" '/^(prefill|decode) /{printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
     if [ ! -f "$e2e_dir/$s/model.safetensors" ]; then

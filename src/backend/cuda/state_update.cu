@@ -14,6 +14,13 @@
  * states in register chunks of 16, with 16-byte state and A accesses when
  * the rows are aligned (four loads of 16 bytes in flight per thread at
  * N = 16). The per-channel work (dt, softplus, D, the gate) is done once.
+ * Fast path (N = 8, 16, 32 or 64, 16-byte aligned packed state and A rows):
+ * N/4 adjacent lanes own one channel, each lane one float4 of state and A,
+ * so a warp reads and writes one contiguous 512-byte run of state per
+ * instruction; the C-sum is a shuffle butterfly over the channel's lanes and
+ * B/C come straight from global memory (a few hundred bytes per sequence,
+ * L1 hits across the channels of a group). The general kernel below covers
+ * every other N and layout.
  * A negative slot is padding: out = 0, no state touched. A slot >=
  * n_state_slots cannot be reported without a host round trip, so the kernel
  * touches no state for it and writes NaN to its outputs (the CPU ops return
@@ -23,6 +30,8 @@
  * reference src/backend/cpu/ref.c (tests/test_cuda_kernels.c).
  */
 #include "backend/cuda/cuda_internal.h"
+
+#include <stdlib.h>
 
 namespace {
 
@@ -39,7 +48,7 @@ struct UpdArgs {
     long long A_ds, A_ns;
     DevBC B, C;
     const float *D, *bias;
-    int softplus, has_z, vec_state, vec_a, gpb, staged;
+    int softplus, has_z, vec_state, vec_a, gpb, staged, vec_bc;
     const int *idx;
     long long n_tiles;
 };
@@ -151,6 +160,88 @@ __global__ void __launch_bounds__(kThreads) update_kernel(const UpdArgs a) {
     st_any(a.out.ptr, a.out.dtype, oo, y);
 }
 
+constexpr int kFastThreads = 256;
+
+/* The fast path serves up to this many (sequence, channel) pairs;
+ * MS6_UPDATE_FAST_MAX overrides it (0 = never, for comparisons). */
+static long long fast_path_max_channels() {
+    const char *e = getenv("MS6_UPDATE_FAST_MAX");
+    return e ? atoll(e) : 16 * 5120;
+}
+
+/* Four consecutive elements at i (i a multiple of 4, the row aligned). */
+__device__ __forceinline__ void ld4(const void *p, int dt, long long i, float (&v)[4]) {
+    if (dt == MS6_DTYPE_F32) {
+        const float4 f = *reinterpret_cast<const float4 *>((const float *)p + i);
+        v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+        return;
+    }
+    const uint2 r = *reinterpret_cast<const uint2 *>((const unsigned short *)p + i);
+    const unsigned short e[4] = {(unsigned short)(r.x & 0xffff), (unsigned short)(r.x >> 16),
+                                 (unsigned short)(r.y & 0xffff), (unsigned short)(r.y >> 16)};
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        v[k] = dt == MS6_DTYPE_BF16 ? __uint_as_float((unsigned)e[k] << 16) : __half2float(__ushort_as_half(e[k]));
+}
+
+/* LPC lanes per channel, 4 states per lane (N = 4*LPC). */
+template <int LPC>
+__global__ void __launch_bounds__(kFastThreads) update_fast_kernel(const UpdArgs a) {
+    constexpr int kCPB = kFastThreads / LPC; /* channels per block */
+    const long long tile = blockIdx.x % a.n_tiles, b = blockIdx.x / a.n_tiles;
+    const int q = threadIdx.x % LPC;
+    const long long d = tile * kCPB + threadIdx.x / LPC;
+    const long long slot = a.idx ? (long long)a.idx[b] : b;
+    const bool pad = slot < 0, bad = slot >= a.n_slots;
+    const bool run = !pad && !bad && d < a.dim;
+    /* no early return before the shuffles: every lane of the warp takes part */
+    float4 h = make_float4(0.f, 0.f, 0.f, 0.f), A4 = h;
+    float *hp = a.state + (run ? slot * a.sbs + d * a.sds + 4 * q : 0);
+    if (run) {
+        h = *reinterpret_cast<const float4 *>(hp);
+        A4 = *reinterpret_cast<const float4 *>(a.A + d * a.A_ds + 4 * q);
+    }
+    float y = 0.0f, xv = 0.0f;
+    if (run) {
+        xv = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
+        float dt = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
+        if (a.bias) dt += a.bias[d];
+        if (a.softplus) dt = softplus_f(dt);
+        const float dtx = dt * xv, dtl = dt * kLog2e;
+        const long long g = d / a.dpg;
+        float bv[4], cv[4];
+        if (a.vec_bc) { /* four states of B and C in one 8- or 16-byte load each */
+            ld4(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + 4 * q, bv);
+            ld4(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + 4 * q, cv);
+        } else
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+            const long long n = 4 * q + v;
+            bv[v] = a.B.var ? ld_any(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + n * a.B.ns)
+                            : ld_any(a.B.ptr, a.B.dtype, d * a.B.ds + n * a.B.ns);
+            cv[v] = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
+                            : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
+        }
+        h.x = fmaf(fast_ex2(dtl * A4.x), h.x, dtx * bv[0]);
+        h.y = fmaf(fast_ex2(dtl * A4.y), h.y, dtx * bv[1]);
+        h.z = fmaf(fast_ex2(dtl * A4.z), h.z, dtx * bv[2]);
+        h.w = fmaf(fast_ex2(dtl * A4.w), h.w, dtx * bv[3]);
+        *reinterpret_cast<float4 *>(hp) = h;
+        y = cv[0] * h.x + cv[1] * h.y + cv[2] * h.z + cv[3] * h.w;
+    }
+#pragma unroll
+    for (int o = LPC / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+    if (q != 0 || d >= a.dim) return;
+    const long long oo = b * a.out.bs + d * a.out.ds;
+    if (!run) {
+        st_any(a.out.ptr, a.out.dtype, oo, pad ? 0.0f : __int_as_float(0x7fffffff));
+        return;
+    }
+    if (a.D) y = fmaf(a.D[d], xv, y);
+    if (a.has_z) y *= silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + d * a.z.ds));
+    st_any(a.out.ptr, a.out.dtype, oo, y);
+}
+
 } // namespace
 
 extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_update_params *p) {
@@ -172,6 +263,27 @@ extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_upd
     /* 16-byte accesses need 16-byte aligned rows and N a multiple of 4 */
     a.vec_state = ((uintptr_t)p->state % 16 == 0) && a.sds % 4 == 0 && a.sbs % 4 == 0 && N % 4 == 0;
     a.vec_a = ((uintptr_t)p->A % 16 == 0) && a.A_ds % 4 == 0 && a.A_ns == 1 && N % 4 == 0;
+    /* fast path: packed 16-byte aligned state rows (sds == N) and A rows.
+     * Measured on the H200 at dim 5120, N 16 (docs/kernel-notes.md): faster
+     * than the general kernel up to batch 16, slower at 128 and 1024 */
+    const size_t bc_align = ms6_dtype_size(p->B.dtype) * 4;
+    a.vec_bc = a.B.var && a.C.var && p->B.dtype == p->C.dtype && a.B.ns == 1 && a.C.ns == 1 &&
+               a.B.bs % 4 == 0 && a.B.gs % 4 == 0 && a.C.bs % 4 == 0 && a.C.gs % 4 == 0 &&
+               (uintptr_t)p->B.ptr % bc_align == 0 && (uintptr_t)p->C.ptr % bc_align == 0;
+    if ((N == 8 || N == 16 || N == 32 || N == 64) && a.vec_state && a.vec_a && a.sds == N &&
+        p->batch * p->dim <= fast_path_max_channels()) {
+        const int lpc = (int)(N / 4), cpb = kFastThreads / lpc;
+        a.n_tiles = (p->dim + cpb - 1) / cpb;
+        const long long blocks = a.n_tiles * p->batch;
+        cudaStream_t st = ms6_cuda(be)->stream;
+        switch (lpc) {
+        case 2: update_fast_kernel<2><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+        case 4: update_fast_kernel<4><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+        case 8: update_fast_kernel<8><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+        default: update_fast_kernel<16><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+        }
+        return ms6_cuda_check(be, cudaGetLastError(), "selective_state_update launch");
+    }
     /* stage B and C in shared memory when both vary per sequence and the
      * groups one block spans fit */
     long long gpb = (kThreads - 1) / a.dpg + 2;
