@@ -4,7 +4,7 @@
  *
  * Decode (M = 1) is a matrix-vector product, memory-bound (the aim is W
  * bytes / copy bandwidth); prefill (M = L) is compute-bound. The parallel
- * loop runs over chunks of MS6_GEMM_NC+ rows of W; a chunk computes all M
+ * loop runs over chunks of rows of W; a chunk computes all M
  * rows of y for its columns (fast_kern.h): for decode one W row after the
  * other, so each thread reads one sequential stream and every W byte once;
  * for prefill tile by tile (3 rows of x by 4 rows of W in registers), the
@@ -35,10 +35,12 @@ static void gemm_chunk(void *arg, int64_t chunk, int tid) {
 
 static ms6_status gemm_f32(ms6_backend *be, const ms6_gemm_params *p) {
     ms6_cpu_ctx *c = be->ctx;
-    /* at least MS6_GEMM_NC rows, and ~64K multiply-adds per chunk so small
-     * products are not cut finer than a few microseconds; from the shape only */
-    int64_t rows = MS6_GEMM_NC;
-    while (rows < p->N && rows * p->K * p->M < 65536) rows *= 2;
+    /* prefill: at least MS6_GEMM_NC rows per chunk (W reuse from L2); decode:
+     * at least 16 rows and ~32K multiply-adds (a few microseconds), small
+     * enough that the threads finish an op within a fraction of a chunk of
+     * each other. From the shape only, never from the thread count. */
+    int64_t rows = p->M > 1 ? MS6_GEMM_NC : 16;
+    while (rows < p->N && rows * p->K * p->M < 32768) rows *= 2;
     gemm_job j = {p, c->k, rows};
     ms6_threadpool_for(c->pool, (p->N + rows - 1) / rows, gemm_chunk, &j);
     return MS6_STATUS_OK;

@@ -80,9 +80,11 @@ ms6_status ms6_fast_state_update(ms6_backend *be, const ms6_state_update_params 
                                         "selective_state_update: state_batch_indices[%lld] = %lld, past "
                                         "n_state_slots %lld", (long long)b, (long long)p->state_batch_indices[b],
                                         (long long)p->n_state_slots);
-    /* chunks of 64 channels, or more when N is small (~16K state updates each) */
+    /* chunks of 64 channels, or more when N is small (~4K state updates each:
+     * a decode step of the 130m shape gives 6 chunks per layer, so two
+     * threads end the op together) */
     int64_t block = 64;
-    while (block < p->dim && block * p->d_state < 16384) block *= 2;
+    while (block < p->dim && block * p->d_state < 4096) block *= 2;
     unit_job j = {c, p, (p->dim + block - 1) / block, block, p->dim};
     ms6_threadpool_for(c->pool, p->batch * j.blocks, update_chunk, &j);
     return MS6_STATUS_OK;
