@@ -209,7 +209,7 @@ typedef struct {
     float *st, *sx, *sdt, *sz, *sout, *sB, *sC;
 } fixture;
 
-enum { GM = 37, GN = 203, GK = 301, UB = 3 };
+enum { GM = 37, GN = 1100, GK = 301, UB = 3 }; /* GN: several decode chunks */
 
 static float *rnd(int64_t n, double a, double b) {
     float *p = malloc(sizeof(float) * (size_t)(n ? n : 1));
