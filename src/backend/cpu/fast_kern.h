@@ -299,6 +299,8 @@ static inline int act_fast(const ms6_act *a) { return a->dtype == MS6_DTYPE_F32 
  *   sum, then the k tail in order, then + bias, then + old y (accumulate).
  * So a token's logits are the same bits through a decode step, a prefill
  * of one token or a row of a long prefill. */
+/* decode: streams through W per thread (see gemv below) */
+#define GEMV_S 4
 #define GEMM_DEF(SUF, T, LOADV, LOADS)                                                                    \
     static inline __attribute__((always_inline)) void tile_##SUF(                                        \
         const int MR, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw, int nr, float *y,   \
@@ -326,12 +328,14 @@ static inline int act_fast(const ms6_act *a) { return a->dtype == MS6_DTYPE_F32 
                 y[i * ldy + j] = s;                                                                        \
             }                                                                                              \
     }                                                                                                      \
-    /* decode (M = 1): W read as two sequential streams, rows q and q + h                                \
-     * (h = half the range) side by side. One or two distant streams read                                 \
-     * far faster here than the 4 adjacent rows of a tile (measured on one                                \
-     * core, 130m lm_head shape: f16 25 GB/s with two distant streams, 22 with                           \
-     * one, 6-8 with 2-8 adjacent rows); two chains also hide the FMA latency.                            \
-     * The same arithmetic per element as the tile. */                                                  \
+    /* decode (M = 1): W read as GEMV_S = 4 sequential streams, rows q,                                  \
+     * q + h, q + 2h, q + 3h (h = a quarter of the chunk) side by side, each                              \
+     * W byte once. A few distant streams read far faster here than the 4                                 \
+     * adjacent rows of a tile (one core, 130m lm_head shape, f16: ~25 GB/s                               \
+     * with two distant streams, 6-8 GB/s with 2-8 adjacent rows), and four                               \
+     * FMA chains hide the FMA latency that bounds f16 (790m f16 decode on one                           \
+     * core: 72 ms/token with 4 streams, 77-79 with 2). The same arithmetic                              \
+     * per element as the tile. */                                                                       \
     static inline void gemv_row_##SUF(int64_t K, const float *x, const T *wa, float *y, const float *bias,  \
                                       int acc) {                                                          \
         const int64_t K8 = K & ~(int64_t)7;                                                                \
@@ -345,32 +349,27 @@ static inline int act_fast(const ms6_act *a) { return a->dtype == MS6_DTYPE_F32 
     }                                                                                                      \
     static void gemv_##SUF(int64_t K, const float *x, const T *w, int64_t ldw, int64_t n0, int64_t n1,     \
                            float *y, const float *bias, int acc) {                                         \
-        const int64_t K8 = K & ~(int64_t)7, h = (n1 - n0) / 2;                                             \
+        const int64_t K8 = K & ~(int64_t)7, h = (n1 - n0) / GEMV_S;                                        \
         for (int64_t q = n0; q < n0 + h; q++) {                                                            \
-            const T *wa = w + q * ldw, *wb = w + (q + h) * ldw;                                            \
-            V8 ca = v8_zero(), cb = v8_zero();                                                             \
+            V8 c[GEMV_S];                                                                                  \
+            const T *wr[GEMV_S];                                                                           \
+            for (int j = 0; j < GEMV_S; j++) {                                                             \
+                c[j] = v8_zero();                                                                          \
+                wr[j] = w + (q + j * h) * ldw;                                                             \
+            }                                                                                              \
             for (int64_t k = 0; k < K8; k += 8) {                                                          \
                 const V8 xv = v8_load(x + k);                                                              \
-                ca = v8_fma(xv, LOADV(wa + k), ca);                                                        \
-                cb = v8_fma(xv, LOADV(wb + k), cb);                                                        \
+                for (int j = 0; j < GEMV_S; j++) c[j] = v8_fma(xv, LOADV(wr[j] + k), c[j]);                \
             }                                                                                              \
-            float sa = v8_hsum(ca), sb = v8_hsum(cb);                                                      \
-            for (int64_t k = K8; k < K; k++) {                                                             \
-                sa += x[k] * LOADS(wa[k]);                                                                 \
-                sb += x[k] * LOADS(wb[k]);                                                                 \
+            for (int j = 0; j < GEMV_S; j++) {                                                             \
+                float s = v8_hsum(c[j]);                                                                   \
+                for (int64_t k = K8; k < K; k++) s += x[k] * LOADS(wr[j][k]);                              \
+                if (bias) s += bias[q + j * h];                                                            \
+                if (acc) s += y[q + j * h];                                                                \
+                y[q + j * h] = s;                                                                          \
             }                                                                                              \
-            if (bias) {                                                                                    \
-                sa += bias[q];                                                                             \
-                sb += bias[q + h];                                                                         \
-            }                                                                                              \
-            if (acc) {                                                                                     \
-                sa += y[q];                                                                                \
-                sb += y[q + h];                                                                            \
-            }                                                                                              \
-            y[q] = sa;                                                                                     \
-            y[q + h] = sb;                                                                                 \
         }                                                                                                  \
-        for (int64_t n = n0 + 2 * h; n < n1; n++)                                                          \
+        for (int64_t n = n0 + GEMV_S * h; n < n1; n++)                                                     \
             gemv_row_##SUF(K, x, w + n * ldw, y + n, bias ? bias + n : NULL, acc);                         \
     }                                                                                                      \
     static void gemm_##SUF(int64_t M, int64_t K, const float *x, int64_t ldx, const T *w, int64_t ldw,     \
