@@ -181,32 +181,9 @@ static inline V8 v8_select(M8 m, V8 x, V8 y) { V8 r; for (int i = 0; i < 8; i++)
 /* Math                                                                */
 /* ------------------------------------------------------------------ */
 
-static inline V8 v8_exp(V8 x) {
-    const V8 hi = v8_set1(88.0f), lo = v8_set1(-87.33654f);
-    const V8 xc = v8_min(v8_max(x, lo), hi);
-    const V8 n = v8_round(v8_mul(xc, v8_set1(1.44269504088896341f)));
-    V8 r = v8_fma(n, v8_set1(-0.693359375f), xc);
-    r = v8_fma(n, v8_set1(2.12194440e-4f), r);
-    V8 y = v8_set1(1.9875691500e-4f);
-    y = v8_fma(y, r, v8_set1(1.3981999507e-3f));
-    y = v8_fma(y, r, v8_set1(8.3334519073e-3f));
-    y = v8_fma(y, r, v8_set1(4.1665795894e-2f));
-    y = v8_fma(y, r, v8_set1(1.6666665459e-1f));
-    y = v8_fma(y, r, v8_set1(5.0000001201e-1f));
-    y = v8_fma(y, v8_mul(r, r), v8_add(r, v8_set1(1.0f)));
-    y = v8_mul(y, v8_pow2i(n));
-    y = v8_select(v8_lt(x, lo), v8_zero(), y);
-    y = v8_select(v8_gt(x, hi), v8_set1(INFINITY), y);
-    return v8_select(v8_isnan(x), x, y);
-}
-
-/* The same polynomial for the scan's exp(dt*A), without the edge-case
- * selects (a quarter of the work): x is clamped to [-87.33654, 88], so
- * x < -87.34 gives ~1.2e-38 instead of a subnormal or 0 (an absolute
- * difference below 1.2e-38 in a decay factor) and x > 88 gives 1.65e38
- * instead of +inf; the bounds come first in max/min, so a NaN x stays NaN. */
-static inline V8 v8_exp_scan(V8 x) {
-    const V8 xc = v8_min(v8_set1(88.0f), v8_max(v8_set1(-87.33654f), x));
+/* exp(xc) for xc already clamped to [-87.33654, 88]: n = round(xc*log2 e),
+ * r = xc - n*ln 2 in two parts, a degree-7 polynomial for exp(r), times 2^n. */
+static inline V8 v8_exp_clamped(V8 xc) {
     const V8 n = v8_round(v8_mul(xc, v8_set1(1.44269504088896341f)));
     V8 r = v8_fma(n, v8_set1(-0.693359375f), xc);
     r = v8_fma(n, v8_set1(2.12194440e-4f), r);
@@ -218,6 +195,23 @@ static inline V8 v8_exp_scan(V8 x) {
     y = v8_fma(y, r, v8_set1(5.0000001201e-1f));
     y = v8_fma(y, v8_mul(r, r), v8_add(r, v8_set1(1.0f)));
     return v8_mul(y, v8_pow2i(n));
+}
+
+static inline V8 v8_exp(V8 x) {
+    const V8 hi = v8_set1(88.0f), lo = v8_set1(-87.33654f);
+    V8 y = v8_exp_clamped(v8_min(v8_max(x, lo), hi));
+    y = v8_select(v8_lt(x, lo), v8_zero(), y);
+    y = v8_select(v8_gt(x, hi), v8_set1(INFINITY), y);
+    return v8_select(v8_isnan(x), x, y);
+}
+
+/* The same polynomial for the scan's exp(dt*A), without the edge-case
+ * selects (a quarter of the work): x is clamped to [-87.33654, 88], so
+ * x < -87.34 gives ~1.2e-38 instead of a subnormal or 0 (an absolute
+ * difference below 1.2e-38 in a decay factor) and x > 88 gives 1.65e38
+ * instead of +inf; the bounds come first in max/min, so a NaN x stays NaN. */
+static inline V8 v8_exp_scan(V8 x) {
+    return v8_exp_clamped(v8_min(v8_set1(88.0f), v8_max(v8_set1(-87.33654f), x)));
 }
 
 /* natural log of x > 0 (normal, finite) */
