@@ -67,6 +67,33 @@ double kh_tolerance(ms6_dtype out) {
     }
 }
 
+kh_scan_case kh_sweep_scan_case(const int64_t shape[5], ms6_dtype io, int flags, int k) {
+    kh_scan_case c = {0};
+    c.L = shape[0]; c.N = shape[1]; c.dim = shape[2]; c.batch = shape[3]; c.G = shape[4];
+    c.io = io;
+    c.b_variable = (k % 3) != 0;
+    c.c_variable = (k % 3) != 1;
+    c.has_D = flags & 1;
+    c.has_z = (flags >> 1) & 1;
+    c.has_delta_bias = (k % 2) == 0;
+    c.softplus = (k % 4) != 3;
+    c.has_h0 = (k % 5) < 3;
+    c.want_hT = (k % 6) != 5;
+    c.token_major = (k % 2) == 1;
+    return c;
+}
+
+kh_update_case kh_sweep_update_case(const int64_t shape[5], ms6_dtype io, int flags) {
+    kh_update_case c = {0};
+    c.batch = 5; c.dim = shape[2]; c.N = shape[1]; c.G = shape[4];
+    c.io = io;
+    c.b_variable = flags != 3;
+    c.c_variable = flags != 2;
+    c.has_D = (flags & 1) == 0; c.has_z = flags != 1; c.has_dt_bias = flags < 2;
+    c.softplus = flags != 2; c.use_indices = flags & 1;
+    return c;
+}
+
 const char *kh_describe_scan(const kh_scan_case *c, char *buf, size_t cap) {
     snprintf(buf, cap,
              "scan b=%lld dim=%lld L=%lld N=%lld G=%lld B%s C%s D=%d z=%d bias=%d sp=%d h0=%d hT=%d %s %s",

@@ -70,6 +70,12 @@ ms6_status kh_run_norm(ms6_backend *be, const kh_norm_case *c, tu_rng *rng, kh_r
  * Returns the largest relative difference seen (or NAN). */
 double kh_invariants(ms6_backend *be, tu_rng *rng, int64_t dim, int64_t L, int64_t N, int64_t K, char *msg);
 
+/* The sweep's case generators, shared by every backend's test: shape is
+ * (L, N, dim, batch, G); flags 0..3 and the running case counter k rotate
+ * every option on and off across the sweep. */
+kh_scan_case kh_sweep_scan_case(const int64_t shape[5], ms6_dtype io, int flags, int k);
+kh_update_case kh_sweep_update_case(const int64_t shape[5], ms6_dtype io, int flags);
+
 /* Tolerance for a relative L2 error given the output dtype, for fp32 math. */
 double kh_tolerance(ms6_dtype out);
 

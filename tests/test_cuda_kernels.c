@@ -86,18 +86,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
     for (size_t s = 0; s < ns; s++) {
         for (int di = 0; di < 3; di++) {
             for (int flags = 0; flags < 4; flags++, k++) {
-                kh_scan_case c = {0};
-                c.L = sh[s][0]; c.N = sh[s][1]; c.dim = sh[s][2]; c.batch = sh[s][3]; c.G = sh[s][4];
-                c.io = dts[di];
-                c.b_variable = (k % 3) != 0;
-                c.c_variable = (k % 3) != 1;
-                c.has_D = flags & 1;
-                c.has_z = (flags >> 1) & 1;
-                c.has_delta_bias = (k % 2) == 0;
-                c.softplus = (k % 4) != 3;
-                c.has_h0 = (k % 5) < 3;
-                c.want_hT = (k % 6) != 5;
-                c.token_major = (k % 2) == 1;
+                kh_scan_case c = kh_sweep_scan_case(sh[s], dts[di], flags, k);
                 if (c.L > 1000 && flags) continue;
                 if (small_mode && flags > 1) continue;
                 scan_case(be, rng, &c, 0, 0, -1);
@@ -114,13 +103,7 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
                 if (c.L > 1000) scan_case(be, rng, &c, 0, 64, -1);
             }
             for (int flags = 0; flags < 4; flags++, k++) {
-                kh_update_case c = {0};
-                c.batch = 5; c.dim = sh[s][2]; c.N = sh[s][1]; c.G = sh[s][4];
-                c.io = dts[di];
-                c.b_variable = flags != 3;
-                c.c_variable = flags != 2;
-                c.has_D = (flags & 1) == 0; c.has_z = flags != 1; c.has_dt_bias = flags < 2;
-                c.softplus = flags != 2; c.use_indices = flags & 1;
+                kh_update_case c = kh_sweep_update_case(sh[s], dts[di], flags);
                 msg[0] = 0;
                 kh_result r;
                 ms6_status st = kh_run_update(be, &c, rng, &r, msg);

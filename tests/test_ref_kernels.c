@@ -35,19 +35,7 @@ static void sweep_backend(ms6_backend *be, tu_rng *rng) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         for (int di = 0; di < 3; di++) {
             for (int flags = 0; flags < 4; flags++, k++) {
-                kh_scan_case c = {0};
-                c.L = shapes[s][0]; c.N = shapes[s][1]; c.dim = shapes[s][2]; c.batch = shapes[s][3]; c.G = shapes[s][4];
-                c.io = dts[di];
-                /* rotate every flag through on and off across the cases */
-                c.b_variable = (k % 3) != 0;
-                c.c_variable = (k % 3) != 1;
-                c.has_D = flags & 1;
-                c.has_z = (flags >> 1) & 1;
-                c.has_delta_bias = (k % 2) == 0;
-                c.softplus = (k % 4) != 3;
-                c.has_h0 = (k % 5) < 3;
-                c.want_hT = (k % 6) != 5;
-                c.token_major = (k % 2) == 1;
+                kh_scan_case c = kh_sweep_scan_case(shapes[s], dts[di], flags, k);
                 if (c.L > 1000 && flags) continue; /* one long case per dtype */
                 msg[0] = 0;
                 kh_result r;
@@ -57,13 +45,7 @@ static void sweep_backend(ms6_backend *be, tu_rng *rng) {
             }
             /* state update with the same shape (batch bigger for index tests) */
             for (int flags = 0; flags < 4; flags++, k++) {
-                kh_update_case c = {0};
-                c.batch = 5; c.dim = shapes[s][2]; c.N = shapes[s][1]; c.G = shapes[s][4];
-                c.io = dts[di];
-                c.b_variable = flags != 3;
-                c.c_variable = flags != 2;
-                c.has_D = (flags & 1) == 0; c.has_z = flags != 1; c.has_dt_bias = flags < 2;
-                c.softplus = flags != 2; c.use_indices = flags & 1;
+                kh_update_case c = kh_sweep_update_case(shapes[s], dts[di], flags);
                 msg[0] = 0;
                 kh_result r;
                 ms6_status st = kh_run_update(be, &c, rng, &r, msg);
