@@ -22,16 +22,8 @@
 static char src[1024], dir[256];
 
 static int read_all(const char *path, unsigned char **data, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc((size_t)len + 1);
-    *n = fread(*data, 1, (size_t)len, f);
-    (*data)[*n] = 0;
-    fclose(f);
-    return 1;
+    *data = (unsigned char *)tu_read_file(path, n);
+    return *data != NULL;
 }
 
 static void write_all(const char *path, const void *data, size_t n) {

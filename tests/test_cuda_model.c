@@ -54,15 +54,8 @@ static double margin(const float *x, int64_t n) {
 static void golden_one(const char *dir, tu_rng *rng) {
     char path[2048];
     snprintf(path, sizeof path, "%s/golden.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    size_t got = fread(text, 1, (size_t)len, f);
-    fclose(f);
-    text[got] = 0;
+    char *text = tu_read_file(path, NULL);
+    if (!text) return;
     cJSON *g = cJSON_Parse(text);
     free(text);
     CHECK(g != NULL, "%s: bad JSON", path);

@@ -135,16 +135,8 @@ static void test_writer_errors(void) {
 }
 
 static void read_all(const char *p, unsigned char **buf, size_t *len) {
-    FILE *f = fopen(p, "rb");
-    *buf = NULL;
     *len = 0;
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc(*len + 1);
-    if (fread(*buf, 1, *len, f) != *len) *len = 0;
-    fclose(f);
+    *buf = (unsigned char *)tu_read_file(p, len);
 }
 
 static void test_init_model(void) {

@@ -676,15 +676,8 @@ static void shared_model_threads(tu_rng *r) {
 static int golden_one(const char *dir) {
     char path[2048];
     snprintf(path, sizeof path, "%s/golden.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    size_t got = fread(text, 1, (size_t)n, f);
-    fclose(f);
-    text[got] = 0;
+    char *text = tu_read_file(path, NULL);
+    if (!text) return 0;
     cJSON *g = cJSON_Parse(text);
     free(text);
     CHECK(g != NULL, "%s: not valid JSON", path);
@@ -702,7 +695,7 @@ static int golden_one(const char *dir) {
     for (int64_t i = 0; i < L; i++) ids[i] = (int32_t)cJSON_GetArrayItem(jids, (int)i)->valuedouble;
     float *gold = malloc(sizeof(float) * (size_t)(L * V)), *all = malloc(sizeof(float) * (size_t)(L * V));
     snprintf(path, sizeof path, "%s/%s", dir, jlf->valuestring);
-    f = fopen(path, "rb");
+    FILE *f = fopen(path, "rb");
     size_t rd = f ? fread(gold, sizeof(float), (size_t)(L * V), f) : 0;
     if (f) fclose(f);
     CHECK(rd == (size_t)(L * V), "%s: %zu floats, expected %lld", path, rd, (long long)(L * V));

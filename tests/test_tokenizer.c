@@ -21,24 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = 0;
-        if (len) *len = (size_t)n;
-    }
-    return b;
-}
 
 static size_t unhex(const char *h, unsigned char *out) {
     size_t n = strlen(h) / 2;
@@ -172,7 +154,7 @@ static void run_decode_set(ms6_tokenizer *tok, const char *name, const cJSON *ca
 
 static void test_goldens(void) {
     char path[1024];
-    char *js = slurp(tu_source_path("tests/golden/tokenizer/cases.json", path, sizeof path), NULL);
+    char *js = tu_read_file(tu_source_path("tests/golden/tokenizer/cases.json", path, sizeof path), NULL);
     CHECK(js != NULL, "cannot read %s", path);
     if (!js) return;
     cJSON *root = cJSON_Parse(js);
@@ -216,7 +198,7 @@ static void test_neox(tu_rng *rng) {
     if (st != MS6_STATUS_OK) return;
     CHECK(ms6_tokenizer_vocab_size(tok) == 50277, "vocab size %lld", (long long)ms6_tokenizer_vocab_size(tok));
     size_t li, lo;
-    char *inp = slurp(p_inp, &li), *out = slurp(p_out, &lo);
+    char *inp = tu_read_file(p_inp, &li), *out = tu_read_file(p_out, &lo);
     const char *sep = "\n__ggml_vocab_test__\n";
     char *pi = inp, *po = out;
     int n = 0, n_ok = 0;
@@ -366,7 +348,7 @@ static void test_bad_input(ms6_tokenizer *tok, tu_rng *rng) {
     /* truncations of a valid file never crash */
     char path[1024];
     size_t len;
-    char *good = slurp(tu_source_path("tests/golden/tokenizer/neox_like.json", path, sizeof path), &len);
+    char *good = tu_read_file(tu_source_path("tests/golden/tokenizer/neox_like.json", path, sizeof path), &len);
     CHECK(good != NULL, "read %s", path);
     if (good) {
         char tmp[256];
@@ -383,7 +365,7 @@ static void test_bad_input(ms6_tokenizer *tok, tu_rng *rng) {
     }
 
     /* random byte mutations of a valid file: an error or a working tokenizer */
-    good = slurp(path, &len);
+    good = tu_read_file(path, &len);
     if (good) {
         char tmp[256];
         snprintf(tmp, sizeof tmp, "/tmp/ms6_tok_mut_%d.json", (int)getpid());

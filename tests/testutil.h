@@ -38,6 +38,10 @@ int tu_compare(const double *a, const double *ref, int64_t n, double *rel, doubl
 /* Ends a test: prints "N passed, N failed" style summary and returns exit code. */
 int tu_finish(const char *name);
 
+/* Whole file, NUL-terminated (malloc'ed; free it); NULL when it cannot be
+ * read. *len (optional) receives the byte count. */
+char *tu_read_file(const char *path, size_t *len);
+
 /* Path under the source tree. */
 const char *tu_source_path(const char *rel, char *buf, size_t cap);
 
