@@ -298,6 +298,14 @@ static void make_slots(tu_rng *rng, int64_t batch, int use_indices, int64_t *n_s
     free(perm);
 }
 
+/* Outputs of padding entries (negative slot index) must be exactly zero. */
+static void check_padding_zero(kh_result *res, const double *got, const int32_t *idx, int64_t Bn, int64_t D) {
+    for (int64_t b = 0; b < Bn; b++)
+        if (idx[b] < 0)
+            for (int64_t d = 0; d < D; d++)
+                if (got[b * D + d] != 0.0) res->untouched_ok = 0;
+}
+
 ms6_status kh_run_update(ms6_backend *be, const kh_update_case *c, tu_rng *rng, kh_result *res, char *msg) {
     const int64_t Bn = c->batch, D = c->dim, N = c->N, G = c->G > 0 ? c->G : 1;
     const size_t es = ms6_dtype_size(c->io);
@@ -400,11 +408,7 @@ ms6_status kh_run_update(ms6_backend *be, const kh_update_case *c, tu_rng *rng, 
         for (int64_t i = 0; i < D * N; i++)
             if (((float *)bs.host)[s * D * N + i] != (float)s0[s * D * N + i]) res->untouched_ok = 0;
     }
-    /* padding rows must be exactly zero */
-    for (int64_t b = 0; b < Bn; b++)
-        if (idx[b] < 0)
-            for (int64_t d = 0; d < D; d++)
-                if (got[b * D + d] != 0.0) res->untouched_ok = 0;
+    check_padding_zero(res, got, idx, Bn, D);
 
 done:
     if (st != MS6_STATUS_OK && !msg[0]) snprintf(msg, 512, "%s", ms6_backend_last_error(be));
@@ -545,10 +549,7 @@ ms6_status kh_run_conv_update(ms6_backend *be, const kh_conv_update_case *c, tu_
     for (int64_t i = 0; i < Bn * D; i++) got[i] = ms6_load(bout.host, c->io, i);
     for (int64_t i = 0; i < nst; i++) sgot[i] = ((float *)bs.host)[i];
     finish_compare(res, got, ref, Bn * D, sgot, sref, nst);
-    for (int64_t b = 0; b < Bn; b++)
-        if (idx[b] < 0)
-            for (int64_t d = 0; d < D; d++)
-                if (got[b * D + d] != 0.0) res->untouched_ok = 0;
+    check_padding_zero(res, got, idx, Bn, D);
 done:
     if (st != MS6_STATUS_OK && !msg[0]) snprintf(msg, 512, "%s", ms6_backend_last_error(be));
     kb_free(be, &bx); kb_free(be, &bout); kb_free(be, &bw); kb_free(be, &bb); kb_free(be, &bs); kb_free(be, &bidx);
