@@ -551,6 +551,25 @@ done:
     free(o1); free(o2); free(uc); free(dc); free(zc); free(o3);
 }
 
+/* The multiply-add probe behind bench generate's prefill floor: its result
+ * is the 12 chains of x <- 0.999 x + 0.001 (x0 = 0..11) summed, computed
+ * here in float64; the probe's fp32 chains stay within 1e-4 relative after
+ * a random number of steps. The peak it measures must be positive. */
+static void test_fma_probe(const ms6_fast_kernels *k) {
+    const int64_t iters = 1 + (int64_t)tu_uniform_range(&rng, 0, 3000);
+    double want = 0;
+    for (int i = 0; i < 12; i++) {
+        double x = i;
+        for (int64_t t = 0; t < iters; t++) x = (double)0.999f * x + (double)0.001f;
+        want += 8 * x;
+    }
+    const double got = k->fma_probe(iters);
+    CHECK(fabs(got - want) <= 1e-4 * fabs(want), "[%s] fma_probe(%lld) = %.9g, float64 %.9g", k->name,
+          (long long)iters, got, want);
+    const double peak = ms6_fast_fma_peak(k, 1);
+    CHECK(peak > 1e6, "[%s] fma peak %.3g FLOP/s", k->name, peak);
+}
+
 static void test_bad_args(void) {
     ms6_backend_options o = {-1, 0};
     ms6_backend *be = (ms6_backend *)1;
@@ -631,6 +650,7 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         const ms6_fast_kernels *k = ms6_fast_kernels_by_name(isas[i]);
         if (k) test_exp(k);
+        if (k) test_fma_probe(k);
     }
     test_split();
     test_pool();

@@ -48,6 +48,7 @@ typedef struct {
     int threads_used;
     const char *isa;
     double state_rw_bytes;  /* per sequence and step: conv + ssm state read and written */
+    double fma_flops_per_s; /* cpu: measured multiply-add peak, 0 when not measured */
     char device[160];       /* GPU description (cuda) */
 } bench_result;
 
@@ -301,6 +302,10 @@ static void report(const bench_cfg *c, const bench_result *r) {
     const double floor_ms = r->copy_bytes_per_s > 0 ? 1e3 * step_bytes / r->copy_bytes_per_s : 0;
     const double ratio = floor_ms > 0 ? ms_tok / floor_ms : 0;
     const double speedup = (1e3 * r->prefill_s / (double)c->prompt) > 0 ? ms_tok / (1e3 * r->prefill_s / (double)c->prompt) : 0;
+    /* cpu: the prefill's compute floor (its matrix products at the FMA peak)
+     * and the most a prefill can gain over decode here: decode floor over it */
+    const double pf_floor_ms = r->fma_flops_per_s > 0 ? 1e3 * r->gemm_flops_per_token / r->fma_flops_per_s : 0;
+    const double ratio_bound = pf_floor_ms > 0 && floor_ms > 0 && c->batch == 1 ? floor_ms / pf_floor_ms : 0;
     if (c->json) {
         cJSON *o = cJSON_CreateObject();
         if (!o) return;
@@ -324,6 +329,12 @@ static void report(const bench_cfg *c, const bench_result *r) {
         cJSON_AddNumberToObject(o, "floor_ms_per_token", floor_ms);
         cJSON_AddNumberToObject(o, "ratio_to_floor", ratio);
         cJSON_AddNumberToObject(o, "prefill_over_decode_per_token", speedup);
+        if (pf_floor_ms > 0) {
+            cJSON_AddNumberToObject(o, "fma_peak_gflop_per_s", r->fma_flops_per_s / 1e9);
+            cJSON_AddNumberToObject(o, "prefill_floor_ms_per_token", pf_floor_ms);
+            cJSON_AddNumberToObject(o, "prefill_ratio_to_floor", 1e3 * r->prefill_s / (double)c->prompt / pf_floor_ms);
+            if (ratio_bound > 0) cJSON_AddNumberToObject(o, "prefill_over_decode_bound", ratio_bound);
+        }
         cJSON_AddNumberToObject(o, "rss_mb", r->rss_bytes / 1e6);
         char *txt = cJSON_PrintUnformatted(o);
         if (txt) printf("%s\n", txt);
@@ -340,7 +351,11 @@ static void report(const bench_cfg *c, const bench_result *r) {
         printf("decode: ms per step of %lld tokens; floor = (weights + %lld x %.1f MB of state) / copy bandwidth\n",
                (long long)c->batch, (long long)c->batch, r->state_rw_bytes / 1e6);
     printf("%-28s %12s %12s %12s %8s\n", "phase", "ms/token", "tokens/s", "floor ms", "ratio");
-    printf("%-28s %12.3f %12.1f %12s %8s\n", "prefill", 1e3 * r->prefill_s / (double)c->prompt, pf_tps, "-", "-");
+    if (pf_floor_ms > 0)
+        printf("%-28s %12.3f %12.1f %12.3f %8.2f\n", "prefill", 1e3 * r->prefill_s / (double)c->prompt, pf_tps,
+               pf_floor_ms, 1e3 * r->prefill_s / (double)c->prompt / pf_floor_ms);
+    else
+        printf("%-28s %12.3f %12.1f %12s %8s\n", "prefill", 1e3 * r->prefill_s / (double)c->prompt, pf_tps, "-", "-");
     if (floor_ms > 0)
         printf("%-28s %12.3f %12.1f %12.3f %8.2f\n", "decode", ms_tok, (double)c->batch * 1e3 / ms_tok, floor_ms, ratio);
     else
@@ -350,6 +365,12 @@ static void report(const bench_cfg *c, const bench_result *r) {
     printf("prefill (%lld tokens) is %.1fx faster per token than decode (%lld tokens); its matrix products\n"
            "run at %.1f GFLOP/s (%.0f MFLOP per token)\n", (long long)c->prompt, speedup, (long long)c->gen,
            pf_tps * r->gemm_flops_per_token / 1e9, r->gemm_flops_per_token / 1e6);
+    if (pf_floor_ms > 0)
+        printf("prefill floor = matrix-product FLOPs / multiply-add peak %.1f GFLOP/s (%d thread%s, measured)\n",
+               r->fma_flops_per_s / 1e9, r->threads_used, r->threads_used == 1 ? "" : "s");
+    if (ratio_bound > 0)
+        printf("so no prefill here can beat decode per token by more than %.1fx (decode floor / prefill floor)\n",
+               ratio_bound);
     if (r->copy_bytes_per_s > 0)
         printf("copy bandwidth %.2f GB/s (read + write, %d thread%s, 2 x %.0f MB buffers)\n",
                r->copy_bytes_per_s / 1e9, r->threads_used, r->threads_used == 1 ? "" : "s",
@@ -421,6 +442,7 @@ int cmd_bench_generate(int argc, char **argv) {
     if (c.batch > 1 ? run_batch(&c, &r) : run_model(&c, &r)) return 1;
     /* after the model runs, so its resident size is not mixed with the copy buffers */
     if (c.backend != MS6_BACKEND_CUDA && measure_host_bandwidth(&c, &r)) return 1;
+    if (c.backend == MS6_BACKEND_CPU) r.fma_flops_per_s = ms6_fast_fma_peak(NULL, r.threads_used);
 #ifdef MS6_HAVE_CUDA
     if (c.backend == MS6_BACKEND_CUDA && measure_cuda_bandwidth(&r)) return 1;
 #endif

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const ms6_fast_kernels *ms6_fast_kernels_by_name(const char *name) {
     if (!name) return NULL;
@@ -108,6 +109,44 @@ ms6_status ms6_cpu_init_with(ms6_backend *be, int n_threads, const ms6_fast_kern
         }
     }
     return MS6_STATUS_OK;
+}
+
+typedef struct {
+    const ms6_fast_kernels *k;
+    int64_t iters;
+    volatile float sink;
+} fma_job;
+
+static void fma_chunk(void *arg, int64_t chunk, int tid) {
+    fma_job *j = arg;
+    (void)chunk;
+    (void)tid;
+    j->sink = j->k->fma_probe(j->iters);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double ms6_fast_fma_peak(const ms6_fast_kernels *k, int n_threads) {
+    if (!k) k = ms6_fast_kernels_select();
+    ms6_threadpool *pool = ms6_threadpool_create(n_threads);
+    if (!pool) return 0;
+    const int T = ms6_threadpool_size(pool);
+    /* one chunk per thread of ~20 ms each at 100 GFLOP/s; best of 5, since
+     * a busy machine only ever slows the probe down */
+    fma_job j = {k, 10000000, 0};
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        const double t0 = now_s();
+        ms6_threadpool_for(pool, T, fma_chunk, &j);
+        const double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    ms6_threadpool_free(pool);
+    return 192.0 * (double)j.iters * (double)T / best;
 }
 
 ms6_status ms6_cpu_init(ms6_backend *be) {

@@ -55,7 +55,16 @@ typedef struct ms6_fast_kernels {
 
     /* RMSNorm of rows [r0, r1). */
     void (*rmsnorm)(const ms6_rmsnorm_params *p, int64_t r0, int64_t r1);
+
+    /* iters x 12 independent 8-lane multiply-adds (192 FLOP per iteration);
+     * returns a value that depends on all of them. */
+    float (*fma_probe)(int64_t iters);
 } ms6_fast_kernels;
+
+/* Multiply-add peak of this machine with n_threads threads (<= 0: all
+ * cores), in FLOP/s, measured with the kernels k (NULL: the selected ones):
+ * the compute floor of a prefill, whose matrix products are FMA-bound. */
+double ms6_fast_fma_peak(const ms6_fast_kernels *k, int n_threads);
 
 /* Floats of scratch the scan and state-update kernels need per thread. */
 #define MS6_FAST_SCRATCH_FLOATS (8 * 8 * MS6_MAX_D_STATE)

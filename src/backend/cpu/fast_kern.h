@@ -871,8 +871,27 @@ static void k_rmsnorm(const ms6_rmsnorm_params *p, int64_t r0, int64_t r1) {
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* FMA peak probe (bench generate's prefill floor)                     */
+/* ------------------------------------------------------------------ */
+
+/* 12 independent chains of 8-lane multiply-adds, iters times: 192 FLOP per
+ * iteration, enough chains to cover the FMA latency on every ISA here.
+ * The result depends on every chain, so nothing is optimized away. */
+static float k_fma_probe(int64_t iters) {
+    V8 a[12];
+    const V8 m = v8_set1(0.999f), c = v8_set1(0.001f);
+    for (int i = 0; i < 12; i++) a[i] = v8_set1((float)i);
+    for (int64_t k = 0; k < iters; k++)
+        for (int i = 0; i < 12; i++) a[i] = v8_fma(a[i], m, c);
+    V8 s = a[0];
+    for (int i = 1; i < 12; i++) s = v8_add(s, a[i]);
+    return v8_hsum(s);
+}
+
 const ms6_fast_kernels FAST_TABLE = {
     .name = FAST_NAME,
+    .fma_probe = k_fma_probe,
     .gemm = k_gemm,
     .exp = k_exp,
     .scan = k_scan,
