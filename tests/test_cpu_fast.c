@@ -570,6 +570,26 @@ static void test_fma_probe(const ms6_fast_kernels *k) {
     CHECK(peak > 1e6, "[%s] fma peak %.3g FLOP/s", k->name, peak);
 }
 
+/* The optional BLAS path (builds with MS6_BLAS, MS6_CPU_BLAS=1): the same
+ * float64 comparison; M = 13 and 100 of the sweep reach cblas_sgemm. */
+static void test_blas(void) {
+    if (!ms6_fast_blas_compiled()) {
+        printf("BLAS path: not compiled in (cmake -DMS6_BLAS=ON), skipped\n");
+        return;
+    }
+    setenv("MS6_CPU_BLAS", "1", 1);
+    ms6_backend *be = make_cpu(2, NULL);
+    unsetenv("MS6_CPU_BLAS");
+    if (!be) return;
+    CHECK(((ms6_cpu_ctx *)be->ctx)->use_blas, "MS6_CPU_BLAS=1 did not turn the BLAS path on");
+    test_gemm_f64(be, "[blas, 2 threads]");
+    ms6_backend_free(be);
+    be = make_cpu(2, NULL);
+    if (be) CHECK(!((ms6_cpu_ctx *)be->ctx)->use_blas, "BLAS path on without MS6_CPU_BLAS=1");
+    ms6_backend_free(be);
+    printf("BLAS path: gemm sweep vs float64 checked\n");
+}
+
 static void test_bad_args(void) {
     ms6_backend_options o = {-1, 0};
     ms6_backend *be = (ms6_backend *)1;
@@ -670,6 +690,7 @@ int main(void) {
     }
     test_gemv_model_shape();
     test_ops_and_threads();
+    test_blas();
     fflush(stdout);
     return tu_finish("test_cpu_fast");
 }

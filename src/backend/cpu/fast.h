@@ -89,7 +89,11 @@ typedef struct ms6_cpu_ctx {
     int n_threads;
     const ms6_fast_kernels *k;
     float **scratch; /* per thread: MS6_FAST_SCRATCH_FLOATS floats */
+    int use_blas;    /* prefill products through OpenBLAS (MS6_CPU_BLAS=1, MS6_HAVE_BLAS builds) */
 } ms6_cpu_ctx;
+
+/* 1 when this build links a BLAS the cpu backend can use (MS6_BLAS). */
+int ms6_fast_blas_compiled(void);
 
 /* Creates a "cpu" backend context with n_threads threads (<= 0: all cores)
  * and the given kernels (NULL: ms6_fast_kernels_select()). */

@@ -13,11 +13,30 @@
  * Determinism: every y element is computed inside one chunk in one fixed
  * order (fast_kern.h), whatever M, the chunk or the thread count. Checked
  * against a float64 loop and the reference op in tests/test_cpu_fast.c.
+ *
+ * Optional BLAS: a build with MS6_BLAS links OpenBLAS, and with
+ * MS6_CPU_BLAS=1 in the environment the prefill products over f32 weights
+ * (M >= MS6_BLAS_MIN_M) go to cblas_sgemm on OpenBLAS's own threads (as many
+ * as the backend has). Its summation order is its own: results then depend
+ * on M and the thread count within rounding, unlike the default kernels.
  */
 #include "backend/cpu/fast.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef MS6_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+#define MS6_BLAS_MIN_M 16
+
+int ms6_fast_blas_compiled(void) {
+#ifdef MS6_HAVE_BLAS
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 /* Smallest chunk, in multiply-adds. For decode a chunk is a run of W rows
  * read as sequential streams: longer runs read faster (measured, 790m f16
@@ -40,8 +59,31 @@ static void gemm_chunk(void *arg, int64_t chunk, int tid) {
     j->k->gemm(p->M, p->K, p->x, p->ldx, p->w, p->w_dtype, p->ldw, n0, n1, p->y, p->ldy, p->bias, p->accumulate);
 }
 
+#ifdef MS6_HAVE_BLAS
+/* y = x . W^T (+ bias) (+ y) through cblas_sgemm; f32 everywhere. */
+static void gemm_blas(const ms6_cpu_ctx *c, const ms6_gemm_params *p) {
+    float *y = p->y;
+    float beta = p->accumulate ? 1.0f : 0.0f;
+    if (p->bias) {
+        for (int64_t m = 0; m < p->M; m++)
+            for (int64_t n = 0; n < p->N; n++) y[m * p->ldy + n] = (p->accumulate ? y[m * p->ldy + n] : 0.0f) + p->bias[n];
+        beta = 1.0f;
+    }
+    openblas_set_num_threads(c->n_threads);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)p->M, (blasint)p->N, (blasint)p->K, 1.0f, p->x,
+                (blasint)p->ldx, p->w, (blasint)p->ldw, beta, y, (blasint)p->ldy);
+}
+#endif
+
 static ms6_status gemm_f32(ms6_backend *be, const ms6_gemm_params *p) {
     ms6_cpu_ctx *c = be->ctx;
+#ifdef MS6_HAVE_BLAS
+    if (c->use_blas && p->M >= MS6_BLAS_MIN_M && p->w_dtype == MS6_DTYPE_F32 && p->M <= INT32_MAX &&
+        p->N <= INT32_MAX && p->K <= INT32_MAX && p->ldx <= INT32_MAX && p->ldw <= INT32_MAX && p->ldy <= INT32_MAX) {
+        gemm_blas(c, p);
+        return MS6_STATUS_OK;
+    }
+#endif
     /* prefill: at least MS6_GEMM_NC rows per chunk (W reuse from L2); both:
      * at least GEMM_CHUNK_MACS multiply-adds. From the shape only, never from
      * the thread count. */
