@@ -3,6 +3,9 @@
  * matrix shapes of the Mamba 130m / 1.4b / 2.8b models: batch-1 decode
  * (M = 1, the skinny kernel: weight bytes / time against the copy
  * bandwidth) and prefill chunks (M = 512 and 2048, cuBLASLt: TFLOP/s).
+ * Activations (x and y) are fp32 ("act f32", converted to half for the
+ * tensor cores) and, from M = 64, also f16 ("act f16": the prefill path,
+ * no conversion, half the bytes of y).
  * Not part of the build or the tests; built by hand or by scripts/gpu.sh:
  *   gcc -O2 -std=c11 -Iinclude -Isrc -DMS6_HAVE_CUDA=1 dev/cuda/bench_gemm.c \
  *       BUILD/libmamba_s6.a -L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas \
@@ -61,8 +64,8 @@ int main(int argc, char **argv) {
     const double bw = 4.28e12; /* H200 copy bandwidth, read + write counted (DESIGN.md section 8) */
     struct { const char *model; int64_t dm, di, dtr, V; } shp[] = {
         {"130m", 768, 1536, 48, 50280}, {"1.4b", 2048, 4096, 128, 50280}, {"2.8b", 2560, 5120, 160, 50280}};
-    printf("%-5s %-9s %5s %6s %6s %9s %9s %8s %8s\n", "model", "matrix", "M", "N", "K", "us", "GB/s", "floor_us",
-           "TFLOP/s");
+    printf("%-5s %-9s %4s %5s %6s %6s %9s %9s %8s %8s\n", "model", "matrix", "act", "M", "N", "K", "us", "GB/s",
+           "floor_us", "TFLOP/s");
     for (int s = 0; s < 3; s++) {
         const int64_t dm = shp[s].dm, di = shp[s].di, R = shp[s].dtr;
         struct { const char *name; int64_t N, K; } mats[] = {
@@ -76,17 +79,21 @@ int main(int argc, char **argv) {
             for (int mi = 0; mi < 7; mi++) {
                 const int64_t M = Ms[mi];
                 if (k == 4 && M > 64) continue;
-                ms6_gemm_params p = {0};
-                p.M = M; p.N = N; p.K = K;
-                p.x = x; p.x_dtype = MS6_DTYPE_F32; p.ldx = K;
-                p.w = w; p.w_dtype = MS6_DTYPE_F16; p.ldw = K;
-                p.y = y; p.y_dtype = MS6_DTYPE_F32; p.ldy = N;
-                const int reps = M >= 512 ? 20 : 200;
-                const double t = time_gemm(be, &p, reps);
-                const double bytes = (double)N * K * 2 + (double)M * K * 4 + (double)M * N * 4;
-                printf("%-5s %-9s %5lld %6lld %6lld %9.2f %9.0f %8.2f %8.1f\n", shp[s].model, mats[k].name,
-                       (long long)M, (long long)N, (long long)K, t * 1e6, bytes / t / 1e9, bytes / bw * 1e6,
-                       2.0 * M * N * K / t / 1e12);
+                for (int half = 0; half < (M >= 64 ? 2 : 1); half++) {
+                    const ms6_dtype at = half ? MS6_DTYPE_F16 : MS6_DTYPE_F32;
+                    const double asz = half ? 2 : 4;
+                    ms6_gemm_params p = {0};
+                    p.M = M; p.N = N; p.K = K;
+                    p.x = x; p.x_dtype = at; p.ldx = K;
+                    p.w = w; p.w_dtype = MS6_DTYPE_F16; p.ldw = K;
+                    p.y = y; p.y_dtype = at; p.ldy = N;
+                    const int reps = M >= 512 ? 20 : 200;
+                    const double t = time_gemm(be, &p, reps);
+                    const double bytes = (double)N * K * 2 + (double)M * K * asz + (double)M * N * asz;
+                    printf("%-5s %-9s %4s %5lld %6lld %6lld %9.2f %9.0f %8.2f %8.1f\n", shp[s].model, mats[k].name,
+                           half ? "f16" : "f32", (long long)M, (long long)N, (long long)K, t * 1e6, bytes / t / 1e9,
+                           bytes / bw * 1e6, 2.0 * M * N * K / t / 1e12);
+                }
             }
             ms6_backend_dealloc(be, w);
             ms6_backend_dealloc(be, x);

@@ -22,8 +22,10 @@
  */
 #include "model/model_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define OPFAIL(m, msg, what)                                                                         \
     ms6_fmt_error(msg, st, "%s failed on the %s backend: %s", what, (m)->be->ops->name,             \
@@ -266,10 +268,144 @@ static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int6
     return MS6_STATUS_OK;
 }
 
-static ms6_status head(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
-    ms6_status st = head_norm(m, w, r0, n, msg);
-    if (st != MS6_STATUS_OK) return st;
-    return head_blocks(m, w, r0, n, logits, msg);
+/* ---- prefill: ms6_forward_chunk ---------------------------------------- */
+
+/* How a prefill chunk runs on this backend. On a GPU the activations that
+ * feed the GEMMs (h, xz, u, dbc, delta, y) are kept in the weights' half
+ * type: the tensor cores take both operands in one type, so they would be
+ * rounded to it before every product anyway, and half the bytes move
+ * between the ops (mamba_ssm keeps the same tensors in the model's dtype).
+ * The residual stream stays fp32, and out_proj adds into it directly
+ * (cuBLASLt's beta = 1), so no separate out buffer is written and re-read.
+ * With fp32 weights (dtype f32) and on the CPU backends everything stays
+ * fp32 as before. Development overrides: MS6_PREFILL_ACT=f32|f16|bf16,
+ * MS6_PREFILL_FUSE=0|1; MS6_PROFILE=1 prints a per-op breakdown of every
+ * chunk to stderr (the stream is synchronised after each op, so the total
+ * is a little above the unprofiled time). */
+typedef struct prefill_plan {
+    ms6_dtype act;     /* h, u, y: inputs of the GEMMs (u also of the scan) */
+    ms6_dtype act_out; /* xz, dbc, delta: outputs of the GEMMs, read by conv and scan */
+    int fuse_residual;
+} prefill_plan;
+
+static int parse_act(const char *e, ms6_dtype *out) {
+    if (!e) return 0;
+    if (!strcmp(e, "f32")) *out = MS6_DTYPE_F32;
+    else if (!strcmp(e, "f16")) *out = MS6_DTYPE_F16;
+    else if (!strcmp(e, "bf16")) *out = MS6_DTYPE_BF16;
+    else return 0;
+    return 1;
+}
+
+static prefill_plan prefill_plan_for(const ms6_model *m) {
+    prefill_plan p = {MS6_DTYPE_F32, MS6_DTYPE_F32, 0};
+    if (m->be->kind == MS6_BACKEND_CUDA) {
+        const ms6_dtype wt = m->layers[0].in_proj.dtype;
+        if (wt == MS6_DTYPE_F16 || wt == MS6_DTYPE_BF16) p.act = wt;
+        /* bf16 keeps 8 bits: rounding the GEMM inputs alone already moves
+         * the golden models' logits by up to 1.1e-2 (relative, CPU backend,
+         * MS6_PREFILL_ACT=bf16 MS6_PREFILL_ACT_OUT=f32), so xz, dbc and
+         * delta stay fp32 for bf16 weights */
+        if (wt == MS6_DTYPE_F16) p.act_out = wt;
+        p.fuse_residual = 1;
+    }
+    if (parse_act(getenv("MS6_PREFILL_ACT"), &p.act)) p.act_out = p.act;
+    parse_act(getenv("MS6_PREFILL_ACT_OUT"), &p.act_out);
+    const char *e = getenv("MS6_PREFILL_FUSE");
+    if (e && *e) p.fuse_residual = atoi(e) != 0;
+    return p;
+}
+
+/* element i of a buffer of type dt */
+static void *at_elem(void *base, ms6_dtype dt, int64_t i) { return (char *)base + (size_t)i * ms6_dtype_size(dt); }
+
+static ms6_status gemm_t(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const void *x,
+                         ms6_dtype xt, int64_t ldx, ms6_wview w, const float *bias, void *y, ms6_dtype yt, int64_t ldy,
+                         int accumulate) {
+    ms6_gemm_params g = {
+        .M = M, .N = N, .K = K,
+        .x = x, .x_dtype = xt, .ldx = ldx,
+        .w = w.ptr, .w_dtype = w.dtype, .ldw = K,
+        .bias = bias,
+        .y = y, .y_dtype = yt, .ldy = ldy,
+        .accumulate = accumulate,
+    };
+    RUN(m, msg, what, m->be->ops->gemm(m->be, &g));
+    return MS6_STATUS_OK;
+}
+
+static ms6_status rmsnorm_t(ms6_model *m, char *msg, int64_t rows, int64_t dim, const void *x, ms6_dtype xt,
+                            int64_t ldx, void *out, ms6_dtype ot, int64_t ldo, float *residual, int add_x,
+                            const float *weight, float eps) {
+    ms6_rmsnorm_params p = {
+        .rows = rows, .dim = dim,
+        .x = x, .x_dtype = xt, .x_row_stride = ldx,
+        .out = out, .out_dtype = ot, .out_row_stride = ldo,
+        .residual = residual, .residual_row_stride = residual ? dim : 0,
+        .add_x = add_x,
+        .weight = weight,
+        .eps = eps,
+    };
+    RUN(m, msg, "rmsnorm", m->be->ops->rmsnorm(m->be, &p));
+    return MS6_STATUS_OK;
+}
+
+/* MS6_PROFILE=1: wall time per op kind, the stream synchronised after each */
+enum { PF_EMBED, PF_NORM, PF_IN, PF_CONV, PF_XPROJ, PF_DTPROJ, PF_SCAN, PF_OUT, PF_HEAD, PF_KINDS };
+static const char *const pf_names[PF_KINDS] = {"embed", "rmsnorm", "in_proj", "conv1d", "x_proj",
+                                               "dt_proj", "scan", "out_proj", "norm_f+lm_head"};
+typedef struct pf_prof {
+    int on;
+    double start, last, t[PF_KINDS], flop[PF_KINDS];
+    int64_t n[PF_KINDS];
+} pf_prof;
+
+static double pf_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void pf_begin(ms6_model *m, pf_prof *p) {
+    memset(p, 0, sizeof *p);
+    const char *e = getenv("MS6_PROFILE");
+    p->on = e && *e && strcmp(e, "0") != 0;
+    if (!p->on) return;
+    ms6_backend_synchronize(m->be);
+    p->start = p->last = pf_now();
+}
+
+/* charges the time since the last mark to `kind` (flop: its GEMM work) */
+static void pf_mark(ms6_model *m, pf_prof *p, int kind, double flop) {
+    if (!p->on) return;
+    ms6_backend_synchronize(m->be);
+    const double t = pf_now();
+    p->t[kind] += t - p->last;
+    p->n[kind]++;
+    p->flop[kind] += flop;
+    p->last = t;
+}
+
+static void pf_report(const ms6_model *m, const pf_prof *p, int64_t L, prefill_plan plan) {
+    if (!p->on) return;
+    const double total = p->last - p->start;
+    static const char *const dn[] = {"f32", "f16", "bf16"};
+    fprintf(stderr, "prefill profile: %lld tokens, %lld layers, %s backend, h/u/y %s, xz/dbc/delta %s, residual %s\n",
+            (long long)L, (long long)m->cfg.pub.n_layer, m->be->ops->name, dn[plan.act % 3], dn[plan.act_out % 3],
+            plan.fuse_residual ? "added by out_proj" : "added by rmsnorm");
+    fprintf(stderr, "  %-15s %9s %6s %7s %9s\n", "op", "ms", "calls", "share", "TFLOP/s");
+    double gemm_t_s = 0, gemm_f = 0;
+    for (int k = 0; k < PF_KINDS; k++) {
+        if (!p->n[k]) continue;
+        fprintf(stderr, "  %-15s %9.3f %6lld %6.1f%%", pf_names[k], 1e3 * p->t[k], (long long)p->n[k],
+                total > 0 ? 100.0 * p->t[k] / total : 0.0);
+        if (p->flop[k] > 0 && p->t[k] > 0) fprintf(stderr, " %9.1f", p->flop[k] / p->t[k] / 1e12);
+        fprintf(stderr, "\n");
+        if (p->flop[k] > 0) gemm_t_s += p->t[k], gemm_f += p->flop[k];
+    }
+    fprintf(stderr, "  %-15s %9.3f %6s %6.1f%% %9.1f\n", "gemm (4 kinds)", 1e3 * gemm_t_s, "",
+            total > 0 ? 100.0 * gemm_t_s / total : 0.0, gemm_t_s > 0 ? gemm_f / gemm_t_s / 1e12 : 0.0);
+    fprintf(stderr, "  %-15s %9.3f (synchronised after every op)\n", "total", 1e3 * total);
 }
 
 ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
@@ -277,19 +413,33 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
     const int cur = s->cur[seq];
+    const prefill_plan plan = prefill_plan_for(m);
+    /* the scratch buffers are sized for fp32, so a half type fits */
+    const ms6_dtype at = plan.act, ao = plan.act_out;
+    const int falcon = !strcmp(c->model_type, "falcon_mamba");
+    pf_prof pf;
+    pf_begin(m, &pf);
     ms6_status st = embed(m, w, ids, L, msg);
     if (st != MS6_STATUS_OK) return st;
-    for (int64_t i = 0; i < c->n_layer; i++) {
+    pf_mark(m, &pf, PF_EMBED, 0);
+    for (int64_t i = 0; i < c->n_layer && st == MS6_STATUS_OK; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
-        /* 1. residual = residual + hidden_states; hidden_states = norm(residual) */
-        st = rmsnorm(m, msg, L, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);
-        if (st == MS6_STATUS_OK) st = in_proj(m, w, Lw, L, msg);
+        /* 1. residual (+= out of the previous layer, unless out_proj added it
+         * already); h = norm(residual) */
+        st = rmsnorm_t(m, msg, L, dm, w->out, MS6_DTYPE_F32, dm, w->h, at, dm, w->residual,
+                       i > 0 && !plan.fuse_residual, Lw->norm, c->norm_eps);
         if (st != MS6_STATUS_OK) return st;
-        /* 3. hidden_states = act(conv1d(x)[..., :L]), continuing from the conv state */
+        pf_mark(m, &pf, PF_NORM, 0);
+        /* 2. xz = in_proj(h) */
+        st = gemm_t(m, msg, "in_proj gemm", L, 2 * di, dm, w->h, at, dm, Lw->in_proj, Lw->in_proj_bias, w->xz, ao,
+                    2 * di, 0);
+        if (st != MS6_STATUS_OK) return st;
+        pf_mark(m, &pf, PF_IN, 2.0 * (double)L * (double)(2 * di) * (double)dm);
+        /* 3. u = act(conv1d(x)[..., :L]), continuing from the conv state */
         ms6_conv1d_params cp = {
             .batch = 1, .dim = di, .seqlen = L, .d_conv = c->d_conv,
-            .x = {w->xz, MS6_DTYPE_F32, 0, 1, 2 * di},
-            .out = {w->u, MS6_DTYPE_F32, 0, 1, di},
+            .x = {w->xz, ao, 0, 1, 2 * di},
+            .out = {w->u, at, 0, 1, di},
             .weight = Lw->conv_w, .weight_dim_stride = c->d_conv,
             .bias = Lw->conv_b,
             .activation = 1,
@@ -297,36 +447,62 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
             .final_state = conv_slot(m, s, i, seq, !cur),
         };
         RUN(m, msg, "conv1d_fwd", m->be->ops->conv1d_fwd(m->be, &cp));
-        st = x_dt_proj(m, w, Lw, L, msg);
+        pf_mark(m, &pf, PF_CONV, 0);
+        /* 4. dbc = x_proj(u) = dt | B | C; falcon_mamba: weightless RMSNorm of each */
+        st = gemm_t(m, msg, "x_proj gemm", L, nb, di, w->u, at, di, Lw->x_proj, NULL, w->dbc, ao, nb, 0);
         if (st != MS6_STATUS_OK) return st;
+        if (falcon) {
+            const int64_t seg_off[3] = {0, R, R + N}, seg_dim[3] = {R, N, N};
+            for (int k = 0; k < 3 && st == MS6_STATUS_OK; k++) {
+                void *p = at_elem(w->dbc, ao, seg_off[k]);
+                st = rmsnorm_t(m, msg, L, seg_dim[k], p, ao, nb, p, ao, nb, NULL, 0, NULL, c->mixer_rms_eps);
+            }
+            if (st != MS6_STATUS_OK) return st;
+        }
+        pf_mark(m, &pf, PF_XPROJ, 2.0 * (double)L * (double)nb * (double)di);
+        /* 5. delta = dt_proj.W . dt (bias and softplus in the scan) */
+        st = gemm_t(m, msg, "dt_proj gemm", L, di, R, w->dbc, ao, nb, Lw->dt_proj, NULL, w->delta, ao, di, 0);
+        if (st != MS6_STATUS_OK) return st;
+        pf_mark(m, &pf, PF_DTPROJ, 2.0 * (double)L * (double)di * (double)R);
         /* 6. selective scan; B = dbc[:, R:R+N], C = dbc[:, R+N:], both (L, N)
          * rows of the x_proj output, i.e. mamba_ssm's (batch, N, L) with
          * state_stride 1 and seq_stride nb */
         ms6_scan_params sp = {
             .batch = 1, .dim = di, .seqlen = L, .d_state = N, .n_groups = 1,
-            .u = {w->u, MS6_DTYPE_F32, 0, 1, di},
-            .delta = {w->delta, MS6_DTYPE_F32, 0, 1, di},
+            .u = {w->u, at, 0, 1, di},
+            .delta = {w->delta, ao, 0, 1, di},
             .A = Lw->A, .A_dim_stride = N, .A_state_stride = 1,
-            .B = {w->dbc + R, MS6_DTYPE_F32, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
-            .C = {w->dbc + R + N, MS6_DTYPE_F32, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
+            .B = {at_elem(w->dbc, ao, R), ao, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
+            .C = {at_elem(w->dbc, ao, R + N), ao, MS6_BC_VARIABLE, 0, 0, 0, 1, nb},
             .D = Lw->D,
             .delta_bias = Lw->dt_bias,
-            .z = {w->xz + di, MS6_DTYPE_F32, 0, 1, 2 * di},
-            .out = {w->y, MS6_DTYPE_F32, 0, 1, di},
+            .z = {at_elem(w->xz, ao, di), ao, 0, 1, 2 * di},
+            .out = {w->y, at, 0, 1, di},
             .delta_softplus = 1,
             .initial_state = ssm_slot(m, s, i, seq, cur),
             .final_state = ssm_slot(m, s, i, seq, !cur),
             .state_batch_stride = di * N, .state_dim_stride = N,
         };
         RUN(m, msg, "scan_fwd", m->be->ops->scan_fwd(m->be, &sp));
-        st = out_proj(m, w, Lw, L, msg);
-        if (st != MS6_STATUS_OK) return st;
+        pf_mark(m, &pf, PF_SCAN, 0);
+        /* 7. out = out_proj(y), or residual += out_proj(y) */
+        st = gemm_t(m, msg, "out_proj gemm", L, dm, di, w->y, at, di, Lw->out_proj, Lw->out_proj_bias,
+                    plan.fuse_residual ? w->residual : w->out, MS6_DTYPE_F32, dm, plan.fuse_residual);
+        pf_mark(m, &pf, PF_OUT, 2.0 * (double)L * (double)dm * (double)di);
     }
+    if (st != MS6_STATUS_OK) return st;
     /* The chunk is complete: the copies just written become current. */
     s->cur[seq] = !cur;
-    if (!logits) return MS6_STATUS_OK;
-    if (all_positions) return head(m, w, 0, L, logits, msg);
-    return head(m, w, L - 1, 1, logits, msg);
+    if (logits) {
+        /* last residual add (unless fused), norm_f, lm_head on the rows asked for */
+        const int64_t r0 = all_positions ? 0 : L - 1, n = all_positions ? L : 1;
+        st = rmsnorm_t(m, msg, n, dm, w->out + r0 * dm, MS6_DTYPE_F32, dm, w->h + r0 * dm, MS6_DTYPE_F32, dm,
+                       w->residual + r0 * dm, !plan.fuse_residual, m->norm_f, c->norm_eps);
+        if (st == MS6_STATUS_OK) st = head_blocks(m, w, r0, n, logits, msg);
+        pf_mark(m, &pf, PF_HEAD, 0);
+    }
+    if (st == MS6_STATUS_OK) pf_report(m, &pf, L, plan);
+    return st;
 }
 
 /* The device part of a decode step: from the ids and slots already in

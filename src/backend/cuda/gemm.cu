@@ -30,7 +30,10 @@
  *     write y's type directly (f32 weights with half y, or the other half
  *     type) it writes an fp32 temporary that a small epilogue kernel adds
  *     into y. The bias is added by a separate kernel. Matmul descriptors and
- *     the chosen algorithm are cached per shape. When cuBLASLt offers no
+ *     the chosen algorithm are cached per shape; for a large shape the
+ *     first product outside CUDA-graph capture times the heuristic's top 8
+ *     algorithms and keeps the fastest (the first is not always it: narrow
+ *     or short-K products such as x_proj and dt_proj). When cuBLASLt offers no
  *     algorithm (odd strides, unaligned pointers) the skinny kernel runs
  *     over tiles of 8 rows instead: slower, always correct.
  *
@@ -44,6 +47,7 @@
 #include <cuda_fp16.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +63,9 @@
 #define GEMV_THREADS 256
 #define LT_CACHE_SIZE 48
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)
+/* shapes of at least this much work (2*M*N*K) have their algorithm timed */
+#define LT_CANDIDATES 8
+#define LT_TUNE_MIN_FLOP 2.5e8
 
 /* ---------------------------------------------------------------------- */
 /* element access by dtype tag (compile-time)                               */
@@ -323,6 +330,7 @@ static unsigned grid_for(int64_t total, const ms6_cuda_ctx *c) {
 typedef struct lt_key {
     int64_t M, N, K, ldx, ldw, ldy;
     int ab, d;                 /* ms6_dtype of A/B and of D */
+    int beta;                  /* accumulate: the algorithm is chosen per beta */
     int align_x, align_w, align_y;
 } lt_key;
 
@@ -458,9 +466,68 @@ static ms6_status scratch_reserve(ms6_backend *be, gemm_state *g, size_t bytes) 
 
 static int key_eq(const lt_key *a, const lt_key *b) { return memcmp(a, b, sizeof *a) == 0; }
 
+/* Times the heuristic's candidates (n of them) on the real operands, with
+ * D in a temporary buffer (beta = 0, so y is not touched), and returns the
+ * index of the fastest; 0 when timing is not possible. */
+static int lt_tune(ms6_backend *be, gemm_state *g, lt_entry *e, const cublasLtMatmulHeuristicResult_t *res, int n,
+                   const void *w, const void *x) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    const lt_key *k = &e->key;
+    const size_t dbytes = (size_t)(k->ldy > k->N ? k->ldy : k->N) * (size_t)k->M * (k->d == MS6_DTYPE_F32 ? 4 : 2);
+    void *d = NULL;
+    cudaEvent_t ev[2] = {NULL, NULL};
+    int best = 0;
+    float best_ms = 0.0f;
+    if (cudaMalloc(&d, dbytes) != cudaSuccess || cudaEventCreate(&ev[0]) != cudaSuccess ||
+        cudaEventCreate(&ev[1]) != cudaSuccess) {
+        cudaGetLastError();
+        goto done;
+    }
+    {
+        const float alpha = 1.0f, beta = 0.0f;
+        const double flop = 2.0 * (double)k->M * (double)k->N * (double)k->K;
+        const int reps = flop > 2e10 ? 3 : 10;
+        for (int i = 0; i < n; i++) {
+            if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > c->workspace_size) continue;
+            cublasStatus_t s = cublasLtMatmul(g->h, e->op, &alpha, w, e->la, x, e->lb, &beta, d, e->lc, d, e->lc,
+                                              &res[i].algo, c->workspace, c->workspace_size, c->stream);
+            if (s != CUBLAS_STATUS_SUCCESS) continue;
+            cudaEventRecord(ev[0], c->stream);
+            for (int r = 0; r < reps && s == CUBLAS_STATUS_SUCCESS; r++)
+                s = cublasLtMatmul(g->h, e->op, &alpha, w, e->la, x, e->lb, &beta, d, e->lc, d, e->lc, &res[i].algo,
+                                   c->workspace, c->workspace_size, c->stream);
+            cudaEventRecord(ev[1], c->stream);
+            float ms = 0.0f;
+            if (s != CUBLAS_STATUS_SUCCESS || cudaEventSynchronize(ev[1]) != cudaSuccess ||
+                cudaEventElapsedTime(&ms, ev[0], ev[1]) != cudaSuccess) {
+                cudaGetLastError();
+                continue;
+            }
+            if (getenv("MS6_GEMM_TUNE_VERBOSE"))
+                fprintf(stderr, "gemm tune M=%lld N=%lld K=%lld candidate %d: %.2f us (%.1f TFLOP/s)\n",
+                        (long long)k->M, (long long)k->N, (long long)k->K, i, 1e3 * ms / reps,
+                        flop * reps / (1e-3 * ms) / 1e12);
+            if (best_ms == 0.0f || ms < best_ms) best_ms = ms, best = i;
+        }
+    }
+done:
+    if (ev[0]) cudaEventDestroy(ev[0]);
+    if (ev[1]) cudaEventDestroy(ev[1]);
+    if (d) {
+        cudaStreamSynchronize(c->stream);
+        cudaFree(d);
+    }
+    cudaGetLastError();
+    return best;
+}
+
 /* Finds or builds the descriptors + algorithm for one shape; *out is NULL
- * when cuBLASLt has no algorithm for it (the caller falls back). */
-static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, lt_entry **out) {
+ * when cuBLASLt has no algorithm for it (the caller falls back). The first
+ * product of a large shape outside graph capture times the heuristic's top
+ * LT_CANDIDATES algorithms on its operands (w, x) and keeps the fastest
+ * (MS6_GEMM_TUNE=0: the heuristic's first, as before). */
+static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, const void *w, const void *x,
+                            lt_entry **out) {
     *out = NULL;
     lt_entry *victim = NULL;
     for (int i = 0; i < LT_CACHE_SIZE; i++) {
@@ -512,11 +579,16 @@ static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, lt_
         return ms6_backend_fail(be, MS6_STATUS_DEVICE_ERROR, "gemm: cuBLASLt preference setup failed (%s)",
                                 lt_status_name(s));
     }
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[LT_CANDIDATES];
     int found = 0;
-    s = cublasLtMatmulAlgoGetHeuristic(g->h, e->op, e->la, e->lb, e->lc, e->lc, pref, 1, &res, &found);
+    const char *tune_env = getenv("MS6_GEMM_TUNE");
+    const int tune = (!tune_env || strcmp(tune_env, "0") != 0) &&
+                     2.0 * (double)k->M * (double)k->N * (double)k->K >= LT_TUNE_MIN_FLOP &&
+                     !in_capture(ms6_cuda(be)->stream);
+    s = cublasLtMatmulAlgoGetHeuristic(g->h, e->op, e->la, e->lb, e->lc, e->lc, pref, tune ? LT_CANDIDATES : 1, res,
+                                       &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
+    if (s != CUBLAS_STATUS_SUCCESS || found < 1 || res[0].state != CUBLAS_STATUS_SUCCESS) {
         /* remembered as "no algorithm": this shape takes the fallback kernel */
         entry_release(e);
         e->key = *k;
@@ -524,7 +596,7 @@ static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, lt_
         e->stamp = g->clock;
         return MS6_STATUS_OK;
     }
-    e->algo = res.algo;
+    e->algo = res[tune && found > 1 ? lt_tune(be, g, e, res, found, w, x) : 0].algo;
     e->used = 1;
     *out = e;
     return MS6_STATUS_OK;
@@ -571,14 +643,11 @@ static ms6_status run_lt(ms6_backend *be, const ms6_gemm_params *p) {
     k.M = p->M; k.N = p->N; k.K = p->K;
     k.ldx = ldx; k.ldw = p->ldw; k.ldy = ldd;
     k.ab = ab; k.d = dtype;
+    k.beta = direct && p->accumulate;
     k.align_x = align_of(xa); k.align_w = align_of(p->w); k.align_y = align_of(dptr);
     /* cuBLASLt needs ld >= rows for every matrix with more than one column */
     if (p->ldw < p->K || (p->M > 1 && (ldx < p->K || ldd < p->N))) return run_fallback(be, p);
-    lt_entry *e;
-    st = lt_lookup(be, g, &k, &e);
-    if (st != MS6_STATUS_OK) return st;
-    if (!e) return run_fallback(be, p);
-
+    /* x converted before the lookup, which may time algorithms on it */
     if (xconv) {
         const unsigned gx = (unsigned)((p->K + 255) / 256 < 16 ? (p->K + 255) / 256 : 16);
         const unsigned gy = (unsigned)(p->M < 65535 ? p->M : 65535);
@@ -586,6 +655,10 @@ static ms6_status run_lt(ms6_backend *be, const ms6_gemm_params *p) {
         st = ms6_cuda_check(be, cudaGetLastError(), "gemm (convert x)");
         if (st != MS6_STATUS_OK) return st;
     }
+    lt_entry *e;
+    st = lt_lookup(be, g, &k, p->w, xa, &e);
+    if (st != MS6_STATUS_OK) return st;
+    if (!e) return run_fallback(be, p);
     const float alpha = 1.0f, beta = (direct && p->accumulate) ? 1.0f : 0.0f;
     cublasStatus_t s = cublasLtMatmul(g->h, e->op, &alpha, p->w, e->la, xa, e->lb, &beta, dptr, e->lc, dptr, e->lc,
                                       &e->algo, c->workspace, c->workspace_size, c->stream);

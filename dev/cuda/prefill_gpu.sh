@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# dev/cuda/prefill_gpu.sh - the prefill measurement in one command on a GPU
+# machine (about 3 minutes): builds mamba-s6, test_cuda_model and
+# dev/cuda/prefill_prof.c into ${BUILD:-build-pre}, runs test_cuda_model
+# (CUDA logits vs the CPU backend on the golden models) while
+# `mamba-s6 init --shape 2.8b` writes the model, then prefill_prof on it
+# (prefill time of each plan, the per-op breakdown, the accuracy between
+# plans) and `bench generate --prompt 2048`. Logs go to $OUT (or
+# prefill-logs/); a short summary is printed last. Build dependencies as in
+# scripts/gpu.sh (.deps/*.deb when pkg-config cannot find them).
+# Knobs: MS6_PF_MODEL (model dir, default /tmp/m2.8b), MS6_PF_PROMPT (2048),
+# MS6_PF_SKIP_TEST=1, MS6_PF_BENCH_ENV (extra env for bench generate).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+LOG=${OUT:-prefill-logs}
+mkdir -p "$LOG"
+B=${BUILD:-build-pre}
+M=${MS6_PF_MODEL:-/tmp/m2.8b}
+P=${MS6_PF_PROMPT:-2048}
+
+cmake_extra=()
+if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null && ls .deps/*.deb > /dev/null 2>&1; then
+  root=$PWD/.deps/root
+  mkdir -p "$root"
+  for f in .deps/*.deb; do dpkg -x "$f" "$root"; done
+  libdir=$root/usr/lib/x86_64-linux-gnu
+  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$root/usr/share/pkgconfig
+  export PKG_CONFIG_SYSROOT_DIR=$root
+  if command -v pkg-config > /dev/null; then pc=$(command -v pkg-config); else pc=$root/usr/bin/pkgconf; fi
+  cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pc")
+fi
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader > "$LOG/machine.txt" 2>&1
+
+t0=$SECONDS
+if ! { cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" &&
+  cmake --build "$B" -j "$(nproc)" --target mamba-s6 test_cuda_model; } > "$LOG/build.log" 2>&1; then
+  grep -E "error" "$LOG/build.log" | head -20
+  tail -5 "$LOG/build.log"
+  exit 1
+fi
+libs=(-L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread)
+gcc -O2 -std=c11 -Iinclude -Isrc dev/cuda/prefill_prof.c "$B/libmamba_s6.a" "${libs[@]}" -o "$B/prefill_prof" \
+  >> "$LOG/build.log" 2>&1 || { tail -20 "$LOG/build.log"; exit 1; }
+echo "build: $((SECONDS - t0)) s"
+
+# the model is written while the test runs
+( [ -f "$M/model.safetensors" ] || "$B/mamba-s6" init --shape 2.8b -o "$M" --dtype f16 ) > "$LOG/init.log" 2>&1 &
+ipid=$!
+if [ "${MS6_PF_SKIP_TEST:-0}" != 1 ]; then
+  t0=$SECONDS
+  (cd "$B" && timeout 150 ./tests/test_cuda_model) > "$LOG/test_cuda_model.log" 2>&1
+  echo "test_cuda_model: rc=$? ($((SECONDS - t0)) s)"
+fi
+wait $ipid || { cat "$LOG/init.log"; exit 1; }
+
+MS6_GEMM_TUNE_VERBOSE=1 timeout 120 "$B/prefill_prof" "$M" "$P" 5 > "$LOG/prefill_prof.log" 2>&1
+echo "prefill_prof: rc=$?"
+env ${MS6_PF_BENCH_ENV:-} timeout 90 "$B/mamba-s6" bench generate -m "$M" --backend cuda --prompt "$P" --gen 8 \
+  > "$LOG/bench_generate.log" 2>&1
+echo "bench generate: rc=$?"
+
+echo "== $(cat "$LOG/machine.txt")"
+grep -E "rel |FAIL|fail|passed" "$LOG/test_cuda_model.log" 2>/dev/null | tail -24
+grep -v "^gemm tune" "$LOG/prefill_prof.log"
+grep "^gemm tune" "$LOG/prefill_prof.log" | head -48
+cat "$LOG/bench_generate.log"
