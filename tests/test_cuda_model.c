@@ -11,8 +11,15 @@
  *     same argmax wherever the CPU's top two logits are not a near-tie
  *     (fp32 mode: everywhere, and equal to the golden greedy ids);
  *   - batched decode == each sequence decoded alone (tests/batch_check.h);
+ *   - the fused decode step (ops mixer_step + norm_gemv, src/backend/cuda/
+ *     decode.cu) == the unfused ops (MS6_CUDA_FUSED=0) within 1e-3 relative
+ *     at every step, on the same half weights (models the fused path does not
+ *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
  *   - a bad dtype option and an impossible device allocation are clear
  *     errors.
+ * MS6_CUDA_TEST_MODEL=DIR adds a model with real shapes (e.g. one written by
+ * `mamba-s6 init --shape 130m`): fused vs unfused decode and batched ==
+ * single on it, from random prompts.
  * Exits 77 without a usable GPU or without the golden models.
  */
 #include "batch_check.h"
@@ -49,6 +56,37 @@ static double margin(const float *x, int64_t n) {
         else if (x[i] > b) b = x[i];
     }
     return a - b;
+}
+
+/* Decode of prompt + ids[0..G) on `gpu`, logits of every step into out (G+1 rows). */
+static int decode_run(ms6_model *gpu, const int32_t *prompt, int64_t P, const int32_t *ids, int64_t G, float *out) {
+    const int64_t V = ms6_model_vocab_size(gpu);
+    ms6_session *s = NULL;
+    ms6_status st = ms6_session_create(gpu, &s, NULL);
+    if (!st) st = ms6_session_prefill(s, prompt, P, out, 0);
+    for (int64_t i = 0; i < G && !st; i++) st = ms6_session_step(s, ids[i], out + (size_t)(i + 1) * V);
+    CHECK(st == MS6_STATUS_OK, "decode run: %s", s ? ms6_session_last_error(s) : "no session");
+    ms6_session_free(s);
+    return st == MS6_STATUS_OK;
+}
+
+static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *prompt, int64_t P, const int32_t *ids,
+                             int64_t G) {
+    const int64_t V = ms6_model_vocab_size(gpu);
+    float *a = malloc(sizeof(float) * (size_t)((G + 1) * V)), *b = malloc(sizeof(float) * (size_t)((G + 1) * V));
+    int ok = a && b && decode_run(gpu, prompt, P, ids, G, a);
+    setenv("MS6_CUDA_FUSED", "0", 1);
+    ok = ok && decode_run(gpu, prompt, P, ids, G, b);
+    unsetenv("MS6_CUDA_FUSED");
+    double worst = 0;
+    for (int64_t i = 1; ok && i <= G; i++) {
+        const double e = bc_rel(a + (size_t)i * V, b + (size_t)i * V, V);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(ok && worst <= 1e-3, "%s: fused vs unfused decode: worst step rel err %.3g > 1e-3", name, worst);
+    fprintf(stderr, "  %-28s half fused vs unfused decode rel %.2e over %lld steps\n", name, worst, (long long)G);
+    free(a);
+    free(b);
 }
 
 static void golden_one(const char *dir, tu_rng *rng) {
@@ -125,6 +163,7 @@ static void golden_one(const char *dir, tu_rng *rng) {
          * tensor cores (bf16: 8 bits) where a single step (skinny kernel)
          * reads it in fp32, so the half-mode tolerance applies */
         batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
+        if (!mode && P > 0 && G > 0) fused_vs_unfused(gpu, name, prompt, P, gold_greedy, G);
     next:
         ms6_session_free(sc);
         ms6_session_free(sg);
@@ -187,6 +226,20 @@ int main(void) {
         snprintf(dir, sizeof dir, "%s/%s", root, names[i]);
         golden_one(dir, &rng);
         if (i == 0) bad_input(dir);
+    }
+    const char *extra = getenv("MS6_CUDA_TEST_MODEL");
+    if (extra && *extra) {
+        ms6_model *gpu = load(extra, MS6_BACKEND_CUDA, -1, 0);
+        if (gpu) {
+            const int64_t V = ms6_model_vocab_size(gpu);
+            int32_t prompt[16], next[8];
+            for (int i = 0; i < 16; i++) prompt[i] = (int32_t)(tu_next(&rng) % (uint64_t)V);
+            for (int i = 0; i < 8; i++) next[i] = (int32_t)(tu_next(&rng) % (uint64_t)V);
+            fused_vs_unfused(gpu, extra, prompt, 16, next, 8);
+            const double e = batch_check(gpu, extra, &rng, 2e-2);
+            fprintf(stderr, "  %-28s batched vs single rel %.2e\n", extra, e);
+            ms6_model_free(gpu);
+        }
     }
     return tu_finish("test_cuda_model");
 }

@@ -37,6 +37,50 @@ typedef struct ms6_embed_params {
     void *out; ms6_dtype out_dtype; int64_t ldo;
 } ms6_embed_params;
 
+/* One Mamba mixer layer of a decode step for n sequences, fused (optional
+ * op, NULL where absent): residual rows are RMSNorm'ed (weight norm, eps),
+ * then in_proj, conv update (+ bias, SiLU), x_proj, dt_proj + dt_bias +
+ * softplus, state update, D skip and SiLU(z) gate, out_proj (+ bias), and
+ * the result is added to residual in place (fp32). The conv and ssm state of
+ * sequence b is slot slots[b]: conv_state + slot * conv_slot_stride holds
+ * (d_inner, d_conv-1), ssm_state + slot * ssm_slot_stride (d_inner,
+ * d_state), both fp32, updated in place. xz (n, 2*d_inner), u (n, d_inner),
+ * dbc (n, dt_rank + 2*d_state) and y (n, d_inner) are fp32 scratch; dbc
+ * must be zero on entry and is zero again on return. The four
+ * matrices share w_dtype. With check_only the op launches nothing and
+ * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
+ * otherwise: the caller then uses the unfused ops). */
+typedef struct ms6_mixer_step_params {
+    int check_only;
+    int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;
+    float eps;
+    float *residual;                    /* (n, d_model) */
+    const float *norm;                  /* (d_model,) */
+    ms6_dtype w_dtype;
+    const void *in_proj;  const float *in_proj_bias;   /* (2*d_inner, d_model), bias optional */
+    const float *conv_w;  const float *conv_b;         /* (d_inner, d_conv), bias optional */
+    const void *x_proj;                                /* (dt_rank + 2*d_state, d_inner) */
+    const void *dt_proj;  const float *dt_bias;        /* (d_inner, dt_rank), bias optional */
+    const float *A, *D;                                /* (d_inner, d_state), (d_inner,) */
+    const void *out_proj; const float *out_proj_bias;  /* (d_model, d_inner), bias optional */
+    float *conv_state;    int64_t conv_slot_stride;
+    float *ssm_state;     int64_t ssm_slot_stride;
+    const int32_t *slots;               /* (n,) backend memory */
+    float *xz, *u, *dbc, *y;
+} ms6_mixer_step_params;
+
+/* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):
+ * the decode head (norm_f + lm_head) in one optional op; check_only as above. */
+typedef struct ms6_norm_gemv_params {
+    int check_only;
+    int64_t n, dim, rows;
+    const float *x;                     /* (n, dim) fp32 */
+    const float *norm;
+    float eps;
+    const void *w; ms6_dtype w_dtype;
+    float *out; int64_t ldo;
+} ms6_norm_gemv_params;
+
 typedef struct ms6_backend_ops {
     const char *name;
     void (*destroy)(ms6_backend *be);
@@ -55,6 +99,9 @@ typedef struct ms6_backend_ops {
     ms6_status (*rmsnorm)(ms6_backend *be, const ms6_rmsnorm_params *p);
     ms6_status (*gemm)(ms6_backend *be, const ms6_gemm_params *p);
     ms6_status (*embed)(ms6_backend *be, const ms6_embed_params *p);
+    /* optional fused decode ops (NULL: the step uses the ops above) */
+    ms6_status (*mixer_step)(ms6_backend *be, const ms6_mixer_step_params *p);
+    ms6_status (*norm_gemv)(ms6_backend *be, const ms6_norm_gemv_params *p);
 } ms6_backend_ops;
 
 struct ms6_backend {

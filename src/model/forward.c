@@ -505,6 +505,82 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     return st;
 }
 
+/* ---- decode: the fused mixer step ------------------------------------- */
+
+/* The layer's fused-step parameters (ops mixer_step); check_only asks the
+ * backend whether it can run them. */
+static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t i, int64_t n,
+                                          int check_only) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const ms6_layer_weights *L = &m->layers[i];
+    ms6_mixer_step_params p = {
+        .check_only = check_only,
+        .n = n, .d_model = c->d_model, .d_inner = c->d_inner, .d_state = c->d_state, .dt_rank = c->dt_rank,
+        .d_conv = c->d_conv,
+        .eps = c->norm_eps,
+        .residual = w->residual,
+        .norm = L->norm,
+        .w_dtype = L->in_proj.dtype,
+        .in_proj = L->in_proj.ptr, .in_proj_bias = L->in_proj_bias,
+        .conv_w = L->conv_w, .conv_b = L->conv_b,
+        .x_proj = L->x_proj.ptr,
+        .dt_proj = L->dt_proj.ptr, .dt_bias = L->dt_bias,
+        .A = L->A, .D = L->D,
+        .out_proj = L->out_proj.ptr, .out_proj_bias = L->out_proj_bias,
+        .conv_state = s->conv + i * conv_layer(m, s), .conv_slot_stride = c->d_inner * conv_w(m),
+        .ssm_state = s->ssm + i * ssm_layer(m, s), .ssm_slot_stride = c->d_inner * c->d_state,
+        .slots = w->slots,
+        .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
+    };
+    return p;
+}
+
+static ms6_norm_gemv_params head_params(ms6_model *m, ms6_fwd_scratch *w, int64_t n, int check_only) {
+    const ms6_model_config *c = &m->cfg.pub;
+    ms6_norm_gemv_params p = {
+        .check_only = check_only,
+        .n = n, .dim = c->d_model, .rows = c->vocab_size,
+        .x = w->residual, .norm = m->norm_f, .eps = c->norm_eps,
+        .w = m->lm_head.ptr, .w_dtype = m->lm_head.dtype,
+        .out = w->logits, .ldo = c->vocab_size,
+    };
+    return p;
+}
+
+/* Whether the backend runs this step with its fused ops: every layer's
+ * mixer (one kernel chain per layer, residual added in place) and the head
+ * (norm_f + lm_head into w->logits). The mixer of falcon_mamba (RMSNorm on
+ * dt, B and C) is not fused. */
+static int fused_step_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n) {
+    const ms6_backend_ops *o = m->be->ops;
+    const ms6_model_config *c = &m->cfg.pub;
+    if (!o->mixer_step || !o->norm_gemv || n > w->logit_rows || !strcmp(c->model_type, "falcon_mamba")) return 0;
+    for (int64_t i = 0; i < c->n_layer; i++) {
+        const ms6_layer_weights *L = &m->layers[i];
+        if (L->x_proj.dtype != L->in_proj.dtype || L->dt_proj.dtype != L->in_proj.dtype ||
+            L->out_proj.dtype != L->in_proj.dtype)
+            return 0;
+        ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 1);
+        if (o->mixer_step(m->be, &p) != MS6_STATUS_OK) return 0;
+    }
+    ms6_norm_gemv_params h = head_params(m, w, n, 1);
+    return o->norm_gemv(m->be, &h) == MS6_STATUS_OK;
+}
+
+static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+    /* the fused op accumulates x_proj into dbc: zero on entry (it leaves it zero) */
+    const ms6_model_config *c = &m->cfg.pub;
+    RUN(m, msg, "memzero",
+        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(n * (c->dt_rank + 2 * c->d_state))));
+    for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
+        ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
+        RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));
+    }
+    ms6_norm_gemv_params h = head_params(m, w, n, 0);
+    RUN(m, msg, "norm_gemv", m->be->ops->norm_gemv(m->be, &h));
+    return MS6_STATUS_OK;
+}
+
 /* The device part of a decode step: from the ids and slots already in
  * w->ids / w->slots to the normed final hidden states, and the logits in
  * w->logits when n fits in one lm_head block. No host transfer happens
@@ -514,6 +590,7 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
     const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
     ms6_status st = embed_op(m, w, n, msg);
     if (st != MS6_STATUS_OK) return st;
+    if (fused_step_ok(m, s, w, n)) return fused_step(m, s, w, n, msg);
     for (int64_t i = 0; i < c->n_layer; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
         st = rmsnorm(m, msg, n, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);

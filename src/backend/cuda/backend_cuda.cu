@@ -80,6 +80,8 @@ static const ms6_backend_ops cuda_ops = {
     /* rmsnorm */ ms6_cuda_rmsnorm,
     /* gemm */ ms6_cuda_gemm,
     /* embed */ ms6_cuda_embed,
+    /* mixer_step */ ms6_cuda_mixer_step,
+    /* norm_gemv */ ms6_cuda_norm_gemv,
 };
 
 extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {

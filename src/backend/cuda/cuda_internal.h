@@ -33,6 +33,8 @@ ms6_status ms6_cuda_conv1d_update(ms6_backend *be, const ms6_conv1d_update_param
 ms6_status ms6_cuda_rmsnorm(ms6_backend *be, const ms6_rmsnorm_params *p);
 ms6_status ms6_cuda_gemm(ms6_backend *be, const ms6_gemm_params *p);
 ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p);
+ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p); /* decode.cu */
+ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p);
 
 /* Frees what the gemm created on first use (cuBLASLt handle, descriptor
  * cache, scratch); called by the backend's destroy. */

@@ -1,0 +1,608 @@
+/*
+ * decode.cu - the fused decode step of a Mamba mixer layer for 1 or 2
+ * sequences (ops mixer_step and norm_gemv of the backend table); larger
+ * batches use the unfused ops, whose cuBLASLt GEMMs read the weights once
+ * for all rows (first version, measured: 4 sequences fused 5.09 ms per 2.8b step against
+ * 3.63 unfused; 2 sequences fused 3.35 against 3.50).
+ *
+ * The unfused step is 7 kernels per layer (RMSNorm, in_proj, conv update,
+ * x_proj, dt_proj, state update, out_proj), five of them far shorter than
+ * a launch. Here a layer is 3 kernels:
+ *   K1 norm_gemv    RMSNorm of the residual rows (recomputed by every block:
+ *                   d_model floats per sequence), in_proj rows as a gemv; the
+ *                   block owning x rows c.. also owns conv channels c..: conv
+ *                   update + bias + SiLU -> u, then that block's share of
+ *                   x_proj (its 16 columns) added to dbc with atomics; z rows
+ *                   are stored raw.
+ *   K3 ssm          per channel: delta = softplus(dt_proj[c] . dt + bias),
+ *                   state update over d_state, + D*u, * silu(z) -> y.
+ *   K4 outproj      residual += out_proj . y (+ bias); the residual stays
+ *                   fp32; block 0 zeroes dbc for the next layer.
+ * The head is K1 without the conv epilogue (norm_f + lm_head). The K2 of
+ * the first version (x_proj as its own kernel) is folded into K1.
+ *
+ * Every kernel loads what the previous kernel does not write (its weights,
+ * the conv / ssm state, the residual row it will add to) into registers
+ * first, then waits on the previous kernel (griddepcontrol.wait,
+ * programmatic dependent launch), so inside the captured graph the weight
+ * streaming of one kernel overlaps the tail and launch of the one before.
+ * No kernel writes anything before that wait, and every kernel signals its
+ * dependents only after it, so when a kernel starts, the kernel two before
+ * it has completed (which is what makes the early reads of the state and
+ * the residual safe).
+ * MS6_CUDA_FUSED=0 turns the fused ops off (the step falls back to the
+ * unfused ops); MS6_CUDA_PDL=0 launches without the dependent-launch
+ * attribute; MS6_DEC_CH=4|8 sets the gemv's loads in flight (see dec_ch).
+ * Checked by tests/test_cuda_model.c (fused == unfused == CPU, batched ==
+ * single, with either MS6_DEC_CH).
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEC_THREADS 256
+#define DEC_WARPS (DEC_THREADS / 32)
+#define DEC_ROWS 2   /* rows per warp in the gemv kernels */
+#define DEC_BLOCK_ROWS (DEC_WARPS * DEC_ROWS)
+#define DEC_MAX_NB 2  /* more sequences: the unfused ops (cuBLASLt) are faster */
+#define DEC_SMEM_MAX (48 * 1024)
+
+static __device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void pdl_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* 8 half values (one 16-byte vector) to fp32 */
+static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __half) {
+    const __half2 *h = reinterpret_cast<const __half2 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __nv_bfloat16) {
+    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
+static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
+
+static __device__ __forceinline__ uint4 ld_stream(const void *p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
+static __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* ---- warp gemv core: DEC_ROWS rows of W (K halves each, K % 8 == 0)
+ * against NB fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */
+template <typename T, int NB, int CH>
+struct WarpRows {
+    const T *w[DEC_ROWS];
+    int nvec; /* K / 8 */
+    uint4 buf[DEC_ROWS][CH];
+
+    __device__ __forceinline__ void load(int base, int lane) {
+#pragma unroll
+        for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+            for (int j = 0; j < CH; j++) {
+                const int idx = base + j * 32 + lane;
+                buf[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
+            }
+    }
+    /* acc[r][b] += buf . x for the chunk at base; x in shared or global memory */
+    __device__ __forceinline__ void fma(int base, int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
+#pragma unroll
+        for (int j = 0; j < CH; j++) {
+            const int idx = base + j * 32 + lane;
+            if (idx >= nvec) break;
+            float xv[NB][8];
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float4 a = *reinterpret_cast<const float4 *>(x + (size_t)b * ldx + idx * 8);
+                const float4 c = *reinterpret_cast<const float4 *>(x + (size_t)b * ldx + idx * 8 + 4);
+                xv[b][0] = a.x; xv[b][1] = a.y; xv[b][2] = a.z; xv[b][3] = a.w;
+                xv[b][4] = c.x; xv[b][5] = c.y; xv[b][6] = c.z; xv[b][7] = c.w;
+            }
+#pragma unroll
+            for (int r = 0; r < DEC_ROWS; r++) {
+                float wf[8];
+                unpack8(buf[r][j], wf, T());
+#pragma unroll
+                for (int b = 0; b < NB; b++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[r][b] = fmaf(wf[e], xv[b][e], acc[r][b]);
+            }
+        }
+    }
+    /* the whole row product; the first chunk must already be loaded */
+    __device__ __forceinline__ void run(int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
+        for (int base = 0;;) {
+            fma(base, lane, x, ldx, acc);
+            base += CH * 32;
+            if (base >= nvec) break;
+            load(base, lane);
+        }
+#pragma unroll
+        for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+            for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
+    }
+};
+
+/* ---- K1: RMSNorm + gemv (+ conv epilogue and x_proj partial sums) ---- */
+struct K1Params {
+    const float *residual; /* (NB, dim) */
+    const float *norm;
+    float eps;
+    int dim, rows;
+    const void *w;
+    const float *bias;
+    /* conv == 0: out[b*ldo + row] */
+    float *out;
+    long long ldo;
+    /* conv == 1: rows < di are x (conv channel), rows >= di are z */
+    int di, dc, nb;
+    const float *conv_w, *conv_b;
+    float *conv_state;
+    long long conv_slot_stride;
+    const int32_t *slots;
+    float *u, *xz;
+    const void *x_proj; /* (nb, di) */
+    float *dbc;         /* (NB, nb), accumulated into */
+};
+
+static __device__ __forceinline__ void prefetch_l1(const void *p) {
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
+
+template <typename T, int NB, int CONV, int CH>
+__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
+    extern __shared__ float h[]; /* (NB, dim) */
+    __shared__ float red[DEC_WARPS][NB];
+    __shared__ float us[NB][DEC_BLOCK_ROWS]; /* u of this block's conv channels */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int blk0 = blockIdx.x * DEC_BLOCK_ROWS, row0 = blk0 + warp * DEC_ROWS;
+    WarpRows<T, NB, CH> wr;
+    wr.nvec = p.dim / 8;
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < p.rows ? row0 + r : p.rows - 1;
+        wr.w[r] = (const T *)p.w + (size_t)row * p.dim;
+    }
+    wr.load(0, lane);
+    /* conv blocks (di % DEC_BLOCK_ROWS == 0: a block is all x rows or all z
+     * rows): the x_proj columns of its channels, two 16-byte halves per
+     * output row, and the conv state and weights into L1 */
+    const bool xblock = CONV && blk0 < p.di;
+    uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
+    if (xblock) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int q = threadIdx.x + i * DEC_THREADS;
+            if (q < 2 * p.nb) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8);
+        }
+        if (lane < NB) {
+            const int slot = p.slots[lane];
+#pragma unroll
+            for (int r = 0; r < DEC_ROWS; r++) {
+                if (slot >= 0)
+                    prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)(row0 + r) * (p.dc - 1));
+                prefetch_l1(p.conv_w + (size_t)(row0 + r) * p.dc);
+            }
+        }
+    }
+    pdl_wait();
+    pdl_launch();
+    float ss[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) ss[b] = 0.0f;
+    for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            const float v = p.residual[(size_t)b * p.dim + k];
+            h[b * p.dim + k] = v;
+            ss[b] += v * v;
+        }
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        ss[b] = warp_sum(ss[b]);
+        if (lane == 0) red[warp][b] = ss[b];
+    }
+    __syncthreads();
+    float rinv[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float t = 0.0f;
+#pragma unroll
+        for (int i = 0; i < DEC_WARPS; i++) t += red[i][b];
+        rinv[b] = rsqrtf(t / (float)p.dim + p.eps);
+    }
+    for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS) {
+        const float g = p.norm[k];
+#pragma unroll
+        for (int b = 0; b < NB; b++) h[b * p.dim + k] = h[b * p.dim + k] * rinv[b] * g;
+    }
+    __syncthreads();
+    float acc[DEC_ROWS][NB];
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+    wr.run(lane, h, p.dim, acc);
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r;
+        if (row >= p.rows) break;
+        const float bias = p.bias ? p.bias[row] : 0.0f;
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            if (lane != b) continue;
+            const float x = acc[r][b] + bias;
+            if (!CONV) {
+                p.out[(size_t)b * p.ldo + row] = x;
+            } else if (row >= p.di) {
+                p.xz[(size_t)b * 2 * p.di + row] = x;
+            } else {
+                const int slot = p.slots[b];
+                float uv = 0.0f;
+                if (slot >= 0) {
+                    const int W = p.dc - 1;
+                    float *s = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
+                    const float *cw = p.conv_w + (size_t)row * p.dc;
+                    float c = p.conv_b ? p.conv_b[row] : 0.0f;
+                    for (int k = 0; k < W; k++) c += cw[k] * s[k];
+                    c += cw[W] * x;
+                    for (int k = 0; k + 1 < W; k++) s[k] = s[k + 1];
+                    s[W - 1] = x;
+                    uv = silu_f(c);
+                }
+                p.u[(size_t)b * p.di + row] = uv;
+                us[b][warp * DEC_ROWS + r] = uv;
+            }
+        }
+    }
+    if (!xblock) return;
+    /* dbc[b][j] += x_proj[j][blk0 .. blk0+16) . u[b][blk0 .. blk0+16): thread
+     * pair (2j, 2j+1) takes the two halves of row j */
+    __syncthreads();
+    for (int q0 = 0, i = 0; q0 < 2 * p.nb; q0 += DEC_THREADS, i++) {
+        const int q = q0 + threadIdx.x;
+        uint4 v = i == 0 ? xw[0] : xw[1];
+        if (i >= 2)
+            v = q < 2 * p.nb ? ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8)
+                             : make_uint4(0, 0, 0, 0);
+        float wf[8];
+        unpack8(v, wf, T());
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float part = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q & 1) * 8 + e], part);
+            part += __shfl_xor_sync(0xffffffffu, part, 1);
+            if (q < 2 * p.nb && !(q & 1)) atomicAdd(p.dbc + (size_t)b * p.nb + (q >> 1), part);
+        }
+    }
+}
+
+/* ---- K3: dt_proj + softplus + state update + D*u + gate, G = d_state/4
+ * threads per channel, each owning 4 states ---- */
+struct K3Params {
+    int di, N, R, nb, G;
+    const void *dt_w;      /* (di, R) */
+    const float *dt_bias, *A, *D;
+    const float *dbc, *u, *xz;
+    float *ssm;
+    long long ssm_slot_stride;
+    const int32_t *slots;
+    float *y;
+};
+
+#define K3_PRE 8 /* dt_proj vectors per thread held in registers */
+
+template <typename T, int NB>
+__global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
+    const int G = p.G;
+    const int gid = (blockIdx.x * DEC_THREADS + threadIdx.x) / G, t = threadIdx.x % G;
+    const bool active = gid < p.di;
+    const int c = active ? gid : p.di - 1;
+    /* before the wait: everything the previous kernel (K1) does not write */
+    const float *Ap = p.A + (size_t)c * p.N + 4 * t;
+    const float4 A = make_float4(Ap[0] * kLog2e, Ap[1] * kLog2e, Ap[2] * kLog2e, Ap[3] * kLog2e);
+    const float D = p.D[c], dtb = p.dt_bias ? p.dt_bias[c] : 0.0f;
+    const T *wr = (const T *)p.dt_w + (size_t)c * p.R;
+    const int nv = (p.R & 7) == 0 ? p.R / 8 : 0;
+    uint4 dw[K3_PRE];
+#pragma unroll
+    for (int i = 0; i < K3_PRE; i++) {
+        const int v = t + i * G;
+        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
+    }
+    int slot[NB];
+    float4 st[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        slot[b] = p.slots[b];
+        st[b] = slot[b] >= 0 ? *reinterpret_cast<const float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride +
+                                                                  (size_t)c * p.N + 4 * t)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    pdl_wait();
+    pdl_launch();
+    /* dt projection: this thread's share of the R weights */
+    float dt[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
+    if (nv) {
+#pragma unroll
+        for (int i = 0; i < K3_PRE; i++) {
+            const int v = t + i * G;
+            if (v >= nv) break;
+            float wf[8];
+            unpack8(dw[i], wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float *x = p.dbc + (size_t)b * p.nb + v * 8;
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
+            }
+        }
+        for (int v = t + K3_PRE * G; v < nv; v += G) {
+            float wf[8];
+            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float *x = p.dbc + (size_t)b * p.nb + v * 8;
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
+            }
+        }
+    } else {
+        for (int k = t; k < p.R; k += G) {
+            const float wk = tof(wr[k]);
+#pragma unroll
+            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, p.dbc[(size_t)b * p.nb + k], dt[b]);
+        }
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float d = dt[b];
+        for (int o = G >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        const float delta = softplus_f(d + dtb);
+        const float uv = p.u[(size_t)b * p.di + c];
+        const float *Bp = p.dbc + (size_t)b * p.nb + p.R + 4 * t, *Cp = Bp + p.N;
+        float part = 0.0f;
+        if (active && slot[b] >= 0) {
+            float4 s = st[b];
+            const float du = delta * uv;
+            s.x = fast_ex2(delta * A.x) * s.x + du * Bp[0];
+            s.y = fast_ex2(delta * A.y) * s.y + du * Bp[1];
+            s.z = fast_ex2(delta * A.z) * s.z + du * Bp[2];
+            s.w = fast_ex2(delta * A.w) * s.w + du * Bp[3];
+            *reinterpret_cast<float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + 4 * t) = s;
+            part = s.x * Cp[0] + s.y * Cp[1] + s.z * Cp[2] + s.w * Cp[3];
+        }
+        for (int o = G >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+        if (active && t == 0) {
+            const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
+            p.y[(size_t)b * p.di + c] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
+        }
+    }
+}
+
+/* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
+template <typename T, int NB, int CH>
+__global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
+                                                        float *residual, int dm, int di, float *dbc, int ndbc) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row0 = (blockIdx.x * DEC_WARPS + warp) * DEC_ROWS;
+    WarpRows<T, NB, CH> wr;
+    wr.nvec = di / 8;
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < dm ? row0 + r : dm - 1;
+        wr.w[r] = w + (size_t)row * di;
+    }
+    wr.load(0, lane);
+    /* the residual rows this lane adds to were written two kernels back */
+    float rv[DEC_ROWS];
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < dm ? row0 + r : dm - 1;
+        rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
+    }
+    pdl_wait();
+    pdl_launch();
+    if (blockIdx.x == 0)
+        for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
+    float acc[DEC_ROWS][NB];
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+    wr.run(lane, y, di, acc);
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r;
+        if (row >= dm) break;
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+            if (lane == b) residual[(size_t)b * dm + row] = rv[r] + acc[r][b];
+    }
+}
+
+/* ---- launch helpers ---- */
+static int env_off(const char *name) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, "0");
+}
+
+/* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
+template <typename... KArgs, typename... Args>
+static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)grid);
+    cfg.blockDim = dim3(DEC_THREADS);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
+    const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
+    cfg.numAttrs = (c->prop.major >= 9 && !legacy && !env_off("MS6_CUDA_PDL")) ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+
+static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
+
+/* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
+template <typename T, int NB, int CH1, int CH4>
+static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+    const int dm = (int)p->d_model, di = (int)p->d_inner, N = (int)p->d_state, R = (int)p->dt_rank;
+    const int nb = R + 2 * N;
+    K1Params k1;
+    memset(&k1, 0, sizeof k1);
+    k1.residual = p->residual;
+    k1.norm = p->norm;
+    k1.eps = p->eps;
+    k1.dim = dm;
+    k1.rows = 2 * di;
+    k1.w = p->in_proj;
+    k1.bias = p->in_proj_bias;
+    k1.di = di;
+    k1.dc = (int)p->d_conv;
+    k1.nb = nb;
+    k1.conv_w = p->conv_w;
+    k1.conv_b = p->conv_b;
+    k1.conv_state = p->conv_state;
+    k1.conv_slot_stride = p->conv_slot_stride;
+    k1.slots = p->slots;
+    k1.u = p->u;
+    k1.xz = p->xz;
+    k1.x_proj = p->x_proj;
+    k1.dbc = p->dbc;
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    if (e != cudaSuccess) return e;
+    K3Params k3;
+    k3.di = di;
+    k3.N = N;
+    k3.R = R;
+    k3.nb = nb;
+    k3.G = N / 4;
+    k3.dt_w = p->dt_proj;
+    k3.dt_bias = p->dt_bias;
+    k3.A = p->A;
+    k3.D = p->D;
+    k3.dbc = p->dbc;
+    k3.u = p->u;
+    k3.xz = p->xz;
+    k3.ssm = p->ssm_state;
+    k3.ssm_slot_stride = p->ssm_slot_stride;
+    k3.slots = p->slots;
+    k3.y = p->y;
+    e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
+    if (e != cudaSuccess) return e;
+    return launch(c, k_outproj<T, NB, CH4>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
+                  (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
+}
+
+template <typename T, int NB, int CH>
+static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
+    K1Params k1;
+    memset(&k1, 0, sizeof k1);
+    k1.residual = p->x;
+    k1.norm = p->norm;
+    k1.eps = p->eps;
+    k1.dim = (int)p->dim;
+    k1.rows = (int)p->rows;
+    k1.w = p->w;
+    k1.out = p->out;
+    k1.ldo = p->ldo;
+    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
+}
+
+/* 16-byte weight vectors in flight per row and lane, for rows of K halves:
+ * 8 up to K = 1536 (the whole row in one round of loads), else 4 (about 65
+ * registers instead of 100: three blocks per SM instead of two). Measured
+ * (bench generate, batch 1): 4 everywhere vs 8 everywhere, 130m 0.378 vs
+ * 0.358 ms, 1.4b 1.269 vs 1.360, 2.8b 2.368 vs 2.514. MS6_DEC_CH=4|8 forces
+ * one. */
+static int dec_ch(int64_t K) {
+    const char *e = getenv("MS6_DEC_CH");
+    if (e && !strcmp(e, "4")) return 4;
+    if (e && !strcmp(e, "8")) return 8;
+    return K <= 1536 ? 8 : 4;
+}
+
+template <typename T, int NB>
+static cudaError_t mixer_ch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+    const int a = dec_ch(p->d_model), b = dec_ch(p->d_inner);
+    if (a == 8) return b == 8 ? mixer_launch<T, NB, 8, 8>(c, p) : mixer_launch<T, NB, 8, 4>(c, p);
+    return b == 8 ? mixer_launch<T, NB, 4, 8>(c, p) : mixer_launch<T, NB, 4, 4>(c, p);
+}
+
+template <typename T>
+static cudaError_t mixer_nb(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+    return p->n == 1 ? mixer_ch<T, 1>(c, p) : mixer_ch<T, 2>(c, p);
+}
+template <typename T>
+static cudaError_t head_nb(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
+    const int ch = dec_ch(p->dim);
+    if (p->n == 1) return ch == 4 ? head_launch<T, 1, 4>(c, p) : head_launch<T, 1, 8>(c, p);
+    return ch == 4 ? head_launch<T, 2, 4>(c, p) : head_launch<T, 2, 8>(c, p);
+}
+
+static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+static int half_type(ms6_dtype t) { return t == MS6_DTYPE_F16 || t == MS6_DTYPE_BF16; }
+
+extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p) {
+    const int64_t N = p->d_state, G = N / 4;
+    const int ok = !env_off("MS6_CUDA_FUSED") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
+                   p->d_model % 8 == 0 && p->d_inner % DEC_BLOCK_ROWS == 0 && N % 4 == 0 && G >= 1 && G <= 16 &&
+                   (G & (G - 1)) == 0 && p->d_conv >= 2 && p->d_conv <= 8 && p->dt_rank >= 1 &&
+                   (size_t)p->n * p->d_model * sizeof(float) <= DEC_SMEM_MAX && p->d_inner * 2 < INT32_MAX &&
+                   aligned16(p->in_proj) && aligned16(p->x_proj) && aligned16(p->dt_proj) &&
+                   aligned16(p->out_proj) && aligned16(p->ssm_state) &&
+                   p->ssm_slot_stride % 4 == 0 && aligned16(p->u) && aligned16(p->y);
+    if (!ok) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "fused mixer step: shape not supported");
+    if (p->check_only) return MS6_STATUS_OK;
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    cudaError_t e = p->w_dtype == MS6_DTYPE_F16 ? mixer_nb<__half>(c, p) : mixer_nb<__nv_bfloat16>(c, p);
+    return ms6_cuda_check(be, e, "fused mixer step");
+}
+
+extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p) {
+    const int ok = !env_off("MS6_CUDA_FUSED") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
+                   p->dim % 8 == 0 && (size_t)p->n * p->dim * sizeof(float) <= DEC_SMEM_MAX && p->rows >= 1 &&
+                   p->rows < INT32_MAX && aligned16(p->w) && aligned16(p->x);
+    if (!ok) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "fused norm + gemv: shape not supported");
+    if (p->check_only) return MS6_STATUS_OK;
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    cudaError_t e = p->w_dtype == MS6_DTYPE_F16 ? head_nb<__half>(c, p) : head_nb<__nv_bfloat16>(c, p);
+    return ms6_cuda_check(be, e, "fused norm + gemv");
+}
