@@ -363,6 +363,10 @@ ms6_status ms6_session_prefill(ms6_session *s, const int32_t *ids, int64_t n_ids
                                float *logits, int all_positions);
 /* One decode step: feeds `id`, writes vocab logits (optional). */
 ms6_status ms6_session_step(ms6_session *s, int32_t id, float *logits);
+/* A greedy decode step: feeds `id`, writes the most likely next token
+ * (ms6_argmax of the logits) to *next. The argmax runs where the logits are:
+ * on a GPU only the id is copied back, not vocab floats. */
+ms6_status ms6_session_step_greedy(ms6_session *s, int32_t id, int32_t *next);
 /* Back to the empty state (position 0). */
 ms6_status ms6_session_reset(ms6_session *s);
 /* Tokens consumed since creation or reset. */
@@ -411,6 +415,9 @@ ms6_status ms6_batch_prefill(ms6_batch *b, int64_t slot, const int32_t *ids, int
 /* One decode step for n distinct active slots: slots[i] is fed ids[i];
  * logits (optional) receives (n, vocab) floats, row i for slots[i]. */
 ms6_status ms6_batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, float *logits);
+/* The same step, greedy: next[i] (host, n ids) = argmax of sequence
+ * slots[i]'s logits, computed on the device (see ms6_session_step_greedy). */
+ms6_status ms6_batch_step_greedy(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, int32_t *next);
 /* Tokens consumed by a slot (-1 when the slot is not active). */
 int64_t ms6_batch_position(const ms6_batch *b, int64_t slot);
 

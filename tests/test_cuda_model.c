@@ -15,6 +15,9 @@
  *     decode.cu) == the unfused ops (MS6_CUDA_FUSED=0) within 1e-3 relative
  *     at every step, on the same half weights (models the fused path does not
  *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
+ *   - greedy steps (ms6_session_step_greedy, ms6_batch_step_greedy: the
+ *     argmax on the device) == ms6_argmax of the same step's logits, for one
+ *     sequence and for 20 in a batch (more rows than one lm_head block);
  *   - a bad dtype option and an impossible device allocation are clear
  *     errors.
  * MS6_CUDA_TEST_MODEL=DIR adds a model with real shapes (e.g. one written by
@@ -87,6 +90,57 @@ static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *pr
     fprintf(stderr, "  %-28s half fused vs unfused decode rel %.2e over %lld steps\n", name, worst, (long long)G);
     free(a);
     free(b);
+}
+
+/* Greedy steps against the argmax of the logits of the same steps: a
+ * session and a batch of 20 sequences, each fed the same ids twice in
+ * lockstep (one state per path), so the ids must be identical. */
+static void greedy_check(ms6_model *gpu, const char *name, const int32_t *prompt, int64_t P, tu_rng *rng) {
+    enum { B = 20, S = 6 };
+    const int64_t V = ms6_model_vocab_size(gpu);
+    float *lg = malloc(sizeof(float) * (size_t)(B * V));
+    ms6_session *s1 = NULL, *s2 = NULL;
+    ms6_batch *b1 = NULL, *b2 = NULL;
+    int64_t sl1[B], sl2[B];
+    int32_t in[B], nx[B];
+    int bad = 0;
+    ms6_status st = lg ? MS6_STATUS_OK : MS6_STATUS_OUT_OF_MEMORY;
+    if (!st) st = ms6_session_create(gpu, &s1, NULL);
+    if (!st) st = ms6_session_create(gpu, &s2, NULL);
+    if (!st && P > 0) st = ms6_session_prefill(s1, prompt, P, NULL, 0);
+    if (!st && P > 0) st = ms6_session_prefill(s2, prompt, P, NULL, 0);
+    int32_t id = P > 0 ? prompt[P - 1] : 0;
+    for (int i = 0; i < S && !st; i++) {
+        int32_t next = -1;
+        st = ms6_session_step(s1, id, lg);
+        if (!st) st = ms6_session_step_greedy(s2, id, &next);
+        if (!st && next != ms6_argmax(lg, V)) bad++;
+        id = next;
+    }
+    CHECK(st == MS6_STATUS_OK && bad == 0, "%s: greedy session steps: %d differ from the argmax of the logits (%s)", name,
+          bad, s2 ? ms6_session_last_error(s2) : "");
+    if (!st) st = ms6_batch_create(gpu, B, &b1, NULL);
+    if (!st) st = ms6_batch_create(gpu, B, &b2, NULL);
+    for (int i = 0; i < B && !st; i++) {
+        st = ms6_batch_add(b1, &sl1[i]);
+        if (!st) st = ms6_batch_add(b2, &sl2[i]);
+        in[i] = (int32_t)(tu_next(rng) % (uint64_t)V);
+    }
+    for (int r = 0; r < S && !st; r++) {
+        st = ms6_batch_step(b1, sl1, in, B, lg);
+        if (!st) st = ms6_batch_step_greedy(b2, sl2, in, B, nx);
+        for (int i = 0; i < B && !st; i++) {
+            if (nx[i] != ms6_argmax(lg + i * V, V)) bad++;
+            in[i] = nx[i];
+        }
+    }
+    CHECK(st == MS6_STATUS_OK && bad == 0, "%s: greedy batch of %d: %d ids differ from the argmax of the logits (%s)",
+          name, B, bad, b2 ? ms6_batch_last_error(b2) : "");
+    ms6_batch_free(b1);
+    ms6_batch_free(b2);
+    ms6_session_free(s1);
+    ms6_session_free(s2);
+    free(lg);
 }
 
 static void golden_one(const char *dir, tu_rng *rng) {
@@ -164,6 +218,7 @@ static void golden_one(const char *dir, tu_rng *rng) {
          * reads it in fp32, so the half-mode tolerance applies */
         batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
         if (!mode && P > 0 && G > 0) fused_vs_unfused(gpu, name, prompt, P, gold_greedy, G);
+        if (!mode) greedy_check(gpu, name, prompt, P, rng);
     next:
         ms6_session_free(sc);
         ms6_session_free(sg);

@@ -10,6 +10,8 @@
  * to W's type when they differ (documented in gemm.cu).
  * rmsnorm: tests/kernel_harness.c's kh_run_norm on the CUDA backend.
  * embed: bit-exact against the host conversion of the same table row.
+ * argmax_rows: equal to ms6_argmax on rows with planted ties (the first
+ * index wins), NaNs, -inf, all-NaN rows and widths around the block size.
  * graph: a skinny gemm, a cuBLASLt gemm and an rmsnorm captured once into a
  * CUDA graph, then replayed on fresh inputs uploaded into the same buffers.
  * Exits 77 when no GPU is usable.
@@ -353,6 +355,45 @@ done:
     ms6_backend_dealloc(be, dy1); ms6_backend_dealloc(be, dout); ms6_backend_dealloc(be, dy2);
 }
 
+static void test_argmax(ms6_backend *be, tu_rng *rng) {
+    const int64_t widths[] = {1, 5, 1023, 1024, 1025, 50280};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        const int64_t n = widths[wi], rows = 7;
+        float *h = malloc(sizeof(float) * (size_t)(rows * n));
+        void *d = NULL;
+        int32_t got[7];
+        if (!h || ms6_backend_alloc(be, sizeof(float) * (size_t)(rows * n), &d) != MS6_STATUS_OK) {
+            CHECK(0, "argmax: allocation");
+            free(h);
+            return;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            float *x = h + r * n;
+            for (int64_t i = 0; i < n; i++) x[i] = (float)tu_uniform_range(rng, -8, 8);
+            const int64_t a = (int64_t)(tu_next(rng) % (uint64_t)n), b = (int64_t)(tu_next(rng) % (uint64_t)n);
+            switch (r) {
+            case 1: x[a] = x[b] = 9.0f; break;                               /* tie: the smaller index */
+            case 2: x[a] = NAN; x[b] = 9.0f; break;                          /* NaN below every number */
+            case 3: for (int64_t i = 0; i < n; i++) x[i] = NAN; break;       /* all NaN: index 0 */
+            case 4: for (int64_t i = 0; i < n; i++) x[i] = -INFINITY; break; /* all -inf: index 0 */
+            case 5: for (int64_t i = 0; i < n; i++) x[i] = i % 3 ? NAN : -1.0f; break;
+            case 6: x[n - 1] = 9.0f; break;                                  /* the last element */
+            default: break;
+            }
+        }
+        ms6_status st = ms6_backend_upload(be, d, h, sizeof(float) * (size_t)(rows * n));
+        if (!st) st = be->ops->argmax_rows(be, (const float *)d, rows, n, got);
+        CHECK(st == MS6_STATUS_OK, "argmax n=%lld: %s", (long long)n, ms6_backend_last_error(be));
+        for (int64_t r = 0; r < rows && !st; r++) {
+            n_cases++;
+            CHECK(got[r] == ms6_argmax(h + r * n, n), "argmax n=%lld row %lld: %d, ms6_argmax %d", (long long)n,
+                  (long long)r, (int)got[r], (int)ms6_argmax(h + r * n, n));
+        }
+        ms6_backend_dealloc(be, d);
+        free(h);
+    }
+}
+
 int main(void) {
     uint64_t seed = tu_seed("test_cuda_ops");
     tu_rng rng;
@@ -368,6 +409,7 @@ int main(void) {
     test_norm(be, &rng);
     test_embed(be, &rng);
     test_graph(be, &rng);
+    test_argmax(be, &rng);
     ms6_backend_free(be);
     printf("%d cases\n", n_cases);
     return tu_finish("test_cuda_ops");

@@ -421,7 +421,11 @@ static void batched_step(const char *label, ms6_model *m, const int32_t *ids, in
         }
         int32_t in[B];
         for (int k = 0; k < B; k++) in[k] = ids[pos[seqs[k]]];
-        CHECK(ms6_forward_step(m, &st, &w, seqs, in, B, lg, msg) == MS6_STATUS_OK, "%s: batched step: %s", label, msg);
+        int32_t nx[B];
+        CHECK(ms6_forward_step(m, &st, &w, seqs, in, B, lg, nx, msg) == MS6_STATUS_OK, "%s: batched step: %s", label, msg);
+        for (int k = 0; k < B; k++)
+            CHECK(nx[k] == ms6_argmax(lg + k * V, V), "%s: batched greedy id %d, argmax of its logits %d", label,
+                  (int)nx[k], (int)ms6_argmax(lg + k * V, V));
         for (int k = 0; k < B; k++) {
             const int64_t t = pos[seqs[k]]++;
             if (t >= L) continue;
@@ -491,11 +495,23 @@ static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kin
         CHECK(ms6_session_prefill(s, ids, P, lg, 0) == MS6_STATUS_OK, "%s: prefill P", label);
         double e = rel_err_f(lg, all + (P - 1) * V, V);
         CHECK(e <= 1e-5, "%s: last-position logits of prefill(P) vs prefill(L) row: %.3g", label, e);
+        /* a second session in lockstep takes greedy steps: its ids are the
+         * argmax of the first one's logits */
+        ms6_session *g = NULL;
+        CHECK(ms6_session_create(m, &g, &err) == MS6_STATUS_OK, "%s: session: %s", label, err.message);
+        if (g) CHECK(ms6_session_prefill(g, ids, P, NULL, 0) == MS6_STATUS_OK, "%s: prefill P (greedy)", label);
         for (int64_t t = P; t < L; t++) {
             CHECK(ms6_session_step(s, ids[t], lg) == MS6_STATUS_OK, "%s: step: %s", label, ms6_session_last_error(s));
             e = rel_err_f(lg, all + t * V, V);
             CHECK(e <= 1e-5, "%s: step at %lld vs one prefill: rel err %.3g", label, (long long)t, e);
+            int32_t next = -1;
+            if (g)
+                CHECK(ms6_session_step_greedy(g, ids[t], &next) == MS6_STATUS_OK && next == ms6_argmax(lg, V),
+                      "%s: greedy step at %lld gave %d, argmax %d: %s", label, (long long)t, (int)next,
+                      (int)ms6_argmax(lg, V), ms6_session_last_error(g));
         }
+        if (g) CHECK(ms6_session_step_greedy(g, ids[0], NULL) == MS6_STATUS_INVALID_ARGUMENT, "%s: next NULL", label);
+        ms6_session_free(g);
         /* 3. chunked prefill (chunk 3 and 1) == unchunked */
         for (int64_t chunk = 1; chunk <= 3; chunk += 2) {
             ms6_model *mc3 = load(dir, kind, chunk);

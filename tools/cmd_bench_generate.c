@@ -4,7 +4,9 @@
  *
  * Prefill: one session, P random token ids (fixed seed), best of --reps runs.
  * Decode: G greedy steps after the prompt (a few untimed warm-up steps
- * first), best of --reps runs. The floor of batch-1 decode is the weight
+ * first), best of --reps runs, through ms6_session_step_greedy /
+ * ms6_batch_step_greedy: the argmax runs where the logits are, so on a GPU
+ * only the token ids come back. The floor of batch-1 decode is the weight
  * bytes read per token (ms6_model_weight_bytes) divided by this machine's
  * copy bandwidth, measured here with the same thread count on buffers larger
  * than the model and than the L3 the machine reports (DESIGN.md section 8:
@@ -180,10 +182,10 @@ static int run_model(const bench_cfg *c, bench_result *r) {
         if (st == MS6_STATUS_OK) st = ms6_session_prefill(s, ids, c->prompt, logits, 0);
         double t = cli_now() - t0;
         if (t < r->prefill_s) r->prefill_s = t;
-        for (int i = 0; i < warm && st == MS6_STATUS_OK; i++) st = ms6_session_step(s, ms6_argmax(logits, V), logits);
+        int32_t tok = ms6_argmax(logits, V);
+        for (int i = 0; i < warm && st == MS6_STATUS_OK; i++) st = ms6_session_step_greedy(s, tok, &tok);
         t0 = cli_now();
-        for (int64_t i = 0; i < c->gen && st == MS6_STATUS_OK; i++)
-            st = ms6_session_step(s, ms6_argmax(logits, V), logits);
+        for (int64_t i = 0; i < c->gen && st == MS6_STATUS_OK; i++) st = ms6_session_step_greedy(s, tok, &tok);
         t = cli_now() - t0;
         if (st != MS6_STATUS_OK) {
             fprintf(stderr, "mamba-s6 bench generate: %s\n", ms6_session_last_error(s));
@@ -223,9 +225,10 @@ static int run_batch(const bench_cfg *c, bench_result *r) {
     const ms6_model_config *mc = ms6_model_get_config(m);
     r->state_rw_bytes = 2.0 * 4.0 * (double)(mc->n_layer * mc->d_inner * (mc->d_state + mc->d_conv - 1));
     const int64_t V = ms6_model_vocab_size(m), B = c->batch;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(c->prompt > B ? c->prompt : B));
+    /* ids: a prompt, or the B ids fed to a step then the B it returns */
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(c->prompt > 2 * B ? c->prompt : 2 * B));
     int64_t *slots = malloc(sizeof(int64_t) * (size_t)B);
-    float *logits = malloc(sizeof(float) * (size_t)(B * V));
+    float *logits = malloc(sizeof(float) * (size_t)V);
     if (!ids || !slots || !logits) {
         fprintf(stderr, "mamba-s6 bench generate: out of memory\n");
         goto done;
@@ -251,11 +254,11 @@ static int run_batch(const bench_cfg *c, bench_result *r) {
             if (i == 0 && cli_now() - t0 < r->prefill_s) r->prefill_s = cli_now() - t0;
         }
         for (int64_t i = 0; i < B; i++) ids[i] = (int32_t)(i % V);
-        for (int i = 0; i < 3 && st == MS6_STATUS_OK; i++) st = ms6_batch_step(b, slots, ids, B, logits);
+        for (int i = 0; i < 3 && st == MS6_STATUS_OK; i++) st = ms6_batch_step_greedy(b, slots, ids, B, ids + B);
         const double t0 = cli_now();
         for (int64_t g = 0; g < c->gen && st == MS6_STATUS_OK; g++) {
-            for (int64_t i = 0; i < B; i++) ids[i] = ms6_argmax(logits + i * V, V);
-            st = ms6_batch_step(b, slots, ids, B, logits);
+            memcpy(ids, ids + B, sizeof(int32_t) * (size_t)B);
+            st = ms6_batch_step_greedy(b, slots, ids, B, ids + B);
         }
         const double t = cli_now() - t0;
         if (st != MS6_STATUS_OK) {

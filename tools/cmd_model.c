@@ -270,9 +270,12 @@ int cmd_generate(int argc, char **argv) {
     t0 = cli_now();
     int64_t made = 0;
     int warned_unknown = 0;
+    /* plain greedy decoding takes the argmax where the logits are (on a GPU
+     * only the id comes back): ms6_session_step_greedy */
+    const int plain_greedy = sp.temperature == 0.0f && sp.repeat_penalty == 1.0f;
+    int32_t next = ms6_argmax(logits, V);
     for (; made < n_gen; made++) {
-        int32_t next;
-        if (ms6_sampler_sample(smp, logits, &next) != MS6_STATUS_OK) {
+        if (!plain_greedy && ms6_sampler_sample(smp, logits, &next) != MS6_STATUS_OK) {
             fprintf(stderr, "mamba-s6: sampler: %s\n", ms6_sampler_last_error(smp));
             goto done;
         }
@@ -293,7 +296,8 @@ int cmd_generate(int argc, char **argv) {
         }
         fflush(stdout);
         /* the last token's logits are never needed */
-        if (made + 1 < n_gen && ms6_session_step(s, next, logits) != MS6_STATUS_OK) {
+        if (made + 1 < n_gen && (plain_greedy ? ms6_session_step_greedy(s, next, &next)
+                                              : ms6_session_step(s, next, logits)) != MS6_STATUS_OK) {
             rc = session_fail(s, "decode step");
             goto done;
         }

@@ -102,6 +102,11 @@ typedef struct ms6_backend_ops {
     /* optional fused decode ops (NULL: the step uses the ops above) */
     ms6_status (*mixer_step)(ms6_backend *be, const ms6_mixer_step_params *p);
     ms6_status (*norm_gemv)(ms6_backend *be, const ms6_norm_gemv_params *p);
+    /* out[r] (host) = index of the largest value of row r of x (rows, n),
+     * fp32 in backend memory: ties to the smaller index, NaN below every
+     * number, as ms6_argmax. Optional: where NULL, backend memory is host
+     * memory and the caller runs ms6_argmax. */
+    ms6_status (*argmax_rows)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out);
 } ms6_backend_ops;
 
 struct ms6_backend {

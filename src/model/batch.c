@@ -137,7 +137,8 @@ ms6_status ms6_batch_prefill(ms6_batch *b, int64_t slot, const int32_t *ids, int
     return MS6_STATUS_OK;
 }
 
-ms6_status ms6_batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, float *logits) {
+static ms6_status batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, float *logits,
+                             int32_t *next) {
     if (!b) return MS6_STATUS_INVALID_ARGUMENT;
     if (!slots || !ids || n < 1 || n > b->max_seqs)
         return ms6_fmt_error(b->err, MS6_STATUS_INVALID_ARGUMENT, "batch step: %s",
@@ -155,10 +156,19 @@ ms6_status ms6_batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids
     if (st != MS6_STATUS_OK) return st;
     st = check_ids(b, ids, n, "batch step");
     if (st != MS6_STATUS_OK) return st;
-    st = ms6_forward_step(b->model, &b->state, &b->scratch, slots, ids, n, logits, b->err);
+    st = ms6_forward_step(b->model, &b->state, &b->scratch, slots, ids, n, logits, next, b->err);
     if (st != MS6_STATUS_OK) return st;
     for (int64_t i = 0; i < n; i++) b->position[slots[i]]++;
     return MS6_STATUS_OK;
+}
+
+ms6_status ms6_batch_step(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, float *logits) {
+    return batch_step(b, slots, ids, n, logits, NULL);
+}
+
+ms6_status ms6_batch_step_greedy(ms6_batch *b, const int64_t *slots, const int32_t *ids, int64_t n, int32_t *next) {
+    if (b && !next) return ms6_fmt_error(b->err, MS6_STATUS_INVALID_ARGUMENT, "batch step_greedy: next is NULL");
+    return batch_step(b, slots, ids, n, NULL, next);
 }
 
 int64_t ms6_batch_position(const ms6_batch *b, int64_t slot) {

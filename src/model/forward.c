@@ -255,7 +255,21 @@ static ms6_status head_norm(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_
                    c->norm_eps);
 }
 
-static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, char *msg) {
+/* next[r] = argmax of row r of w->logits, r < rows: on the backend when it
+ * has the op (only the ids come back), else over host memory. */
+static ms6_status argmax_logits(ms6_model *m, ms6_fwd_scratch *w, int64_t rows, int32_t *next, char *msg) {
+    const int64_t V = m->cfg.pub.vocab_size;
+    if (m->be->ops->argmax_rows) {
+        RUN(m, msg, "argmax", m->be->ops->argmax_rows(m->be, w->logits, rows, V, next));
+        return MS6_STATUS_OK;
+    }
+    for (int64_t r = 0; r < rows; r++) next[r] = ms6_argmax(w->logits + r * V, V);
+    return MS6_STATUS_OK;
+}
+
+/* logits rows (host, optional) and/or their argmax ids (host, optional) */
+static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, float *logits, int32_t *next,
+                              char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, V = c->vocab_size;
     ms6_status st;
@@ -263,7 +277,9 @@ static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int6
         const int64_t nr = n - b < w->logit_rows ? n - b : w->logit_rows;
         st = gemm(m, msg, "lm_head gemm", nr, V, dm, w->h + (r0 + b) * dm, dm, m->lm_head, NULL, w->logits, V);
         if (st != MS6_STATUS_OK) return st;
-        RUN(m, msg, "download", ms6_backend_download(m->be, logits + b * V, w->logits, sizeof(float) * (size_t)(nr * V)));
+        if (logits)
+            RUN(m, msg, "download", ms6_backend_download(m->be, logits + b * V, w->logits, sizeof(float) * (size_t)(nr * V)));
+        if (next && (st = argmax_logits(m, w, nr, next + b, msg)) != MS6_STATUS_OK) return st;
     }
     return MS6_STATUS_OK;
 }
@@ -498,7 +514,7 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
         const int64_t r0 = all_positions ? 0 : L - 1, n = all_positions ? L : 1;
         st = rmsnorm_t(m, msg, n, dm, w->out + r0 * dm, MS6_DTYPE_F32, dm, w->h + r0 * dm, MS6_DTYPE_F32, dm,
                        w->residual + r0 * dm, !plan.fuse_residual, m->norm_f, c->norm_eps);
-        if (st == MS6_STATUS_OK) st = head_blocks(m, w, r0, n, logits, msg);
+        if (st == MS6_STATUS_OK) st = head_blocks(m, w, r0, n, logits, NULL, msg);
         pf_mark(m, &pf, PF_HEAD, 0);
     }
     if (st == MS6_STATUS_OK) pf_report(m, &pf, L, plan);
@@ -637,7 +653,7 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
 }
 
 ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
-                            const int32_t *ids, int64_t n, float *logits, char *msg) {
+                            const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     int32_t slot_buf[64] = {0}, *slots = n <= 64 ? slot_buf : malloc(sizeof(int32_t) * (size_t)n);
     if (!slots) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -648,9 +664,10 @@ ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
     if (st != MS6_STATUS_OK) return OPFAIL(m, msg, "upload");
     RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, ids, sizeof(int32_t) * (size_t)n));
     st = ms6_graph_step(m, s, w, n, step_body, msg);
-    if (st != MS6_STATUS_OK || !logits) return st;
-    if (n > w->logit_rows) return head_blocks(m, w, 0, n, logits, msg);
-    RUN(m, msg, "download",
-        ms6_backend_download(m->be, logits, w->logits, sizeof(float) * (size_t)(n * c->vocab_size)));
-    return MS6_STATUS_OK;
+    if (st != MS6_STATUS_OK || (!logits && !next)) return st;
+    if (n > w->logit_rows) return head_blocks(m, w, 0, n, logits, next, msg);
+    if (logits)
+        RUN(m, msg, "download",
+            ms6_backend_download(m->be, logits, w->logits, sizeof(float) * (size_t)(n * c->vocab_size)));
+    return next ? argmax_logits(m, w, n, next, msg) : MS6_STATUS_OK;
 }

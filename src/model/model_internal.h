@@ -122,9 +122,10 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 
 /* One decode step for n sequences at once (1 <= n <= w->rows): sequence
  * seqs[i] (distinct) is fed ids[i]; logits (host, optional) receives
- * (n, vocab). */
+ * (n, vocab); next (host, optional) the argmax of each row, computed where
+ * the logits are (on a GPU only the ids are copied back). */
 ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
-                            const int32_t *ids, int64_t n, float *logits, char *msg);
+                            const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg);
 
 /* ---- device placement and decode graphs (placement.c, graph.c) ---- */
 

@@ -106,15 +106,22 @@ ms6_status ms6_session_prefill(ms6_session *s, const int32_t *ids, int64_t n_ids
     return MS6_STATUS_OK;
 }
 
-ms6_status ms6_session_step(ms6_session *s, int32_t id, float *logits) {
+static ms6_status session_step(ms6_session *s, int32_t id, float *logits, int32_t *next) {
     if (!s) return MS6_STATUS_INVALID_ARGUMENT;
     ms6_status st = check_ids(s, &id, 1);
     if (st != MS6_STATUS_OK) return st;
     const int64_t seq = 0;
-    st = ms6_forward_step(s->model, &s->state, &s->scratch, &seq, &id, 1, logits, s->err);
+    st = ms6_forward_step(s->model, &s->state, &s->scratch, &seq, &id, 1, logits, next, s->err);
     if (st != MS6_STATUS_OK) return st;
     s->position++;
     return MS6_STATUS_OK;
+}
+
+ms6_status ms6_session_step(ms6_session *s, int32_t id, float *logits) { return session_step(s, id, logits, NULL); }
+
+ms6_status ms6_session_step_greedy(ms6_session *s, int32_t id, int32_t *next) {
+    if (s && !next) return ms6_fmt_error(s->err, MS6_STATUS_INVALID_ARGUMENT, "step_greedy: next is NULL");
+    return session_step(s, id, NULL, next);
 }
 
 ms6_status ms6_session_reset(ms6_session *s) {

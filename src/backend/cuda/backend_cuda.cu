@@ -19,6 +19,7 @@ static void cuda_destroy(ms6_backend *be) {
     if (!c) return;
     ms6_cuda_gemm_release(c);
     if (c->workspace) cudaFree(c->workspace);
+    if (c->argmax_buf) cudaFree(c->argmax_buf);
     free(c);
     be->ctx = NULL;
 }
@@ -82,6 +83,7 @@ static const ms6_backend_ops cuda_ops = {
     /* embed */ ms6_cuda_embed,
     /* mixer_step */ ms6_cuda_mixer_step,
     /* norm_gemv */ ms6_cuda_norm_gemv,
+    /* argmax_rows */ ms6_cuda_argmax_rows,
 };
 
 extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {

@@ -18,6 +18,8 @@ typedef struct ms6_cuda_ctx {
     void *blaslt;              /* cublasLtHandle_t, created on first gemm */
     void *workspace;           /* cuBLASLt workspace */
     size_t workspace_size;
+    int32_t *argmax_buf;       /* argmax.cu: one index per row */
+    int64_t argmax_cap;
 } ms6_cuda_ctx;
 
 static inline ms6_cuda_ctx *ms6_cuda(ms6_backend *be) { return (ms6_cuda_ctx *)be->ctx; }
@@ -35,6 +37,7 @@ ms6_status ms6_cuda_gemm(ms6_backend *be, const ms6_gemm_params *p);
 ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p);
 ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p); /* decode.cu */
 ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p);
+ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out); /* argmax.cu */
 
 /* Frees what the gemm created on first use (cuBLASLt handle, descriptor
  * cache, scratch); called by the backend's destroy. */

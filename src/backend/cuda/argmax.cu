@@ -1,0 +1,78 @@
+/*
+ * argmax.cu - greedy decoding on the device: the index of the largest logit
+ * of each row, so a decode step sends back one int per sequence instead of
+ * a row of vocab floats.
+ *
+ * One block of 1024 threads per row: each thread walks its strided share of
+ * the row in increasing index order, then a warp-shuffle and shared-memory
+ * reduction. The order "(a) beats (b)" is total (larger value, then smaller
+ * index, NaN below every number), so the result is ms6_argmax's whatever the
+ * reduction tree.
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#define ARGMAX_THREADS 1024
+
+/* (va, ia) beats (vb, ib); index < 0 is "nothing yet" */
+static __device__ __forceinline__ bool beats(float va, int ia, float vb, int ib) {
+    if (ib < 0) return ia >= 0;
+    if (ia < 0) return false;
+    const bool na = isnan(va), nb = isnan(vb);
+    if (na != nb) return nb;
+    if (!na && va != vb) return va > vb;
+    return ia < ib;
+}
+
+static __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(const float *__restrict__ x, int64_t n,
+                                                                            int32_t *__restrict__ out) {
+    const float *row = x + (int64_t)blockIdx.x * n;
+    float bv = 0.0f;
+    int bi = -1;
+    for (int64_t i = threadIdx.x; i < n; i += ARGMAX_THREADS) {
+        const float v = row[i];
+        if (beats(v, (int)i, bv, bi)) { bv = v; bi = (int)i; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v = __shfl_down_sync(0xffffffffu, bv, o);
+        const int i = __shfl_down_sync(0xffffffffu, bi, o);
+        if (beats(v, i, bv, bi)) { bv = v; bi = i; }
+    }
+    __shared__ float sv[ARGMAX_THREADS / 32];
+    __shared__ int si[ARGMAX_THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sv[warp] = bv; si[warp] = bi; }
+    __syncthreads();
+    if (warp == 0) {
+        bv = sv[lane];
+        bi = si[lane];
+        for (int o = 16; o > 0; o >>= 1) {
+            const float v = __shfl_down_sync(0xffffffffu, bv, o);
+            const int i = __shfl_down_sync(0xffffffffu, bi, o);
+            if (beats(v, i, bv, bi)) { bv = v; bi = i; }
+        }
+        if (lane == 0) out[blockIdx.x] = bi;
+    }
+}
+
+extern "C" ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    if (rows <= 0) return MS6_STATUS_OK;
+    if (n <= 0 || n > INT32_MAX || rows > INT32_MAX)
+        return ms6_backend_fail(be, MS6_STATUS_INVALID_ARGUMENT, "argmax: %lld rows of %lld values (need 1..2^31-1)",
+                                (long long)rows, (long long)n);
+    if (rows > c->argmax_cap) {
+        if (c->argmax_buf) cudaFree(c->argmax_buf);
+        c->argmax_buf = NULL;
+        c->argmax_cap = 0;
+        ms6_status st = ms6_cuda_check(be, cudaMalloc((void **)&c->argmax_buf, sizeof(int32_t) * (size_t)rows), "argmax");
+        if (st != MS6_STATUS_OK) return st;
+        c->argmax_cap = rows;
+    }
+    argmax_rows_kernel<<<(unsigned)rows, ARGMAX_THREADS, 0, c->stream>>>(x, n, c->argmax_buf);
+    ms6_status st = ms6_cuda_check(be, cudaGetLastError(), "argmax");
+    if (st == MS6_STATUS_OK)
+        st = ms6_cuda_check(be, cudaMemcpyAsync(out, c->argmax_buf, sizeof(int32_t) * (size_t)rows,
+                                                cudaMemcpyDeviceToHost, c->stream), "argmax download");
+    if (st == MS6_STATUS_OK) st = ms6_cuda_check(be, cudaStreamSynchronize(c->stream), "argmax download");
+    return st;
+}
