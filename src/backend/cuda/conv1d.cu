@@ -24,6 +24,10 @@
  */
 #include "backend/cuda/cuda_internal.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
 namespace {
 
 constexpr int kThreads = 128;
@@ -141,6 +145,149 @@ __global__ void __launch_bounds__(kThreads) conv_update_kernel(const ConvUpdArgs
     st_any(a.out.ptr, a.out.dtype, oo, c);
 }
 
+/* ---- vectorised prefill: V consecutive channels per thread ---------------
+ * For channel-contiguous activations (dim stride 1, every row 16-byte
+ * aligned, dim a multiple of V) one thread owns V channels (8 for 2-byte
+ * types, 4 for fp32) and a segment of steps: each step is one 16-byte load
+ * and one 16-byte store, and a warp moves 512 bytes per row. The K-1 inputs
+ * before the segment are re-read from x (or taken from the initial state),
+ * so short segments cost a little extra reading, mostly from L2; segments
+ * are made short enough to give the GPU ~2048 threads per SM. */
+template <int DT> struct VecIO;
+template <> struct VecIO<MS6_DTYPE_F32> {
+    static constexpr int V = 4;
+    static __device__ __forceinline__ void load(const void *p, long long i, float v[4]) {
+        const float4 a = *(const float4 *)((const float *)p + i);
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    }
+    static __device__ __forceinline__ void store(void *p, long long i, const float v[4]) {
+        *(float4 *)((float *)p + i) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+};
+template <> struct VecIO<MS6_DTYPE_F16> {
+    static constexpr int V = 8;
+    static __device__ __forceinline__ void load(const void *p, long long i, float v[8]) {
+        const uint4 u = *(const uint4 *)((const unsigned short *)p + i);
+        const __half2 *h = (const __half2 *)&u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float2 f = __half22float2(h[j]);
+            v[2 * j] = f.x;
+            v[2 * j + 1] = f.y;
+        }
+    }
+    static __device__ __forceinline__ void store(void *p, long long i, const float v[8]) {
+        uint4 u;
+        __half2 *h = (__half2 *)&u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
+        *(uint4 *)((unsigned short *)p + i) = u;
+    }
+};
+template <> struct VecIO<MS6_DTYPE_BF16> {
+    static constexpr int V = 8;
+    static __device__ __forceinline__ void load(const void *p, long long i, float v[8]) {
+        const uint4 u = *(const uint4 *)((const unsigned short *)p + i);
+        const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float2 f = __bfloat1622float2(h[j]);
+            v[2 * j] = f.x;
+            v[2 * j + 1] = f.y;
+        }
+    }
+    static __device__ __forceinline__ void store(void *p, long long i, const float v[8]) {
+        uint4 u;
+        __nv_bfloat162 *h = (__nv_bfloat162 *)&u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) h[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+        *(uint4 *)((unsigned short *)p + i) = u;
+    }
+};
+
+template <int K, int DT>
+__global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a, long long n_vec, long long seg_len) {
+    typedef VecIO<DT> IO;
+    constexpr int V = IO::V, W = K - 1;
+    const long long c = (long long)blockIdx.x * kThreads + threadIdx.x;
+    if (c >= n_vec) return;
+    const long long seg = blockIdx.y % a.n_seg, b = blockIdx.y / a.n_seg;
+    const long long d0 = c * V;
+    float wk[K][V], bias[V];
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+        bias[j] = a.bias ? a.bias[d0 + j] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[k][j] = a.w[(d0 + j) * a.ws + k];
+    }
+    const long long t0 = seg * seg_len;
+    const long long t1 = t0 + seg_len < a.L ? t0 + seg_len : a.L;
+    const long long xo = b * a.x.bs + d0, oo = b * a.out.bs + d0, so = b * a.sbs + d0 * a.sds;
+    /* win[k] = the input at time t0 - W + k */
+    float win[W > 0 ? W : 1][V];
+#pragma unroll
+    for (int k = 0; k < W; k++) {
+        const long long j = t0 - W + k;
+        if (j >= 0) {
+            IO::load(a.x.ptr, xo + j * a.x.ts, win[k]);
+        } else {
+#pragma unroll
+            for (int v = 0; v < V; v++) win[k][v] = a.h0 ? a.h0[so + v * a.sds + W + j] : 0.0f;
+        }
+    }
+#pragma unroll 2
+    for (long long t = t0; t < t1; t++) {
+        float xv[V], o[V];
+        IO::load(a.x.ptr, xo + t * a.x.ts, xv);
+#pragma unroll
+        for (int v = 0; v < V; v++) {
+            float acc = fmaf(wk[W][v], xv[v], bias[v]);
+#pragma unroll
+            for (int k = 0; k < W; k++) acc = fmaf(wk[k][v], win[k][v], acc);
+            o[v] = a.act ? silu_f(acc) : acc;
+        }
+        IO::store(a.out.ptr, oo + t * a.out.ts, o);
+#pragma unroll
+        for (int k = 0; k + 1 < W; k++)
+#pragma unroll
+            for (int v = 0; v < V; v++) win[k][v] = win[k + 1][v];
+#pragma unroll
+        for (int v = 0; v < V; v++) win[W - 1][v] = xv[v];
+    }
+    /* one segment: the initial state was read by this thread only */
+    if (a.hT && a.n_seg == 1) {
+#pragma unroll
+        for (int k = 0; k < W; k++)
+#pragma unroll
+            for (int v = 0; v < V; v++) a.hT[so + v * a.sds + k] = win[k][v];
+    }
+}
+
+template <int DT>
+static cudaError_t launch_vec_k(const ConvArgs &a, long long n_vec, long long seg_len, dim3 grid, cudaStream_t st) {
+    switch (a.K) {
+    case 2: conv_fwd_vec_kernel<2, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
+    case 3: conv_fwd_vec_kernel<3, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
+    default: conv_fwd_vec_kernel<4, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
+    }
+    return cudaGetLastError();
+}
+
+/* The vectorised kernel's conditions; 0 when the scalar kernel must run. */
+static int vec_width(const ms6_conv1d_params *p) {
+    if (p->x.dtype != p->out.dtype || p->d_conv > 4 || p->seqlen < 1 || p->batch > 4096) return 0;
+    const int V = p->x.dtype == MS6_DTYPE_F32 ? 4 : 8;
+    const long long esz = p->x.dtype == MS6_DTYPE_F32 ? 4 : 2;
+    if (p->x.dim_stride != 1 || p->out.dim_stride != 1 || p->dim % V) return 0;
+    const ms6_act *acts[2] = {&p->x, &p->out};
+    for (int i = 0; i < 2; i++) {
+        const ms6_act *q = acts[i];
+        if (((uintptr_t)q->ptr % 16) || (q->seq_stride * esz) % 16 || (p->batch > 1 && (q->batch_stride * esz) % 16))
+            return 0;
+    }
+    return V;
+}
+
 } // namespace
 
 extern "C" ms6_status ms6_cuda_conv1d_fwd(ms6_backend *be, const ms6_conv1d_params *p) {
@@ -156,9 +303,29 @@ extern "C" ms6_status ms6_cuda_conv1d_fwd(ms6_backend *be, const ms6_conv1d_para
     a.n_seg = p->seqlen > 0 ? (p->seqlen + kSeg - 1) / kSeg : 1; /* L = 0: one segment that only moves the state */
     if (p->seqlen == 0 && !a.hT) return MS6_STATUS_OK;
     cudaStream_t st = ms6_cuda(be)->stream;
-    const long long blocks = a.n_tiles * a.n_seg * p->batch;
-    conv_fwd_kernel<<<(unsigned)blocks, kThreads, 0, st>>>(a);
-    ms6_status s = ms6_cuda_check(be, cudaGetLastError(), "causal_conv1d_fwd launch");
+    ms6_status s;
+    const int V = getenv("MS6_CONV_VEC") && !strcmp(getenv("MS6_CONV_VEC"), "0") ? 0 : vec_width(p);
+    if (V) {
+        /* segments: 32 steps, halved down to 8 while there are fewer than
+         * 2048 threads per SM */
+        const long long n_vec = p->dim / V, sms = ms6_cuda(be)->prop.multiProcessorCount;
+        long long seg = 32;
+        while (seg > 8 && n_vec * p->batch * ((p->seqlen + seg - 1) / seg) < sms * 2048) seg >>= 1;
+        a.n_seg = (p->seqlen + seg - 1) / seg;
+        if (a.n_seg * p->batch > 65535) {
+            seg = (p->seqlen + 65535 / p->batch - 1) / (65535 / p->batch);
+            a.n_seg = (p->seqlen + seg - 1) / seg;
+        }
+        const dim3 grid((unsigned)((n_vec + kThreads - 1) / kThreads), (unsigned)(a.n_seg * p->batch));
+        cudaError_t e = p->x.dtype == MS6_DTYPE_F16    ? launch_vec_k<MS6_DTYPE_F16>(a, n_vec, seg, grid, st)
+                        : p->x.dtype == MS6_DTYPE_BF16 ? launch_vec_k<MS6_DTYPE_BF16>(a, n_vec, seg, grid, st)
+                                                       : launch_vec_k<MS6_DTYPE_F32>(a, n_vec, seg, grid, st);
+        s = ms6_cuda_check(be, e, "causal_conv1d_fwd launch");
+    } else {
+        const long long blocks = a.n_tiles * a.n_seg * p->batch;
+        conv_fwd_kernel<<<(unsigned)blocks, kThreads, 0, st>>>(a);
+        s = ms6_cuda_check(be, cudaGetLastError(), "causal_conv1d_fwd launch");
+    }
     if (s != MS6_STATUS_OK || !a.hT || a.n_seg == 1) return s;
     const long long n = p->batch * p->dim;
     conv_final_kernel<<<(unsigned)((n + 255) / 256), 256, 0, st>>>(a);
