@@ -7,10 +7,22 @@
  * variable/grouped B and C, optional initial state in and final state out,
  * any element strides, f32/f16/bf16 I/O and fp32 state and arithmetic.
  *
- * Parallel decomposition, two kernels:
+ * Parallel decomposition, three kernels:
  *
- * direct (N <= 16, the Mamba case): one thread per (batch, channel) keeps
- * its 16 states in registers and runs the recurrence sequentially; a warp is
+ * lanes (N <= 16, the default; u/delta/z/out of one dtype): P = 2 or 4
+ * adjacent lanes own one channel with 16/P states each; the step loop runs
+ * in groups of P steps, lane k doing the per-element work of step k of the
+ * group (softplus, dt*u, D*u, silu(z)), dt and dt*u broadcast by shuffles,
+ * and a reduce-scatter butterfly leaving lane k with y of step k, which it
+ * gates and stores. The activation dtype is a template parameter, so the
+ * step loop has no dtype branches; B/C tiles are staged per block in shared
+ * memory (one vector load per thread when B/C are plain (batch, L, 16)
+ * rows). Fewer instructions per decay than the direct kernel (13 against
+ * 15 thread-instructions at the benchmark's (8,5120,2048), ncu) and no
+ * redundant per-element work.
+ *
+ * direct (N <= 16, MS6_SCAN_DIRECT=1, kept for comparison): one thread per
+ * (batch, channel) keeps its 16 states in registers and runs the recurrence sequentially; a warp is
  * 32 consecutive channels, so in the token-major layout each step of u,
  * delta, z is one coalesced row read and out one coalesced row write. Rows
  * are brought in ahead of use: for 2-byte, 16-byte-aligned token-major
@@ -27,19 +39,22 @@
  * loaded coalesced into registers one tile ahead, then written to shared
  * memory with the per-element work done once (dt, dt*u, D*u, silu(z)).
  *
- * Both: decays are ex2.approx on A pre-scaled by log2(e), one MUFU op per
+ * All three: decays are ex2.approx on A pre-scaled by log2(e), one MUFU op per
  * (step, state). When batch*dim channels cannot fill the GPU, L is split into
  * K chunks and two launches run: pass A scans chunk 0 from the true initial
  * state (full outputs) and chunks 1..K-2 from a zero state (state only, plus
  * the sum of dt over the chunk); pass B scans chunks 1..K-1 in full, each
  * first folding the chunk states before it: h_in = exp(A * sum dt) h_prev +
- * h_local (the product of the decays over a chunk is one exp per state).
- * Work grows by (K-2)/K, parallelism by K-1. Scratch is stream-ordered
+ * h_local (the product of the decays over a chunk is one exp per state;
+ * fold_chunk_states, shared by the three kernels). Work grows by (K-2)/K, parallelism by K-1. Scratch is stream-ordered
  * (cudaMallocAsync) and bounded by K <= 64 chunks, so any L (1M tokens and
  * more) runs in bounded memory. All element offsets are int64.
  *
  * Development variables (read per call; docs/kernel-notes.md, dev/cuda/
- * tune.sh): MS6_SCAN_DIRECT (0/1), MS6_SCAN_ASYNC (0 = register pipeline),
+ * sweep.sh, dev/cuda/tune.sh): MS6_SCAN_DIRECT (0 = tiled, 1 = direct;
+ * unset = lanes), MS6_SCAN_P (lanes per channel, 2 or 4), MS6_SCAN_BC_VEC
+ * (0 = generic B/C staging in the lanes kernel), MS6_SCAN_ASYNC (direct:
+ * 0 = register pipeline),
  * MS6_SCAN_S (tiled states per lane), MS6_SCAN_CHUNKS (force K),
  * MS6_SCAN_WANT_THREADS_PER_SM, MS6_SCAN_SPLIT_BELOW_PER_SM,
  * MS6_SCAN_MIN_CHUNK, MS6_SCAN_MAX_TL, MS6_SCAN_VERBOSE.
@@ -71,7 +86,8 @@ struct ScanArgs {
     /* decomposition */
     int P, p_shift, CB, cb_shift, TL, tl_shift, gpb, Npad;
     int tokmaj;
-    int async; /* direct variant: cp.async row tiles */
+    int async;  /* direct variant: cp.async row tiles */
+    int bc_vec; /* lanes variant: B/C tiles by one 16-byte (f32) or 8-byte load per thread */
     long long n_tiles, chunk_len;
     int K, pass; /* pass 0: whole L; 1: pass A; 2: pass B */
     float *ch_h; /* (K, batch, dim, Npad) */
@@ -94,16 +110,24 @@ constexpr int kEB = 4; /* B or C elements per thread per tile held in registers 
 
 /* Element i of a B/C tile: step j, group gg, state n; dst = its smem slot. */
 __device__ __forceinline__ void bc_coords(int i, bool seq_fast, const ScanArgs &a, int &j, int &gg, int &n) {
+    /* Npad and TL are powers of two: shifts, not divisions (this runs for
+     * every staged B/C element); one group per block needs no division */
+    const int np_shift = __ffs(a.Npad) - 1;
     if (seq_fast) { /* channel-major B: (batch, G, N, L) */
         j = i & (a.TL - 1);
         const int r = i >> a.tl_shift;
         n = r & (a.Npad - 1);
-        gg = r / a.Npad;
+        gg = r >> np_shift;
     } else {
         n = i & (a.Npad - 1);
-        const int r = i / a.Npad;
-        gg = r % a.gpb;
-        j = r / a.gpb;
+        const int r = i >> np_shift;
+        if (a.gpb == 1) {
+            gg = 0;
+            j = r;
+        } else {
+            gg = r % a.gpb;
+            j = r / a.gpb;
+        }
     }
 }
 
@@ -195,6 +219,42 @@ struct TileMap {
     int j0, cc0, jstep, ccstep;
 };
 
+/* Pass B: the state entering chunk kc, folded from the chunk states of
+ * pass A: chunk 0's is exact, chunks 1..kc-1 started from zero and carry
+ * exp(A * sum dt), so h = exp(A2 * sdt_k) h + h_k over k. One definition for
+ * every kernel (lane p owns states p*S .. p*S+S-1 of the Npad-float rows);
+ * the loads of four chunks are issued before their folds. */
+template <int S>
+__device__ __forceinline__ void fold_chunk_states(const ScanArgs &a, float (&h)[S], const float (&A2)[S], long long b,
+                                                  long long d, int p, int kc) {
+    const int Npad = a.Npad;
+    const long long row0 = b * a.dim + d, kstride = a.batch * a.dim;
+#pragma unroll
+    for (int s = 0; s < S; s++) h[s] = a.ch_h[row0 * Npad + p * S + s];
+    constexpr int kF = S > 8 ? 2 : 4;
+    int k = 1;
+    for (; k + kF <= kc; k += kF) {
+        float sdt[kF], hk[kF][S];
+#pragma unroll
+        for (int i = 0; i < kF; i++) {
+            const long long row = (long long)(k + i) * kstride + row0;
+            sdt[i] = a.ch_s[row];
+#pragma unroll
+            for (int s = 0; s < S; s++) hk[i][s] = a.ch_h[row * Npad + p * S + s];
+        }
+#pragma unroll
+        for (int i = 0; i < kF; i++)
+#pragma unroll
+            for (int s = 0; s < S; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt[i]), h[s], hk[i][s]);
+    }
+    for (; k < kc; k++) {
+        const long long row = (long long)k * kstride + row0;
+        const float sdt = a.ch_s[row];
+#pragma unroll
+        for (int s = 0; s < S; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt), h[s], a.ch_h[row * Npad + p * S + s]);
+    }
+}
+
 template <int S>
 __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     extern __shared__ __align__(16) float sm[];
@@ -247,17 +307,7 @@ __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     if (a.pass == 2) {
         /* fold the chunk states before this chunk: chunk 0's is exact, the
          * others start from zero and carry exp(A * sum dt) */
-        if (dval) {
-            const long long row0 = b * a.dim + d;
-#pragma unroll
-            for (int s = 0; s < S; s++) h[s] = a.ch_h[row0 * Npad + p * S + s];
-            for (int k = 1; k < kc; k++) {
-                const long long row = ((long long)k * a.batch + b) * a.dim + d;
-                const float sdt = a.ch_s[row];
-#pragma unroll
-                for (int s = 0; s < S; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt), h[s], a.ch_h[row * Npad + p * S + s]);
-            }
-        }
+        if (dval) fold_chunk_states<S>(a, h, A2, b, d, p, kc);
     } else if (kc == 0 && a.h0 && dval) {
 #pragma unroll
         for (int s = 0; s < S; s++) {
@@ -575,17 +625,7 @@ __global__ void __launch_bounds__(kThreads, 3) scan_direct_kernel(const ScanArgs
         h[s] = 0.0f;
     }
     if (a.pass == 2) {
-        if (dval) {
-            const long long row0 = b * a.dim + d;
-#pragma unroll
-            for (int s = 0; s < 16; s++) h[s] = a.ch_h[row0 * Npad + s];
-            for (int k = 1; k < kc; k++) {
-                const long long row = ((long long)k * a.batch + b) * a.dim + d;
-                const float sdt = a.ch_s[row];
-#pragma unroll
-                for (int s = 0; s < 16; s++) h[s] = fmaf(fast_ex2(A2[s] * sdt), h[s], a.ch_h[row * Npad + s]);
-            }
-        }
+        if (dval) fold_chunk_states<16>(a, h, A2, b, d, 0, kc);
     } else if (kc == 0 && a.h0 && dval) {
 #pragma unroll
         for (int s = 0; s < 16; s++)
@@ -625,6 +665,286 @@ __global__ void __launch_bounds__(kThreads, 3) scan_direct_kernel(const ScanArgs
 #pragma unroll
         for (int s = 0; s < 16; s++)
             if (s < a.N) a.hT[b * a.sbs + d * a.sds + s] = h[s];
+    }
+}
+
+/* ---- lanes variant (N <= 16, the default): P adjacent lanes own one
+ * channel, S = 16/P states each, and the step loop is unrolled by P. In a
+ * group of P steps lane k does the per-element work of step t0+k (softplus,
+ * dt*u, D*u, silu(z): once per element, spread over the lanes) and the
+ * channel's lanes receive dt and dt*u of all P steps by shuffles; each lane
+ * runs its S states through the P steps, keeping a partial y per step, and a
+ * reduce-scatter butterfly (P-1 shuffles per lane) leaves lane k with the
+ * full y of step t0+k, which it gates and stores. The activation type T is
+ * a template parameter (u, delta, z and out of one dtype; other mixes go to
+ * the tiled kernel), element pointers advance by a per-group step, and
+ * steps past the chunk are neutralised by selects (dt = 0), so the step
+ * loop has no dtype branches and no per-load offset arithmetic. B/C tiles
+ * are staged per block as in the direct variant. ---- */
+
+template <typename T> __device__ __forceinline__ float to_f(T x);
+template <> __device__ __forceinline__ float to_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+/* y[k] holds this lane's partial sum for step k of the group; afterwards
+ * lane p of the channel holds the full sum for step p. */
+template <int P>
+__device__ __forceinline__ float reduce_scatter(float (&y)[P], int p) {
+#pragma unroll
+    for (int w = P / 2; w >= 1; w >>= 1) {
+        const bool hi = (p & w) != 0;
+#pragma unroll
+        for (int i = 0; i < w; i++) {
+            const float send = hi ? y[i] : y[i + w];
+            const float keep = hi ? y[i + w] : y[i];
+            y[i] = keep + __shfl_xor_sync(0xffffffffu, send, w);
+        }
+    }
+    return y[0];
+}
+
+/* B/C tiles when B and C vary, one group per block, N = 16 states at unit
+ * stride and 4-element aligned rows (bc_vec): thread i loads elements
+ * 4i..4i+3 of the TL x 16 tile (TL = 32: one 8- or 16-byte load per thread
+ * and tensor), zero past t_end, and stores them as one float4. */
+__device__ __forceinline__ void bcv_prefetch(uint4 &r, const DevBC &bc, long long b, long long g, long long t0,
+                                             long long t_end) {
+    const int j = threadIdx.x >> 2, n0 = (threadIdx.x & 3) * 4;
+    const long long t = t0 + j;
+    r = make_uint4(0u, 0u, 0u, 0u);
+    if (t < t_end) {
+        const long long off = b * bc.bs + g * bc.gs + t * bc.ts + n0;
+        if (bc.dtype == MS6_DTYPE_F32) {
+            r = *reinterpret_cast<const uint4 *>((const float *)bc.ptr + off);
+        } else {
+            const uint2 v = *reinterpret_cast<const uint2 *>((const unsigned short *)bc.ptr + off);
+            r.x = v.x;
+            r.y = v.y;
+        }
+    }
+}
+__device__ __forceinline__ void bcv_commit(float *dst, const uint4 &r, int dtype) {
+    float4 f;
+    if (dtype == MS6_DTYPE_F32) {
+        f = make_float4(__uint_as_float(r.x), __uint_as_float(r.y), __uint_as_float(r.z), __uint_as_float(r.w));
+    } else if (dtype == MS6_DTYPE_BF16) {
+        f = make_float4(__uint_as_float(r.x << 16), __uint_as_float(r.x & 0xffff0000u), __uint_as_float(r.y << 16),
+                        __uint_as_float(r.y & 0xffff0000u));
+    } else {
+        const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&r.x));
+        const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&r.y));
+        f = make_float4(lo.x, lo.y, hi.x, hi.y);
+    }
+    *reinterpret_cast<float4 *>(dst + 4 * threadIdx.x) = f;
+}
+
+#ifndef MS6_LANE_AHEAD
+#define MS6_LANE_AHEAD 8
+#endif
+constexpr int kLaneAhead = MS6_LANE_AHEAD; /* steps of u/delta/z in flight per channel */
+
+template <int P, typename T, bool WITH_Y>
+__device__ __forceinline__ void lanes_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P],
+                                            long long b, long long dcl, int p, bool dval, long long g_lo,
+                                            long long t_begin, long long t_end, float *s_B, float *s_C,
+                                            const float *Bbase, const float *Cbase, int Bstep, int Cstep, float bias,
+                                            float Dd, float &sumdt) {
+    constexpr int S = 16 / P, RG = kLaneAhead / P > 0 ? kLaneAhead / P : 1, AHEAD = RG * P;
+    const int TL = a.TL;
+    const bool want_z = WITH_Y && a.has_z;
+    const bool want_c = WITH_Y && a.C.var;
+    /* element pointers of this lane's step; they advance by P steps a group */
+    const long long su = a.u.ts * P, sdl = a.delta.ts * P, sz = a.z.ts * P, so = a.out.ts * P;
+    const T *pu = (const T *)a.u.ptr + (b * a.u.bs + dcl * a.u.ds + (t_begin + p) * a.u.ts);
+    const T *pdl = (const T *)a.delta.ptr + (b * a.delta.bs + dcl * a.delta.ds + (t_begin + p) * a.delta.ts);
+    const T *pz = want_z ? (const T *)a.z.ptr + (b * a.z.bs + dcl * a.z.ds + (t_begin + p) * a.z.ts) : pu;
+    T *po = WITH_Y ? (T *)a.out.ptr + (b * a.out.bs + dcl * a.out.ds + (t_begin + p) * a.out.ts) : NULL;
+    T ru[RG], rdl[RG], rz[RG];
+    long long tq = t_begin + p; /* step of the next load */
+#pragma unroll
+    for (int i = 0; i < RG; i++) {
+        ru[i] = rdl[i] = rz[i] = from_f<T>(0.0f);
+        if (tq < t_end) {
+            ru[i] = *pu;
+            rdl[i] = *pdl;
+            if (want_z) rz[i] = *pz;
+        }
+        pu += su; pdl += sdl; pz += want_z ? sz : 0; tq += P;
+    }
+    unsigned rb[kEB], rc[kEB];
+    uint4 vb, vc;
+    if (a.bc_vec) {
+        bcv_prefetch(vb, a.B, b, g_lo, t_begin, t_end);
+        if (want_c) bcv_prefetch(vc, a.C, b, g_lo, t_begin, t_end);
+    } else {
+        if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t_begin, t_end);
+        if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t_begin, t_end);
+    }
+    long long t = t_begin + p; /* this lane's step in the current group */
+    for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
+        __syncthreads();
+        if (a.bc_vec) {
+            bcv_commit(s_B, vb, a.B.dtype);
+            if (want_c) bcv_commit(s_C, vc, a.C.dtype);
+        } else {
+            if (a.B.var) bc_commit(s_B, rb, a.B, a, b, g_lo, t0, t_end);
+            if (want_c) bc_commit(s_C, rc, a.C, a, b, g_lo, t0, t_end);
+        }
+        __syncthreads();
+        if (t0 + TL < t_end) {
+            if (a.bc_vec) {
+                bcv_prefetch(vb, a.B, b, g_lo, t0 + TL, t_end);
+                if (want_c) bcv_prefetch(vc, a.C, b, g_lo, t0 + TL, t_end);
+            } else {
+                if (a.B.var) bc_prefetch(rb, a.B, a, b, g_lo, t0 + TL, t_end);
+                if (want_c) bc_prefetch(rc, a.C, a, b, g_lo, t0 + TL, t_end);
+            }
+        }
+#pragma unroll 1
+        for (int jj = 0; jj < TL; jj += AHEAD) {
+#pragma unroll
+            for (int gi = 0; gi < RG; gi++) {
+                const int j0 = jj + gi * P;
+                const bool v = t < t_end;
+                const float uu = to_f(ru[gi]);
+                float dt = to_f(rdl[gi]) + bias;
+                if (a.softplus) dt = softplus_f(dt);
+                dt = v ? dt : 0.0f;
+                const float dtu = v ? dt * uu : 0.0f;
+                float g = 1.0f;
+                if (want_z) g = silu_f(to_f(rz[gi]));
+                /* refill this slot with the step AHEAD steps on */
+                if (tq < t_end) {
+                    ru[gi] = *pu;
+                    rdl[gi] = *pdl;
+                    if (want_z) rz[gi] = *pz;
+                }
+                pu += su; pdl += sdl; pz += want_z ? sz : 0; tq += P;
+                if (!WITH_Y) sumdt += dt;
+                float y[P];
+#pragma unroll
+                for (int k = 0; k < P; k++) {
+                    const float dtk = __shfl_sync(0xffffffffu, dt, k, P);
+                    const float dtuk = __shfl_sync(0xffffffffu, dtu, k, P);
+                    const float *Br = Bbase + (j0 + k) * Bstep, *Cr = Cbase + (j0 + k) * Cstep;
+                    float bv[S], cv[S];
+#pragma unroll
+                    for (int s = 0; s < S; s += 4) {
+                        const float4 b4 = *reinterpret_cast<const float4 *>(Br + s);
+                        bv[s] = b4.x; bv[s + 1] = b4.y; bv[s + 2] = b4.z; bv[s + 3] = b4.w;
+                        if (WITH_Y) {
+                            const float4 c4 = *reinterpret_cast<const float4 *>(Cr + s);
+                            cv[s] = c4.x; cv[s + 1] = c4.y; cv[s + 2] = c4.z; cv[s + 3] = c4.w;
+                        }
+                    }
+                    float yk = 0.0f;
+#pragma unroll
+                    for (int s = 0; s < S; s++) {
+                        h[s] = fmaf(fast_ex2(dtk * A2[s]), h[s], dtuk * bv[s]);
+                        if (WITH_Y) yk = fmaf(cv[s], h[s], yk);
+                    }
+                    y[k] = yk;
+                }
+                if (WITH_Y) {
+                    const float yy = reduce_scatter<P>(y, p);
+                    if (v && dval) *po = from_f<T>((yy + Dd * uu) * g);
+                    po += so;
+                }
+                t += P;
+            }
+        }
+    }
+}
+
+/* at least MS6_LANES_MIN_BLOCKS blocks of 128 per SM (register cap) */
+#ifndef MS6_LANES_MIN_BLOCKS
+#define MS6_LANES_MIN_BLOCKS 6
+#endif
+template <int P, typename T>
+__global__ void __launch_bounds__(kThreads, MS6_LANES_MIN_BLOCKS) scan_lanes_kernel(const ScanArgs a) {
+    constexpr int S = 16 / P, CB = kThreads / P, Npad = 16;
+    extern __shared__ __align__(16) float sm[];
+    const int TL = a.TL;
+    float *s_B = sm;
+    const int bsz = a.B.var ? TL * a.gpb * Npad : CB * (Npad + 4);
+    float *s_C = s_B + bsz;
+
+    long long id = blockIdx.x;
+    const long long tile = id % a.n_tiles;
+    id /= a.n_tiles;
+    const long long b = id % a.batch;
+    const int kc = (int)(id / a.batch) + (a.pass == 2 ? 1 : 0);
+    const long long d0 = tile * CB;
+    const int tid = threadIdx.x, c = tid / P, p = tid & (P - 1);
+    const long long d = d0 + c;
+    const bool dval = d < a.dim;
+    const long long g_lo = d0 / a.dpg;
+    const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
+    const bool local = a.pass == 1 && kc > 0;
+
+    if (!a.B.var || !a.C.var) {
+        for (int i = tid; i < CB * Npad; i += kThreads) {
+            const int cc = i >> 4, n = i & 15;
+            const long long dd = d0 + cc;
+            const bool v = dd < a.dim && n < a.N;
+            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
+            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
+        }
+    }
+    float A2[S], h[S];
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        const int n = p * S + s;
+        A2[s] = (dval && n < a.N) ? a.A[d * a.A_ds + n * a.A_ns] * kLog2e : 0.0f;
+        h[s] = 0.0f;
+    }
+    if (a.pass == 2) {
+        if (dval) fold_chunk_states<S>(a, h, A2, b, d, p, kc);
+    } else if (kc == 0 && a.h0 && dval) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + n];
+        }
+    }
+    const float bias = (dval && a.bias) ? a.bias[d] : 0.0f, Dd = (dval && a.D) ? a.D[d] : 0.0f;
+    const long long t_begin = (long long)kc * a.chunk_len;
+    const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
+    const float *Bbase = (a.B.var ? s_B + gl * Npad : s_B + c * (Npad + 4)) + p * S;
+    const float *Cbase = (a.C.var ? s_C + gl * Npad : s_C + c * (Npad + 4)) + p * S;
+    const int Bstep = a.B.var ? a.gpb * Npad : 0, Cstep = a.C.var ? a.gpb * Npad : 0;
+    const long long dcl = dval ? d : 0; /* lanes past dim read channel 0 and store nothing */
+    float sumdt = 0.0f;
+    if (local)
+        lanes_tiles<P, T, false>(a, h, A2, b, dcl, p, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep,
+                                 bias, Dd, sumdt);
+    else
+        lanes_tiles<P, T, true>(a, h, A2, b, dcl, p, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep,
+                                bias, Dd, sumdt);
+
+    if (a.pass == 1) {
+        /* every lane summed the dt of its own steps */
+#pragma unroll
+        for (int o = P / 2; o > 0; o >>= 1) sumdt += __shfl_xor_sync(0xffffffffu, sumdt, o);
+        if (!dval) return;
+        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
+#pragma unroll
+        for (int s = 0; s < S; s++) a.ch_h[row * Npad + p * S + s] = h[s];
+        if (p == 0) a.ch_s[row] = sumdt;
+        return;
+    }
+    if (!dval) return;
+    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) a.hT[b * a.sbs + d * a.sds + n] = h[s];
+        }
     }
 }
 
@@ -743,6 +1063,82 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch_direct);
 }
 
+template <int P, typename T>
+cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
+    scan_lanes_kernel<P, T><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    return cudaGetLastError();
+}
+
+/* The lanes variant; MS6_STATUS_UNSUPPORTED (no message) when its shared
+ * memory would not fit, so the caller runs the tiled kernel instead. */
+ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int sms) {
+    /* lanes per channel: 2 (8 states a lane: fewer shuffles and shared
+     * loads per decay) except for tiny problems (under 8M channel-steps),
+     * where the 4-lane split's extra threads win (H200 sweep,
+     * docs/kernel-notes.md v5); MS6_SCAN_P = 2 or 4 forces one */
+    int P = (int)env_ll("MS6_SCAN_P", p->batch * p->dim * p->seqlen < (8ll << 20) ? 4 : 2);
+    if (P != 2) P = 4;
+    /* u, delta, z and out of one dtype (the kernel's template parameter) */
+    const int dt = p->u.dtype;
+    if (p->delta.dtype != dt || p->out.dtype != dt || (p->z.ptr && p->z.dtype != dt)) return MS6_STATUS_UNSUPPORTED;
+    a.P = P; a.p_shift = ilog2(P); a.CB = kThreads / P; a.cb_shift = ilog2(a.CB); a.Npad = 16;
+    a.n_tiles = (p->dim + a.CB - 1) / a.CB;
+    a.gpb = (int)((a.CB - 1) / a.dpg + 2);
+    if (a.gpb > a.G) a.gpb = (int)a.G;
+    a.tokmaj = 1; a.async = 0;
+    /* B/C tile: TL steps (16 or 32, a multiple of the lanes' step ahead), within the kEB
+     * register prefetch where possible */
+    int TL = 32;
+    if ((long long)TL * a.gpb * 16 > kEB * kThreads) TL = 16;
+    const long long max_tl = env_ll("MS6_SCAN_MAX_TL", 32);
+    while (TL > 16 && TL > max_tl) TL >>= 1;
+    a.TL = TL; a.tl_shift = ilog2(TL);
+    const size_t bsz = a.B.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
+    const size_t csz = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
+    const size_t smem = sizeof(float) * (bsz + csz);
+    if (smem > 48 * 1024) return MS6_STATUS_UNSUPPORTED;
+    /* vector B/C tiles: both vary, one group per block, N = 16 at unit state
+     * stride, rows and pointers 4-element aligned, a 32-step tile (512
+     * elements = 4 per thread) */
+    auto bc4 = [&](const ms6_bc &x) {
+        const size_t es = x.dtype == MS6_DTYPE_F32 ? 4 : 2;
+        return x.mode == MS6_BC_VARIABLE && x.state_stride == 1 && x.batch_stride % 4 == 0 &&
+               x.group_stride % 4 == 0 && x.seq_stride % 4 == 0 && (uintptr_t)x.ptr % (4 * es) == 0;
+    };
+    a.bc_vec = p->d_state == 16 && a.gpb == 1 && TL == 32 && bc4(p->B) && bc4(p->C) &&
+               env_ll("MS6_SCAN_BC_VEC", 1) != 0;
+    /* split L when the lanes give fewer than SPLIT_BELOW (512) threads per
+     * SM, aiming for WANT threads per SM (2048 with 2 lanes per channel,
+     * 1024 with 4): the best variants of the H200 sweep at every benchmark
+     * shape (docs/kernel-notes.md v5) */
+    const long long threads = p->batch * p->dim * P;
+    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", P == 2 ? 2048 : 1024);
+    long long K = 1;
+    if (threads < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 512)) K = (want + threads - 1) / threads + 1;
+    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
+    if (force_k > 0) K = force_k;
+    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 64);
+    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
+    if (K > kMaxChunks) K = kMaxChunks;
+    if (K < 3 && force_k <= 0) K = 1;
+    if (K < 1) K = 1;
+    long long chunk = (p->seqlen + K - 1) / K;
+    chunk = (chunk + TL - 1) / TL * TL;
+    K = (p->seqlen + chunk - 1) / chunk;
+    a.chunk_len = chunk;
+    a.K = (int)K;
+    a.ch_h = NULL; a.ch_s = NULL;
+    if (env_ll("MS6_SCAN_VERBOSE", 0))
+        fprintf(stderr, "scan(lanes P=%d, bc_vec=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
+                P, a.bc_vec, (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, K,
+                chunk, smem);
+    cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t);
+    if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_lanes<2, __half> : launch_lanes<4, __half>;
+    else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_lanes<2, __nv_bfloat16> : launch_lanes<4, __nv_bfloat16>;
+    else launch = P == 2 ? launch_lanes<2, float> : launch_lanes<4, float>;
+    return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch);
+}
+
 } // namespace
 
 extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *p) {
@@ -770,15 +1166,16 @@ extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *
     if (!a.B.var && !a.C.var) a.G = 1, a.dpg = p->dim;
     a.D = p->D; a.bias = p->delta_bias;
     a.softplus = p->delta_softplus; a.has_z = p->z.ptr != NULL;
+    a.bc_vec = 0; a.async = 0;
     a.h0 = p->initial_state; a.hT = p->final_state; a.sbs = sbs; a.sds = sds;
 
-    /* direct variant (one thread per channel, N <= 16): chosen by
-     * MS6_SCAN_DIRECT (1 = on, 0 = off); by default when N <= 16 and no
-     * states-per-lane variant is forced */
+    /* N <= 16: the lanes variant by default; MS6_SCAN_DIRECT=1 picks the
+     * direct variant (one thread per channel), MS6_SCAN_DIRECT=0 or a forced
+     * MS6_SCAN_S the tiled kernel */
     const int sms_d = cx->prop.multiProcessorCount > 0 ? cx->prop.multiProcessorCount : 1;
     const long long direct_env = env_ll("MS6_SCAN_DIRECT", -1);
     if (N <= 16 && (direct_env == 1 || (direct_env < 0 && env_ll("MS6_SCAN_S", 0) == 0))) {
-        const ms6_status st_d = scan_direct(be, p, a, sms_d);
+        const ms6_status st_d = direct_env == 1 ? scan_direct(be, p, a, sms_d) : scan_lanes(be, p, a, sms_d);
         if (st_d != MS6_STATUS_UNSUPPORTED) return st_d;
     }
 

@@ -20,7 +20,10 @@
  * instruction; the C-sum is a shuffle butterfly over the channel's lanes and
  * B/C come straight from global memory (a few hundred bytes per sequence,
  * L1 hits across the channels of a group). The general kernel below covers
- * every other N and layout.
+ * every other N and layout. MS6_UPDATE_CPT=2/4 runs the fast path with 2
+ * or 4 channels per thread at any batch (a development variant: measured
+ * slower than the general kernel at batch 128 and 1024, docs/kernel-notes.md),
+ * MS6_UPDATE_CPT=0 the general kernel.
  * A negative slot is padding: out = 0, no state touched. A slot >=
  * n_state_slots cannot be reported without a host round trip, so the kernel
  * touches no state for it and writes NaN to its outputs (the CPU ops return
@@ -184,62 +187,91 @@ __device__ __forceinline__ void ld4(const void *p, int dt, long long i, float (&
         v[k] = dt == MS6_DTYPE_BF16 ? __uint_as_float((unsigned)e[k] << 16) : __half2float(__ushort_as_half(e[k]));
 }
 
-/* LPC lanes per channel, 4 states per lane (N = 4*LPC). */
-template <int LPC>
+/* LPC lanes per channel, 4 states per lane (N = 4*LPC); each thread runs
+ * CPT channels kCPB apart, all their state, A, x and dt loads issued before
+ * any arithmetic (CPT x 32 bytes of state and A in flight per thread). B and
+ * C are the same for every channel of a group: a lane loads its four states
+ * of them once per channel row (L1 hits). */
+template <int LPC, int CPT>
 __global__ void __launch_bounds__(kFastThreads) update_fast_kernel(const UpdArgs a) {
-    constexpr int kCPB = kFastThreads / LPC; /* channels per block */
+    constexpr int kCPB = kFastThreads / LPC; /* channels per block row */
     const long long tile = blockIdx.x % a.n_tiles, b = blockIdx.x / a.n_tiles;
     const int q = threadIdx.x % LPC;
-    const long long d = tile * kCPB + threadIdx.x / LPC;
+    const long long d_first = tile * (kCPB * CPT) + threadIdx.x / LPC;
     const long long slot = a.idx ? (long long)a.idx[b] : b;
     const bool pad = slot < 0, bad = slot >= a.n_slots;
-    const bool run = !pad && !bad && d < a.dim;
     /* no early return before the shuffles: every lane of the warp takes part */
-    float4 h = make_float4(0.f, 0.f, 0.f, 0.f), A4 = h;
-    float *hp = a.state + (run ? slot * a.sbs + d * a.sds + 4 * q : 0);
-    if (run) {
-        h = *reinterpret_cast<const float4 *>(hp);
-        A4 = *reinterpret_cast<const float4 *>(a.A + d * a.A_ds + 4 * q);
-    }
-    float y = 0.0f, xv = 0.0f;
-    if (run) {
-        xv = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
-        float dt = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
-        if (a.bias) dt += a.bias[d];
-        if (a.softplus) dt = softplus_f(dt);
-        const float dtx = dt * xv, dtl = dt * kLog2e;
-        const long long g = d / a.dpg;
-        float bv[4], cv[4];
-        if (a.vec_bc) { /* four states of B and C in one 8- or 16-byte load each */
-            ld4(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + 4 * q, bv);
-            ld4(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + 4 * q, cv);
-        } else
+    float4 h[CPT], A4[CPT];
+    float xv[CPT], dtv[CPT];
 #pragma unroll
-        for (int v = 0; v < 4; v++) {
-            const long long n = 4 * q + v;
-            bv[v] = a.B.var ? ld_any(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + n * a.B.ns)
-                            : ld_any(a.B.ptr, a.B.dtype, d * a.B.ds + n * a.B.ns);
-            cv[v] = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
-                            : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
+    for (int r = 0; r < CPT; r++) {
+        const long long d = d_first + r * kCPB;
+        const bool run = !pad && !bad && d < a.dim;
+        h[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+        A4[r] = h[r];
+        xv[r] = 0.0f;
+        dtv[r] = 0.0f;
+        if (run) {
+            h[r] = *reinterpret_cast<const float4 *>(a.state + slot * a.sbs + d * a.sds + 4 * q);
+            A4[r] = *reinterpret_cast<const float4 *>(a.A + d * a.A_ds + 4 * q);
+            xv[r] = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
+            dtv[r] = ld_any(a.dt.ptr, a.dt.dtype, b * a.dt.bs + d * a.dt.ds);
         }
-        h.x = fmaf(fast_ex2(dtl * A4.x), h.x, dtx * bv[0]);
-        h.y = fmaf(fast_ex2(dtl * A4.y), h.y, dtx * bv[1]);
-        h.z = fmaf(fast_ex2(dtl * A4.z), h.z, dtx * bv[2]);
-        h.w = fmaf(fast_ex2(dtl * A4.w), h.w, dtx * bv[3]);
-        *reinterpret_cast<float4 *>(hp) = h;
-        y = cv[0] * h.x + cv[1] * h.y + cv[2] * h.z + cv[3] * h.w;
     }
 #pragma unroll
-    for (int o = LPC / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
-    if (q != 0 || d >= a.dim) return;
-    const long long oo = b * a.out.bs + d * a.out.ds;
-    if (!run) {
-        st_any(a.out.ptr, a.out.dtype, oo, pad ? 0.0f : __int_as_float(0x7fffffff));
-        return;
+    for (int r = 0; r < CPT; r++) {
+        const long long d = d_first + r * kCPB;
+        const bool run = !pad && !bad && d < a.dim;
+        float y = 0.0f;
+        if (run) {
+            float dt = dtv[r];
+            if (a.bias) dt += a.bias[d];
+            if (a.softplus) dt = softplus_f(dt);
+            const float dtx = dt * xv[r], dtl = dt * kLog2e;
+            const long long g = d / a.dpg;
+            float bv[4], cv[4];
+            if (a.vec_bc) { /* four states of B and C in one 8- or 16-byte load each */
+                ld4(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + 4 * q, bv);
+                ld4(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + 4 * q, cv);
+            } else
+#pragma unroll
+            for (int v = 0; v < 4; v++) {
+                const long long n = 4 * q + v;
+                bv[v] = a.B.var ? ld_any(a.B.ptr, a.B.dtype, b * a.B.bs + g * a.B.gs + n * a.B.ns)
+                                : ld_any(a.B.ptr, a.B.dtype, d * a.B.ds + n * a.B.ns);
+                cv[v] = a.C.var ? ld_any(a.C.ptr, a.C.dtype, b * a.C.bs + g * a.C.gs + n * a.C.ns)
+                                : ld_any(a.C.ptr, a.C.dtype, d * a.C.ds + n * a.C.ns);
+            }
+            float4 hh = h[r];
+            hh.x = fmaf(fast_ex2(dtl * A4[r].x), hh.x, dtx * bv[0]);
+            hh.y = fmaf(fast_ex2(dtl * A4[r].y), hh.y, dtx * bv[1]);
+            hh.z = fmaf(fast_ex2(dtl * A4[r].z), hh.z, dtx * bv[2]);
+            hh.w = fmaf(fast_ex2(dtl * A4[r].w), hh.w, dtx * bv[3]);
+            *reinterpret_cast<float4 *>(a.state + slot * a.sbs + d * a.sds + 4 * q) = hh;
+            y = cv[0] * hh.x + cv[1] * hh.y + cv[2] * hh.z + cv[3] * hh.w;
+        }
+#pragma unroll
+        for (int o = LPC / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+        if (q != 0 || d >= a.dim) continue;
+        const long long oo = b * a.out.bs + d * a.out.ds;
+        if (!run) {
+            st_any(a.out.ptr, a.out.dtype, oo, pad ? 0.0f : __int_as_float(0x7fffffff));
+            continue;
+        }
+        if (a.D) y = fmaf(a.D[d], xv[r], y);
+        if (a.has_z) y *= silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + d * a.z.ds));
+        st_any(a.out.ptr, a.out.dtype, oo, y);
     }
-    if (a.D) y = fmaf(a.D[d], xv, y);
-    if (a.has_z) y *= silu_f(ld_any(a.z.ptr, a.z.dtype, b * a.z.bs + d * a.z.ds));
-    st_any(a.out.ptr, a.out.dtype, oo, y);
+}
+
+template <int CPT>
+void launch_fast(const UpdArgs &a, int lpc, long long blocks, cudaStream_t st) {
+    switch (lpc) {
+    case 2: update_fast_kernel<2, CPT><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+    case 4: update_fast_kernel<4, CPT><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+    case 8: update_fast_kernel<8, CPT><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+    default: update_fast_kernel<16, CPT><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
+    }
 }
 
 } // namespace
@@ -270,18 +302,21 @@ extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_upd
     a.vec_bc = a.B.var && a.C.var && p->B.dtype == p->C.dtype && a.B.ns == 1 && a.C.ns == 1 &&
                a.B.bs % 4 == 0 && a.B.gs % 4 == 0 && a.C.bs % 4 == 0 && a.C.gs % 4 == 0 &&
                (uintptr_t)p->B.ptr % bc_align == 0 && (uintptr_t)p->C.ptr % bc_align == 0;
+    /* channels per thread of the fast path: 1 for small batches, more
+     * above (MS6_UPDATE_CPT overrides; 0 = the general kernel there) */
+    const long long chans = p->batch * p->dim;
+    const char *cpt_env = getenv("MS6_UPDATE_CPT");
+    int cpt = chans <= fast_path_max_channels() ? 1 : 0;
+    if (cpt_env) cpt = atoi(cpt_env);
     if ((N == 8 || N == 16 || N == 32 || N == 64) && a.vec_state && a.vec_a && a.sds == N &&
-        p->batch * p->dim <= fast_path_max_channels()) {
+        (cpt == 1 || cpt == 2 || cpt == 4)) {
         const int lpc = (int)(N / 4), cpb = kFastThreads / lpc;
-        a.n_tiles = (p->dim + cpb - 1) / cpb;
+        a.n_tiles = (p->dim + (long long)cpb * cpt - 1) / ((long long)cpb * cpt);
         const long long blocks = a.n_tiles * p->batch;
         cudaStream_t st = ms6_cuda(be)->stream;
-        switch (lpc) {
-        case 2: update_fast_kernel<2><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
-        case 4: update_fast_kernel<4><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
-        case 8: update_fast_kernel<8><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
-        default: update_fast_kernel<16><<<(unsigned)blocks, kFastThreads, 0, st>>>(a); break;
-        }
+        if (cpt == 4) launch_fast<4>(a, lpc, blocks, st);
+        else if (cpt == 2) launch_fast<2>(a, lpc, blocks, st);
+        else launch_fast<1>(a, lpc, blocks, st);
         return ms6_cuda_check(be, cudaGetLastError(), "selective_state_update launch");
     }
     /* stage B and C in shared memory when both vary per sequence and the
