@@ -296,8 +296,10 @@ static ms6_status head_blocks(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int6
  * With fp32 weights (dtype f32) and on the CPU backends everything stays
  * fp32 as before. Development overrides: MS6_PREFILL_ACT=f32|f16|bf16,
  * MS6_PREFILL_FUSE=0|1; MS6_PROFILE=1 prints a per-op breakdown of every
- * chunk to stderr (the stream is synchronised after each op, so the total
- * is a little above the unprofiled time). */
+ * chunk to stderr (host clock, the stream synchronised after each op: about
+ * 15 us per op on an H200 on top of the unprofiled time, and a process's
+ * first chunk includes gemm.cu's algorithm timing). dev/cuda/prefill_prof.c
+ * gives the GPU time per op from events instead. */
 typedef struct prefill_plan {
     ms6_dtype act;     /* h, u, y: inputs of the GEMMs (u also of the scan) */
     ms6_dtype act_out; /* xz, dbc, delta: outputs of the GEMMs, read by conv and scan */
