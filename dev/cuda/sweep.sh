@@ -2,7 +2,8 @@
 # dev/cuda/sweep.sh: one GPU-machine command for the scan kernels: builds the
 # library, test_cuda_kernels and the CLI (BUILD, default build-scan, sm_90),
 # compiles scan.cu again for each compile-time variant of the lanes kernel
-# (MS6_LANES_MIN_BLOCKS x MS6_LANE_AHEAD, given as CVARIANTS="8:8 6:16 ...")
+# (MS6_LANES_MIN_BLOCKS x MS6_LANE_AHEAD, given as CVARIANTS="8:8 6:16 ...";
+# a third field sets MS6_LANES_MIN_BLOCKS_P2, e.g. "6:8:4")
 # and links a workbench against each (the library with that scan.cu.o), runs
 # the workbench with the runtime variants WB_VARIANTS on every build, then
 # test_cuda_kernels with the default and the alternative lane splits, and
@@ -37,10 +38,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv 
 CV=${CVARIANTS:-}
 mkdir -p /tmp/cv
 for v in $CV; do
-  mb=${v%%:*} ah=${v##*:}
+  IFS=: read -r mb ah mb2 <<< "$v"
+  tag=${v//:/-}
   (nvcc -O3 -lineinfo --expt-relaxed-constexpr -arch=sm_90 -DMS6_HAVE_CUDA=1 -DMS6_LANES_MIN_BLOCKS="$mb" \
-    -DMS6_LANE_AHEAD="$ah" -Iinclude -Isrc -Xptxas -v -c src/backend/cuda/scan.cu -o /tmp/cv/scan-$mb-$ah.o \
-    > "/tmp/cv/ptxas-$mb-$ah.log" 2>&1; echo "rc=$?" >> "/tmp/cv/ptxas-$mb-$ah.log") &
+    -DMS6_LANE_AHEAD="$ah" -DMS6_LANES_MIN_BLOCKS_P2="${mb2:-$mb}" -Iinclude -Isrc -Xptxas -v -c src/backend/cuda/scan.cu \
+    -o "/tmp/cv/scan-$tag.o" > "/tmp/cv/ptxas-$tag.log" 2>&1; echo "rc=$?" >> "/tmp/cv/ptxas-$tag.log") &
 done
 
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" > "$O/configure.log" 2>&1 ||
@@ -53,20 +55,20 @@ nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/scan_workbench.cu "$B/libmamba_s6.
   exit 1
 wait
 for v in $CV; do
-  mb=${v%%:*} ah=${v##*:}
-  grep -E "lanes_kernel|Used|spill" "/tmp/cv/ptxas-$mb-$ah.log" | grep -A2 lanes_kernel | grep -E "Used|spill" | paste - - |
+  tag=${v//:/-}
+  grep -E "lanes_kernel|Used|spill" "/tmp/cv/ptxas-$tag.log" | grep -A2 lanes_kernel | grep -E "Used|spill" | paste - - |
     awk -v v="$v" '{print v, $0}' >> "$O/ptxas.txt"
-  cp "$B/libmamba_s6.a" /tmp/cv/lib.a && cp "/tmp/cv/scan-$mb-$ah.o" /tmp/cv/scan.cu.o && ar r /tmp/cv/lib.a /tmp/cv/scan.cu.o &&
-    nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/scan_workbench.cu /tmp/cv/lib.a "${devlibs[@]}" -o "/tmp/cv/wb-$mb-$ah"
+  cp "$B/libmamba_s6.a" /tmp/cv/lib.a && cp "/tmp/cv/scan-$tag.o" /tmp/cv/scan.cu.o && ar r /tmp/cv/lib.a /tmp/cv/scan.cu.o &&
+    nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/scan_workbench.cu /tmp/cv/lib.a "${devlibs[@]}" -o "/tmp/cv/wb-$tag"
 done
 log "workbenches linked"
 
 timeout 70 /tmp/cv/wb-default 2>&1 | tee "$O/wb-default.txt"
 log "default workbench done"
 for v in $CV; do
-  mb=${v%%:*} ah=${v##*:}
-  WB_VARIANTS=${WB_VARIANTS_CV:-$WB_VARIANTS} timeout 25 "/tmp/cv/wb-$mb-$ah" ${CV_SHAPES:-} > "$O/wb-$mb-$ah.txt" 2>&1
-  echo "== compile variant $v"; cat "$O/wb-$mb-$ah.txt"
+  tag=${v//:/-}
+  WB_VARIANTS=${WB_VARIANTS_CV:-$WB_VARIANTS} timeout 25 "/tmp/cv/wb-$tag" ${CV_SHAPES:-} > "$O/wb-$tag.txt" 2>&1
+  echo "== compile variant $v"; cat "$O/wb-$tag.txt"
 done
 log "variant workbenches done"
 

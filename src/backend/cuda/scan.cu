@@ -861,12 +861,18 @@ __device__ __forceinline__ void lanes_tiles(const ScanArgs &a, float (&h)[16 / P
     }
 }
 
-/* at least MS6_LANES_MIN_BLOCKS blocks of 128 per SM (register cap) */
+/* at least MS6_LANES_MIN_BLOCKS blocks of 128 per SM (register cap: 6 ->
+ * 80 registers); MS6_LANES_MIN_BLOCKS_P2 for P = 2 (build variants for
+ * dev/cuda/sweep.sh: P = 2 spills at 80 registers, not at 128) */
 #ifndef MS6_LANES_MIN_BLOCKS
 #define MS6_LANES_MIN_BLOCKS 6
 #endif
+#ifndef MS6_LANES_MIN_BLOCKS_P2
+#define MS6_LANES_MIN_BLOCKS_P2 MS6_LANES_MIN_BLOCKS
+#endif
 template <int P, typename T>
-__global__ void __launch_bounds__(kThreads, MS6_LANES_MIN_BLOCKS) scan_lanes_kernel(const ScanArgs a) {
+__global__ void __launch_bounds__(kThreads, P == 2 ? MS6_LANES_MIN_BLOCKS_P2 : MS6_LANES_MIN_BLOCKS)
+    scan_lanes_kernel(const ScanArgs a) {
     constexpr int S = 16 / P, CB = kThreads / P, Npad = 16;
     extern __shared__ __align__(16) float sm[];
     const int TL = a.TL;
