@@ -113,6 +113,27 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
             }
         }
     }
+    /* the vectorised prefill conv (conv1d.cu): channel-contiguous rows, dim
+     * a multiple of 8, K <= 4, lengths around its 8-step segments */
+    for (int64_t K = 2; K <= 4; K++) {
+        const int64_t Ls[] = {1, 2, 7, 8, 9, 17, 1000};
+        for (int li = 0; li < 7; li++) {
+            for (int di = 0; di < 3; di++, k++) {
+                if (small_mode && li % 3) continue;
+                kh_conv_case c = {0};
+                c.batch = 2; c.dim = li % 2 ? 64 : 200; c.L = Ls[li]; c.K = K; c.io = dts[di];
+                c.has_bias = k % 2; c.activation = (k / 2) % 2; c.has_init = (k % 3) != 0;
+                c.want_final = (k % 4) != 0; c.token_major = 1;
+                msg[0] = 0;
+                kh_result r;
+                ms6_status st = kh_run_conv(be, &c, rng, &r, msg);
+                snprintf(what, sizeof what, "[cuda] conv1d (vector path) K=%lld L=%lld dim=%lld bias=%d act=%d init=%d final=%d %s",
+                         (long long)K, (long long)c.L, (long long)c.dim, c.has_bias, c.activation, c.has_init,
+                         c.want_final, ms6_dtype_name(c.io));
+                check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim * c.L), msg);
+            }
+        }
+    }
     for (int64_t K = 2; K <= 8; K++) {
         const int64_t Ls[] = {1, 2, 13, 4099, 200};
         for (int li = 0; li < 5; li++) {

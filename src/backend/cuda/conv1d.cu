@@ -148,26 +148,31 @@ __global__ void __launch_bounds__(kThreads) conv_update_kernel(const ConvUpdArgs
 /* ---- vectorised prefill: V consecutive channels per thread ---------------
  * For channel-contiguous activations (dim stride 1, every row 16-byte
  * aligned, dim a multiple of V) one thread owns V channels (8 for 2-byte
- * types, 4 for fp32) and a segment of steps: each step is one 16-byte load
- * and one 16-byte store, and a warp moves 512 bytes per row. The K-1 inputs
- * before the segment are re-read from x (or taken from the initial state),
- * so short segments cost a little extra reading, mostly from L2; segments
- * are made short enough to give the GPU ~2048 threads per SM. */
+ * types, 4 for fp32) and a segment of kVecSeg steps: each step is one
+ * 16-byte load and one 16-byte store, and a warp moves 512 bytes per row.
+ * All of a segment's loads (its K-1 inputs before the segment, re-read from
+ * x or taken from the initial state, then its kVecSeg rows) are issued
+ * before any arithmetic, so ~11 x 16 bytes per thread are in flight at once;
+ * the weights are one 16-byte load per channel when K = 4 and rows are
+ * packed. Blocks are numbered over (batch, segment, channel tile) in one
+ * grid dimension, so any length fits. */
+constexpr int kVecSeg = 8;
+
 template <int DT> struct VecIO;
 template <> struct VecIO<MS6_DTYPE_F32> {
     static constexpr int V = 4;
-    static __device__ __forceinline__ void load(const void *p, long long i, float v[4]) {
-        const float4 a = *(const float4 *)((const float *)p + i);
-        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[4]) {
+        v[0] = __uint_as_float(u.x); v[1] = __uint_as_float(u.y);
+        v[2] = __uint_as_float(u.z); v[3] = __uint_as_float(u.w);
     }
-    static __device__ __forceinline__ void store(void *p, long long i, const float v[4]) {
-        *(float4 *)((float *)p + i) = make_float4(v[0], v[1], v[2], v[3]);
+    static __device__ __forceinline__ uint4 pack(const float v[4]) {
+        return make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
     }
+    static constexpr int esz = 4;
 };
 template <> struct VecIO<MS6_DTYPE_F16> {
     static constexpr int V = 8;
-    static __device__ __forceinline__ void load(const void *p, long long i, float v[8]) {
-        const uint4 u = *(const uint4 *)((const unsigned short *)p + i);
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) {
         const __half2 *h = (const __half2 *)&u;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -176,18 +181,18 @@ template <> struct VecIO<MS6_DTYPE_F16> {
             v[2 * j + 1] = f.y;
         }
     }
-    static __device__ __forceinline__ void store(void *p, long long i, const float v[8]) {
+    static __device__ __forceinline__ uint4 pack(const float v[8]) {
         uint4 u;
         __half2 *h = (__half2 *)&u;
 #pragma unroll
         for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-        *(uint4 *)((unsigned short *)p + i) = u;
+        return u;
     }
+    static constexpr int esz = 2;
 };
 template <> struct VecIO<MS6_DTYPE_BF16> {
     static constexpr int V = 8;
-    static __device__ __forceinline__ void load(const void *p, long long i, float v[8]) {
-        const uint4 u = *(const uint4 *)((const unsigned short *)p + i);
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) {
         const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -196,86 +201,119 @@ template <> struct VecIO<MS6_DTYPE_BF16> {
             v[2 * j + 1] = f.y;
         }
     }
-    static __device__ __forceinline__ void store(void *p, long long i, const float v[8]) {
+    static __device__ __forceinline__ uint4 pack(const float v[8]) {
         uint4 u;
         __nv_bfloat162 *h = (__nv_bfloat162 *)&u;
 #pragma unroll
         for (int j = 0; j < 4; j++) h[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
-        *(uint4 *)((unsigned short *)p + i) = u;
+        return u;
     }
+    static constexpr int esz = 2;
 };
 
+/* the 16-byte row of V channels starting at element i */
+static __device__ __forceinline__ uint4 ld_row(const void *p, long long i, int esz) {
+    return __ldg((const uint4 *)((const char *)p + i * esz));
+}
+
 template <int K, int DT>
-__global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a, long long n_vec, long long seg_len) {
+__global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a, long long n_vec) {
     typedef VecIO<DT> IO;
     constexpr int V = IO::V, W = K - 1;
-    const long long c = (long long)blockIdx.x * kThreads + threadIdx.x;
+    const long long tiles = (n_vec + kThreads - 1) / kThreads;
+    const long long blk = blockIdx.x, tile = blk % tiles, seg = (blk / tiles) % a.n_seg, b = blk / tiles / a.n_seg;
+    const long long c = tile * kThreads + threadIdx.x;
     if (c >= n_vec) return;
-    const long long seg = blockIdx.y % a.n_seg, b = blockIdx.y / a.n_seg;
     const long long d0 = c * V;
-    float wk[K][V], bias[V];
-#pragma unroll
-    for (int j = 0; j < V; j++) {
-        bias[j] = a.bias ? a.bias[d0 + j] : 0.0f;
-#pragma unroll
-        for (int k = 0; k < K; k++) wk[k][j] = a.w[(d0 + j) * a.ws + k];
-    }
-    const long long t0 = seg * seg_len;
-    const long long t1 = t0 + seg_len < a.L ? t0 + seg_len : a.L;
+    const long long t0 = seg * kVecSeg;
+    const int n = (int)(a.L - t0 < kVecSeg ? a.L - t0 : kVecSeg);
     const long long xo = b * a.x.bs + d0, oo = b * a.out.bs + d0, so = b * a.sbs + d0 * a.sds;
-    /* win[k] = the input at time t0 - W + k */
-    float win[W > 0 ? W : 1][V];
+    /* every load first: the window before the segment, then its rows */
+    uint4 raw[W + kVecSeg];
 #pragma unroll
-    for (int k = 0; k < W; k++) {
-        const long long j = t0 - W + k;
-        if (j >= 0) {
-            IO::load(a.x.ptr, xo + j * a.x.ts, win[k]);
-        } else {
+    for (int i = 0; i < W + kVecSeg; i++) {
+        const long long t = t0 - W + i;
+        if (t >= 0 && i < W + n) raw[i] = ld_row(a.x.ptr, xo + t * a.x.ts, IO::esz);
+        else raw[i] = make_uint4(0, 0, 0, 0);
+    }
+    float wk[K][V], bias[V];
+    if (K == 4 && a.ws == 4) {
 #pragma unroll
-            for (int v = 0; v < V; v++) win[k][v] = a.h0 ? a.h0[so + v * a.sds + W + j] : 0.0f;
+        for (int j = 0; j < V; j++) {
+            const float4 w4 = __ldg((const float4 *)(a.w + (d0 + j) * 4));
+            wk[0][j] = w4.x; wk[1 % K][j] = w4.y; wk[2 % K][j] = w4.z; wk[3 % K][j] = w4.w;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < V; j++)
+#pragma unroll
+            for (int k = 0; k < K; k++) wk[k][j] = __ldg(a.w + (d0 + j) * a.ws + k);
+    }
+#pragma unroll
+    for (int j = 0; j < V; j++) bias[j] = a.bias ? __ldg(a.bias + d0 + j) : 0.0f;
+    /* win[k] = the input at time t0 - W + k, from x or the initial state */
+    float win[W + kVecSeg][V];
+#pragma unroll
+    for (int i = 0; i < W + kVecSeg; i++) IO::cvt(raw[i], win[i]);
+    if (t0 < W) {
+#pragma unroll
+        for (int i = 0; i < W; i++)
+            if (t0 - W + i < 0)
+#pragma unroll
+                for (int v = 0; v < V; v++)
+                    win[i][v] = a.h0 ? a.h0[so + v * a.sds + W + (t0 - W + i)] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < kVecSeg; i++) {
+        if (i < n) {
+            float o[V];
+#pragma unroll
+            for (int v = 0; v < V; v++) {
+                float acc = bias[v];
+#pragma unroll
+                for (int k = 0; k < K; k++) acc = fmaf(wk[k][v], win[i + k][v], acc);
+                o[v] = a.act ? silu_f(acc) : acc;
+            }
+            *(uint4 *)((char *)a.out.ptr + (oo + (t0 + i) * a.out.ts) * IO::esz) = IO::pack(o);
         }
     }
-#pragma unroll 2
-    for (long long t = t0; t < t1; t++) {
-        float xv[V], o[V];
-        IO::load(a.x.ptr, xo + t * a.x.ts, xv);
-#pragma unroll
-        for (int v = 0; v < V; v++) {
-            float acc = fmaf(wk[W][v], xv[v], bias[v]);
-#pragma unroll
-            for (int k = 0; k < W; k++) acc = fmaf(wk[k][v], win[k][v], acc);
-            o[v] = a.act ? silu_f(acc) : acc;
-        }
-        IO::store(a.out.ptr, oo + t * a.out.ts, o);
-#pragma unroll
-        for (int k = 0; k + 1 < W; k++)
-#pragma unroll
-            for (int v = 0; v < V; v++) win[k][v] = win[k + 1][v];
-#pragma unroll
-        for (int v = 0; v < V; v++) win[W - 1][v] = xv[v];
-    }
-    /* one segment: the initial state was read by this thread only */
+    /* one segment: the initial state was read by this thread only; the
+     * final state is the last W inputs */
     if (a.hT && a.n_seg == 1) {
 #pragma unroll
-        for (int k = 0; k < W; k++)
+        for (int k = 0; k < W; k++) {
+            const long long t = a.L - W + k;
+            float x[V];
+            if (t >= 0) {
+                IO::cvt(ld_row(a.x.ptr, xo + t * a.x.ts, IO::esz), x);
+            } else {
 #pragma unroll
-            for (int v = 0; v < V; v++) a.hT[so + v * a.sds + k] = win[k][v];
+                for (int v = 0; v < V; v++) x[v] = 0.0f;
+#pragma unroll
+                for (int i = 0; i < W; i++)
+                    if (i == W + t)
+#pragma unroll
+                        for (int v = 0; v < V; v++) x[v] = win[i][v];
+            }
+#pragma unroll
+            for (int v = 0; v < V; v++) a.hT[so + v * a.sds + k] = x[v];
+        }
     }
 }
 
 template <int DT>
-static cudaError_t launch_vec_k(const ConvArgs &a, long long n_vec, long long seg_len, dim3 grid, cudaStream_t st) {
+static cudaError_t launch_vec_k(const ConvArgs &a, long long n_vec, long long blocks, cudaStream_t st) {
     switch (a.K) {
-    case 2: conv_fwd_vec_kernel<2, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
-    case 3: conv_fwd_vec_kernel<3, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
-    default: conv_fwd_vec_kernel<4, DT><<<grid, kThreads, 0, st>>>(a, n_vec, seg_len); break;
+    case 2: conv_fwd_vec_kernel<2, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
+    case 3: conv_fwd_vec_kernel<3, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
+    default: conv_fwd_vec_kernel<4, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
     }
     return cudaGetLastError();
 }
 
 /* The vectorised kernel's conditions; 0 when the scalar kernel must run. */
 static int vec_width(const ms6_conv1d_params *p) {
-    if (p->x.dtype != p->out.dtype || p->d_conv > 4 || p->seqlen < 1 || p->batch > 4096) return 0;
+    if (p->x.dtype != p->out.dtype || p->d_conv > 4 || p->seqlen < 1) return 0;
     const int V = p->x.dtype == MS6_DTYPE_F32 ? 4 : 8;
     const long long esz = p->x.dtype == MS6_DTYPE_F32 ? 4 : 2;
     if (p->x.dim_stride != 1 || p->out.dim_stride != 1 || p->dim % V) return 0;
@@ -285,6 +323,12 @@ static int vec_width(const ms6_conv1d_params *p) {
         if (((uintptr_t)q->ptr % 16) || (q->seq_stride * esz) % 16 || (p->batch > 1 && (q->batch_stride * esz) % 16))
             return 0;
     }
+    /* the packed K = 4 weight rows are read as float4 */
+    const long long ws = p->weight_dim_stride ? p->weight_dim_stride : p->d_conv;
+    if (p->d_conv == 4 && ws == 4 && (uintptr_t)p->weight % 16) return 0;
+    /* one grid dimension of blocks */
+    const long long blocks = p->batch * ((p->seqlen + kVecSeg - 1) / kVecSeg) * ((p->dim / V + kThreads - 1) / kThreads);
+    if (blocks > INT32_MAX) return 0;
     return V;
 }
 
@@ -306,20 +350,12 @@ extern "C" ms6_status ms6_cuda_conv1d_fwd(ms6_backend *be, const ms6_conv1d_para
     ms6_status s;
     const int V = getenv("MS6_CONV_VEC") && !strcmp(getenv("MS6_CONV_VEC"), "0") ? 0 : vec_width(p);
     if (V) {
-        /* segments: 32 steps, halved down to 8 while there are fewer than
-         * 2048 threads per SM */
-        const long long n_vec = p->dim / V, sms = ms6_cuda(be)->prop.multiProcessorCount;
-        long long seg = 32;
-        while (seg > 8 && n_vec * p->batch * ((p->seqlen + seg - 1) / seg) < sms * 2048) seg >>= 1;
-        a.n_seg = (p->seqlen + seg - 1) / seg;
-        if (a.n_seg * p->batch > 65535) {
-            seg = (p->seqlen + 65535 / p->batch - 1) / (65535 / p->batch);
-            a.n_seg = (p->seqlen + seg - 1) / seg;
-        }
-        const dim3 grid((unsigned)((n_vec + kThreads - 1) / kThreads), (unsigned)(a.n_seg * p->batch));
-        cudaError_t e = p->x.dtype == MS6_DTYPE_F16    ? launch_vec_k<MS6_DTYPE_F16>(a, n_vec, seg, grid, st)
-                        : p->x.dtype == MS6_DTYPE_BF16 ? launch_vec_k<MS6_DTYPE_BF16>(a, n_vec, seg, grid, st)
-                                                       : launch_vec_k<MS6_DTYPE_F32>(a, n_vec, seg, grid, st);
+        const long long n_vec = p->dim / V;
+        a.n_seg = (p->seqlen + kVecSeg - 1) / kVecSeg;
+        const long long blocks = p->batch * a.n_seg * ((n_vec + kThreads - 1) / kThreads);
+        cudaError_t e = p->x.dtype == MS6_DTYPE_F16    ? launch_vec_k<MS6_DTYPE_F16>(a, n_vec, blocks, st)
+                        : p->x.dtype == MS6_DTYPE_BF16 ? launch_vec_k<MS6_DTYPE_BF16>(a, n_vec, blocks, st)
+                                                       : launch_vec_k<MS6_DTYPE_F32>(a, n_vec, blocks, st);
         s = ms6_cuda_check(be, e, "causal_conv1d_fwd launch");
     } else {
         const long long blocks = a.n_tiles * a.n_seg * p->batch;
