@@ -148,15 +148,14 @@ __global__ void __launch_bounds__(kThreads) conv_update_kernel(const ConvUpdArgs
 /* ---- vectorised prefill: V consecutive channels per thread ---------------
  * For channel-contiguous activations (dim stride 1, every row 16-byte
  * aligned, dim a multiple of V) one thread owns V channels (8 for 2-byte
- * types, 4 for fp32) and a segment of kVecSeg steps: each step is one
+ * types, 4 for fp32) and a segment of 8 steps (MS6_CONV_SEG=16: 16): each step is one
  * 16-byte load and one 16-byte store, and a warp moves 512 bytes per row.
  * All of a segment's loads (its K-1 inputs before the segment, re-read from
- * x or taken from the initial state, then its kVecSeg rows) are issued
+ * x or taken from the initial state, then its rows) are issued
  * before any arithmetic, so ~11 x 16 bytes per thread are in flight at once;
  * the weights are one 16-byte load per channel when K = 4 and rows are
  * packed. Blocks are numbered over (batch, segment, channel tile) in one
  * grid dimension, so any length fits. */
-constexpr int kVecSeg = 8;
 
 template <int DT> struct VecIO;
 template <> struct VecIO<MS6_DTYPE_F32> {
@@ -216,7 +215,7 @@ static __device__ __forceinline__ uint4 ld_row(const void *p, long long i, int e
     return __ldg((const uint4 *)((const char *)p + i * esz));
 }
 
-template <int K, int DT>
+template <int K, int DT, int SEG>
 __global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a, long long n_vec) {
     typedef VecIO<DT> IO;
     constexpr int V = IO::V, W = K - 1;
@@ -225,13 +224,13 @@ __global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a
     const long long c = tile * kThreads + threadIdx.x;
     if (c >= n_vec) return;
     const long long d0 = c * V;
-    const long long t0 = seg * kVecSeg;
-    const int n = (int)(a.L - t0 < kVecSeg ? a.L - t0 : kVecSeg);
+    const long long t0 = seg * SEG;
+    const int n = (int)(a.L - t0 < SEG ? a.L - t0 : SEG);
     const long long xo = b * a.x.bs + d0, oo = b * a.out.bs + d0, so = b * a.sbs + d0 * a.sds;
-    /* every load first: the window before the segment, then its rows */
-    uint4 raw[W + kVecSeg];
+    /* every load first: the W inputs before the segment, then its rows */
+    uint4 raw[W + SEG];
 #pragma unroll
-    for (int i = 0; i < W + kVecSeg; i++) {
+    for (int i = 0; i < W + SEG; i++) {
         const long long t = t0 - W + i;
         if (t >= 0 && i < W + n) raw[i] = ld_row(a.x.ptr, xo + t * a.x.ts, IO::esz);
         else raw[i] = make_uint4(0, 0, 0, 0);
@@ -251,64 +250,66 @@ __global__ void __launch_bounds__(kThreads) conv_fwd_vec_kernel(const ConvArgs a
     }
 #pragma unroll
     for (int j = 0; j < V; j++) bias[j] = a.bias ? __ldg(a.bias + d0 + j) : 0.0f;
-    /* win[k] = the input at time t0 - W + k, from x or the initial state */
-    float win[W + kVecSeg][V];
+    /* win[k] = the input at time t - W + k for the step t about to run,
+     * from x or (before t = 0) the initial state */
+    float win[W > 0 ? W : 1][V];
 #pragma unroll
-    for (int i = 0; i < W + kVecSeg; i++) IO::cvt(raw[i], win[i]);
-    if (t0 < W) {
+    for (int k = 0; k < W; k++) {
+        IO::cvt(raw[k], win[k]);
+        if (t0 - W + k < 0)
 #pragma unroll
-        for (int i = 0; i < W; i++)
-            if (t0 - W + i < 0)
-#pragma unroll
-                for (int v = 0; v < V; v++)
-                    win[i][v] = a.h0 ? a.h0[so + v * a.sds + W + (t0 - W + i)] : 0.0f;
+            for (int v = 0; v < V; v++) win[k][v] = a.h0 ? a.h0[so + v * a.sds + W + (t0 - W + k)] : 0.0f;
     }
 #pragma unroll
-    for (int i = 0; i < kVecSeg; i++) {
+    for (int i = 0; i < SEG; i++) {
         if (i < n) {
-            float o[V];
+            float xv[V], o[V];
+            IO::cvt(raw[W + i], xv);
 #pragma unroll
             for (int v = 0; v < V; v++) {
-                float acc = bias[v];
+                float acc = fmaf(wk[W][v], xv[v], bias[v]);
 #pragma unroll
-                for (int k = 0; k < K; k++) acc = fmaf(wk[k][v], win[i + k][v], acc);
+                for (int k = 0; k < W; k++) acc = fmaf(wk[k][v], win[k][v], acc);
                 o[v] = a.act ? silu_f(acc) : acc;
             }
             *(uint4 *)((char *)a.out.ptr + (oo + (t0 + i) * a.out.ts) * IO::esz) = IO::pack(o);
+#pragma unroll
+            for (int k = 0; k + 1 < W; k++)
+#pragma unroll
+                for (int v = 0; v < V; v++) win[k][v] = win[k + 1][v];
+#pragma unroll
+            for (int v = 0; v < V; v++) win[W > 0 ? W - 1 : 0][v] = W > 0 ? xv[v] : win[0][v];
         }
     }
-    /* one segment: the initial state was read by this thread only; the
-     * final state is the last W inputs */
+    /* one segment: the initial state was read by this thread only, and the
+     * window now holds the last W inputs */
     if (a.hT && a.n_seg == 1) {
 #pragma unroll
-        for (int k = 0; k < W; k++) {
-            const long long t = a.L - W + k;
-            float x[V];
-            if (t >= 0) {
-                IO::cvt(ld_row(a.x.ptr, xo + t * a.x.ts, IO::esz), x);
-            } else {
+        for (int k = 0; k < W; k++)
 #pragma unroll
-                for (int v = 0; v < V; v++) x[v] = 0.0f;
-#pragma unroll
-                for (int i = 0; i < W; i++)
-                    if (i == W + t)
-#pragma unroll
-                        for (int v = 0; v < V; v++) x[v] = win[i][v];
-            }
-#pragma unroll
-            for (int v = 0; v < V; v++) a.hT[so + v * a.sds + k] = x[v];
-        }
+            for (int v = 0; v < V; v++) a.hT[so + v * a.sds + k] = win[k][v];
     }
 }
 
-template <int DT>
-static cudaError_t launch_vec_k(const ConvArgs &a, long long n_vec, long long blocks, cudaStream_t st) {
+/* Segment length of the vector path: 8 steps, or MS6_CONV_SEG=16. */
+static int vec_seg(void) {
+    const char *e = getenv("MS6_CONV_SEG");
+    return e && !strcmp(e, "16") ? 16 : 8;
+}
+
+template <int DT, int SEG>
+static cudaError_t launch_vec_ks(const ConvArgs &a, long long n_vec, long long blocks, cudaStream_t st) {
     switch (a.K) {
-    case 2: conv_fwd_vec_kernel<2, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
-    case 3: conv_fwd_vec_kernel<3, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
-    default: conv_fwd_vec_kernel<4, DT><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
+    case 2: conv_fwd_vec_kernel<2, DT, SEG><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
+    case 3: conv_fwd_vec_kernel<3, DT, SEG><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
+    default: conv_fwd_vec_kernel<4, DT, SEG><<<(unsigned)blocks, kThreads, 0, st>>>(a, n_vec); break;
     }
     return cudaGetLastError();
+}
+
+template <int DT>
+static cudaError_t launch_vec_k(const ConvArgs &a, long long n_vec, long long blocks, int seg, cudaStream_t st) {
+    return seg == 16 ? launch_vec_ks<DT, 16>(a, n_vec, blocks, st) : launch_vec_ks<DT, 8>(a, n_vec, blocks, st);
 }
 
 /* The vectorised kernel's conditions; 0 when the scalar kernel must run. */
@@ -327,7 +328,7 @@ static int vec_width(const ms6_conv1d_params *p) {
     const long long ws = p->weight_dim_stride ? p->weight_dim_stride : p->d_conv;
     if (p->d_conv == 4 && ws == 4 && (uintptr_t)p->weight % 16) return 0;
     /* one grid dimension of blocks */
-    const long long blocks = p->batch * ((p->seqlen + kVecSeg - 1) / kVecSeg) * ((p->dim / V + kThreads - 1) / kThreads);
+    const long long blocks = p->batch * ((p->seqlen + 7) / 8) * ((p->dim / V + kThreads - 1) / kThreads);
     if (blocks > INT32_MAX) return 0;
     return V;
 }
@@ -351,11 +352,12 @@ extern "C" ms6_status ms6_cuda_conv1d_fwd(ms6_backend *be, const ms6_conv1d_para
     const int V = getenv("MS6_CONV_VEC") && !strcmp(getenv("MS6_CONV_VEC"), "0") ? 0 : vec_width(p);
     if (V) {
         const long long n_vec = p->dim / V;
-        a.n_seg = (p->seqlen + kVecSeg - 1) / kVecSeg;
+        const int seg = vec_seg();
+        a.n_seg = (p->seqlen + seg - 1) / seg;
         const long long blocks = p->batch * a.n_seg * ((n_vec + kThreads - 1) / kThreads);
-        cudaError_t e = p->x.dtype == MS6_DTYPE_F16    ? launch_vec_k<MS6_DTYPE_F16>(a, n_vec, blocks, st)
-                        : p->x.dtype == MS6_DTYPE_BF16 ? launch_vec_k<MS6_DTYPE_BF16>(a, n_vec, blocks, st)
-                                                       : launch_vec_k<MS6_DTYPE_F32>(a, n_vec, blocks, st);
+        cudaError_t e = p->x.dtype == MS6_DTYPE_F16    ? launch_vec_k<MS6_DTYPE_F16>(a, n_vec, blocks, seg, st)
+                        : p->x.dtype == MS6_DTYPE_BF16 ? launch_vec_k<MS6_DTYPE_BF16>(a, n_vec, blocks, seg, st)
+                                                       : launch_vec_k<MS6_DTYPE_F32>(a, n_vec, blocks, seg, st);
         s = ms6_cuda_check(be, e, "causal_conv1d_fwd launch");
     } else {
         const long long blocks = a.n_tiles * a.n_seg * p->batch;

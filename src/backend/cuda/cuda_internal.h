@@ -5,6 +5,8 @@
 
 #include "backend/backend.h"
 
+#include <pthread.h>
+
 #include <cuda_runtime.h>
 
 #ifdef __cplusplus
@@ -20,6 +22,9 @@ typedef struct ms6_cuda_ctx {
     size_t workspace_size;
     int32_t *argmax_buf;       /* argmax.cu: one index per row */
     int64_t argmax_cap;
+    void *pinned;              /* page-locked bounce buffer for downloads (backend_cuda.cu) */
+    int pinned_failed;         /* cudaMallocHost failed once: download directly */
+    pthread_mutex_t pinned_lock;
 } ms6_cuda_ctx;
 
 static inline ms6_cuda_ctx *ms6_cuda(ms6_backend *be) { return (ms6_cuda_ctx *)be->ctx; }
