@@ -77,9 +77,13 @@ fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nvcc --version | tail -2; } \
   > "$LOG/machine.txt" 2>&1
 cat "$LOG/machine.txt"
-# the device copy of a tree may have no .git: MS6_COMMIT names the commit then
-git log -1 --format='commit %H %s' > "$LOG/commit.txt" 2>/dev/null ||
-  echo "commit ${MS6_COMMIT:-unknown}" > "$LOG/commit.txt"
+# a copy of the tree may carry no .git, or a stale one: MS6_COMMIT (set it to
+# `git rev-parse HEAD` where the tree comes from) names the commit first
+if [ -n "${MS6_COMMIT:-}" ]; then
+  echo "commit $MS6_COMMIT" > "$LOG/commit.txt"
+else
+  git log -1 --format='commit %H %s' > "$LOG/commit.txt" 2>/dev/null || echo "commit unknown" > "$LOG/commit.txt"
+fi
 
 # ---- build ----
 if ! step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS="$ARCHS" \
