@@ -14,10 +14,10 @@
 # and the script goes on. Exit status: non-zero when a build, test or
 # sanitizer step failed.
 #
-# Build dependencies (cJSON, PCRE2, utf8proc, pkg-config): when pkg-config
-# cannot find them and a folder .deps/ holds their .deb files (fetched
-# elsewhere with `apt-get download`, for a machine with no network), they
-# are unpacked under .deps/root and used from there.
+# Build dependencies (cJSON, PCRE2, utf8proc, pkg-config): scripts/deps-env.sh
+# uses the .deb files of a folder .deps/ (fetched elsewhere with
+# `apt-get download`, for a machine with no network) when pkg-config cannot
+# find them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG=${MS6_GPU_LOGDIR:-gpu-logs}
@@ -59,19 +59,7 @@ finish() {
 }
 
 # ---- dependencies ----
-cmake_extra=()
-if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null && ls .deps/*.deb > /dev/null 2>&1; then
-  root=$PWD/.deps/root
-  mkdir -p "$root"
-  for f in .deps/*.deb; do dpkg -x "$f" "$root"; done
-  libdir=$root/usr/lib/x86_64-linux-gnu
-  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$root/usr/share/pkgconfig
-  export PKG_CONFIG_SYSROOT_DIR=$root
-  if command -v pkg-config > /dev/null; then pc=$(command -v pkg-config); else pc=$root/usr/bin/pkgconf; fi
-  cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pc")
-  echo "using build dependencies unpacked from .deps/ ($pc)"
-fi
+. scripts/deps-env.sh # build dependencies from .deps/ when needed: sets cmake_extra
 
 # ---- machine ----
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nvcc --version | tail -2; } \

@@ -20,18 +20,7 @@ B=${BUILD:-build-pre}
 M=${MS6_PF_MODEL:-/tmp/m2.8b}
 P=${MS6_PF_PROMPT:-2048}
 
-cmake_extra=()
-if ! pkg-config --exists libcjson libpcre2-8 libutf8proc 2>/dev/null && ls .deps/*.deb > /dev/null 2>&1; then
-  root=$PWD/.deps/root
-  mkdir -p "$root"
-  for f in .deps/*.deb; do dpkg -x "$f" "$root"; done
-  libdir=$root/usr/lib/x86_64-linux-gnu
-  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export PKG_CONFIG_LIBDIR=$libdir/pkgconfig:$root/usr/share/pkgconfig
-  export PKG_CONFIG_SYSROOT_DIR=$root
-  if command -v pkg-config > /dev/null; then pc=$(command -v pkg-config); else pc=$root/usr/bin/pkgconf; fi
-  cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pc")
-fi
+. scripts/deps-env.sh # build dependencies from .deps/ when needed: sets cmake_extra
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader > "$LOG/machine.txt" 2>&1
 
 t0=$SECONDS
