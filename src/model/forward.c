@@ -178,14 +178,15 @@ static ms6_status gemm(ms6_model *m, char *msg, const char *what, int64_t M, int
     return MS6_STATUS_OK;
 }
 
-/* RMSNorm of `rows` rows; with residual: residual (+= x when add_x) is what
- * gets normalised, and stays fp32. */
-static ms6_status rmsnorm(ms6_model *m, char *msg, int64_t rows, int64_t dim, const float *x, int64_t ldx,
-                          float *out, int64_t ldo, float *residual, int add_x, const float *weight, float eps) {
+/* RMSNorm of `rows` rows of x (xt) into out (ot); with residual: residual
+ * (+= x when add_x) is what gets normalised, and stays fp32. */
+static ms6_status rmsnorm_t(ms6_model *m, char *msg, int64_t rows, int64_t dim, const void *x, ms6_dtype xt,
+                            int64_t ldx, void *out, ms6_dtype ot, int64_t ldo, float *residual, int add_x,
+                            const float *weight, float eps) {
     ms6_rmsnorm_params p = {
         .rows = rows, .dim = dim,
-        .x = x, .x_dtype = MS6_DTYPE_F32, .x_row_stride = ldx,
-        .out = out, .out_dtype = MS6_DTYPE_F32, .out_row_stride = ldo,
+        .x = x, .x_dtype = xt, .x_row_stride = ldx,
+        .out = out, .out_dtype = ot, .out_row_stride = ldo,
         .residual = residual, .residual_row_stride = residual ? dim : 0,
         .add_x = add_x,
         .weight = weight,
@@ -193,6 +194,11 @@ static ms6_status rmsnorm(ms6_model *m, char *msg, int64_t rows, int64_t dim, co
     };
     RUN(m, msg, "rmsnorm", m->be->ops->rmsnorm(m->be, &p));
     return MS6_STATUS_OK;
+}
+
+static ms6_status rmsnorm(ms6_model *m, char *msg, int64_t rows, int64_t dim, const float *x, int64_t ldx,
+                          float *out, int64_t ldo, float *residual, int add_x, const float *weight, float eps) {
+    return rmsnorm_t(m, msg, rows, dim, x, MS6_DTYPE_F32, ldx, out, MS6_DTYPE_F32, ldo, residual, add_x, weight, eps);
 }
 
 /* residual rows = embedding rows of the n ids already in w->ids */
@@ -352,21 +358,6 @@ static ms6_status gemm_t(ms6_model *m, char *msg, const char *what, int64_t M, i
     return MS6_STATUS_OK;
 }
 
-static ms6_status rmsnorm_t(ms6_model *m, char *msg, int64_t rows, int64_t dim, const void *x, ms6_dtype xt,
-                            int64_t ldx, void *out, ms6_dtype ot, int64_t ldo, float *residual, int add_x,
-                            const float *weight, float eps) {
-    ms6_rmsnorm_params p = {
-        .rows = rows, .dim = dim,
-        .x = x, .x_dtype = xt, .x_row_stride = ldx,
-        .out = out, .out_dtype = ot, .out_row_stride = ldo,
-        .residual = residual, .residual_row_stride = residual ? dim : 0,
-        .add_x = add_x,
-        .weight = weight,
-        .eps = eps,
-    };
-    RUN(m, msg, "rmsnorm", m->be->ops->rmsnorm(m->be, &p));
-    return MS6_STATUS_OK;
-}
 
 /* MS6_PROFILE=1: wall time per op kind, the stream synchronised after each */
 enum { PF_EMBED, PF_NORM, PF_IN, PF_CONV, PF_XPROJ, PF_DTPROJ, PF_SCAN, PF_OUT, PF_HEAD, PF_KINDS };
