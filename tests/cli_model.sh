@@ -124,5 +124,19 @@ if ! "$BIN" --version | grep -q "cuda backend: compiled"; then
   expect_fail "cuda without CUDA" "--backend cpu" "$BIN" generate -m "$M" --ids "1" -n 1 --backend cuda
 fi
 
+# bench generate on a golden model (cpu backend): one JSON object per run
+# with the keys the benchmark promises and positive times, single and batched
+for extra in "" "--batch 3"; do
+  if "$BIN" bench generate -m "$M" --threads 2 --prompt 8 --gen 4 --reps 1 --json $extra > "$T/bench" 2> "$T/err"; then
+    for k in backend batch prefill_tokens_per_s ms_per_token floor_ms_per_token ratio_to_floor; do
+      grep -q "\"$k\":" "$T/bench" || bad "bench generate $extra: no key $k: $(cat "$T/bench")"
+    done
+    grep -qE '"ms_per_token":[0-9.]*[1-9]' "$T/bench" || bad "bench generate $extra: ms_per_token not positive: $(cat "$T/bench")"
+  else
+    bad "bench generate $extra failed: $(cat "$T/err")"
+  fi
+done
+expect_fail "bench generate without -m" "-m DIR" "$BIN" bench generate --prompt 8
+
 [ $fail = 0 ] && echo "cli_model: all checks passed"
 exit $fail

@@ -141,23 +141,42 @@ static double gemm_flops_per_token(const ms6_model *m) {
     return 2.0 * (double)mc->n_layer * (dm * 2 * di + di * (R + 2 * N) + R * di + di * dm);
 }
 
-static int run_model(const bench_cfg *c, bench_result *r) {
+/* Loads the model of the run (with the backend and threads asked for) and
+ * fills the result's weight bytes and matrix FLOPs; NULL after a message. */
+static ms6_model *bench_load(const bench_cfg *c, bench_result *r) {
     ms6_model_options mo;
     ms6_model_options_init(&mo);
     mo.backend = c->backend;
     mo.n_threads = c->threads;
     ms6_model *m = NULL;
+    ms6_error err;
+    if (ms6_model_load(c->dir, &mo, &m, &err) != MS6_STATUS_OK) {
+        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
+        return NULL;
+    }
+    r->weight_bytes = ms6_model_weight_bytes(m);
+    r->gemm_flops_per_token = gemm_flops_per_token(m);
+    return m;
+}
+
+/* n pseudo-random ids below V (xorshift64 from seed): the same prompt on
+ * every run and machine */
+static void bench_ids(int32_t *ids, int64_t n, int64_t V, uint64_t seed) {
+    uint64_t x = 0x9e3779b97f4a7c15ull + seed;
+    for (int64_t i = 0; i < n; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        ids[i] = (int32_t)(x % (uint64_t)V);
+    }
+}
+
+static int run_model(const bench_cfg *c, bench_result *r) {
     ms6_session *s = NULL;
     ms6_error err;
     int32_t *ids = NULL;
     float *logits = NULL;
     int rc = 1;
-    if (ms6_model_load(c->dir, &mo, &m, &err) != MS6_STATUS_OK) {
-        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
-        return 1;
-    }
-    r->weight_bytes = ms6_model_weight_bytes(m);
-    r->gemm_flops_per_token = gemm_flops_per_token(m);
+    ms6_model *m = bench_load(c, r);
+    if (!m) return 1;
     const int64_t V = ms6_model_vocab_size(m);
     ids = malloc(sizeof(int32_t) * (size_t)c->prompt);
     logits = malloc(sizeof(float) * (size_t)V);
@@ -165,11 +184,7 @@ static int run_model(const bench_cfg *c, bench_result *r) {
         fprintf(stderr, "mamba-s6 bench generate: out of memory\n");
         goto done;
     }
-    uint64_t x = 0x9e3779b97f4a7c15ull;
-    for (int64_t i = 0; i < c->prompt; i++) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-        ids[i] = (int32_t)(x % (uint64_t)V);
-    }
+    bench_ids(ids, c->prompt, V, 0);
     if (ms6_session_create(m, &s, &err) != MS6_STATUS_OK) {
         fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
         goto done;
@@ -208,20 +223,11 @@ done:
  * then `gen` steps of all B timed. A step reads the weights once and the
  * state of every sequence (read and written): the floor adds B states. */
 static int run_batch(const bench_cfg *c, bench_result *r) {
-    ms6_model_options mo;
-    ms6_model_options_init(&mo);
-    mo.backend = c->backend;
-    mo.n_threads = c->threads;
-    ms6_model *m = NULL;
     ms6_batch *b = NULL;
     ms6_error err;
     int rc = 1;
-    if (ms6_model_load(c->dir, &mo, &m, &err) != MS6_STATUS_OK) {
-        fprintf(stderr, "mamba-s6 bench generate: %s\n", err.message);
-        return 1;
-    }
-    r->weight_bytes = ms6_model_weight_bytes(m);
-    r->gemm_flops_per_token = gemm_flops_per_token(m);
+    ms6_model *m = bench_load(c, r);
+    if (!m) return 1;
     const ms6_model_config *mc = ms6_model_get_config(m);
     r->state_rw_bytes = 2.0 * 4.0 * (double)(mc->n_layer * mc->d_inner * (mc->d_state + mc->d_conv - 1));
     const int64_t V = ms6_model_vocab_size(m), B = c->batch;
@@ -244,11 +250,7 @@ static int run_batch(const bench_cfg *c, bench_result *r) {
             if (rep > 0) st = ms6_batch_remove(b, i);
             if (st == MS6_STATUS_OK) st = ms6_batch_add(b, &slots[i]);
             const int64_t P = c->prompt - (i % 8) > 0 ? c->prompt - (i % 8) : 1;
-            uint64_t x = 0x9e3779b97f4a7c15ull + (uint64_t)i;
-            for (int64_t t = 0; t < P; t++) {
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                ids[t] = (int32_t)(x % (uint64_t)V);
-            }
+            bench_ids(ids, P, V, (uint64_t)i);
             const double t0 = cli_now();
             if (st == MS6_STATUS_OK) st = ms6_batch_prefill(b, slots[i], ids, P, logits);
             if (i == 0 && cli_now() - t0 < r->prefill_s) r->prefill_s = cli_now() - t0;
