@@ -1079,10 +1079,11 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
  * memory would not fit, so the caller runs the tiled kernel instead. */
 ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int sms) {
     /* lanes per channel: 2 (8 states a lane: fewer shuffles and shared
-     * loads per decay) except for tiny problems (under 8M channel-steps),
+     * loads per decay) except for small problems (under 16M channel-steps),
      * where the 4-lane split's extra threads win (H200 sweep,
-     * docs/kernel-notes.md v5); MS6_SCAN_P = 2 or 4 forces one */
-    int P = (int)env_ll("MS6_SCAN_P", p->batch * p->dim * p->seqlen < (8ll << 20) ? 4 : 2);
+     * docs/kernel-notes.md v5; the 2.8b prefill chunk, 1 x 5120 x 2048 =
+     * 10.5M, runs 2.8% faster with 4); MS6_SCAN_P = 2 or 4 forces one */
+    int P = (int)env_ll("MS6_SCAN_P", p->batch * p->dim * p->seqlen < (16ll << 20) ? 4 : 2);
     if (P != 2) P = 4;
     /* u, delta, z and out of one dtype (the kernel's template parameter) */
     const int dt = p->u.dtype;
