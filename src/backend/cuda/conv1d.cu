@@ -171,15 +171,7 @@ template <> struct VecIO<MS6_DTYPE_F32> {
 };
 template <> struct VecIO<MS6_DTYPE_F16> {
     static constexpr int V = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) {
-        const __half2 *h = (const __half2 *)&u;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const float2 f = __half22float2(h[j]);
-            v[2 * j] = f.x;
-            v[2 * j + 1] = f.y;
-        }
-    }
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) { unpack8(u, v, __half()); }
     static __device__ __forceinline__ uint4 pack(const float v[8]) {
         uint4 u;
         __half2 *h = (__half2 *)&u;
@@ -191,15 +183,7 @@ template <> struct VecIO<MS6_DTYPE_F16> {
 };
 template <> struct VecIO<MS6_DTYPE_BF16> {
     static constexpr int V = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) {
-        const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const float2 f = __bfloat1622float2(h[j]);
-            v[2 * j] = f.x;
-            v[2 * j + 1] = f.y;
-        }
-    }
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) { unpack8(u, v, __nv_bfloat16()); }
     static __device__ __forceinline__ uint4 pack(const float v[8]) {
         uint4 u;
         __nv_bfloat162 *h = (__nv_bfloat162 *)&u;

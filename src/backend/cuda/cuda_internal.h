@@ -115,6 +115,27 @@ static __device__ __forceinline__ float softplus_f(float x) {
 /* silu(z) = z / (1 + exp(-z)); __fdividef returns 0 for an infinite
  * denominator, the right limit for z -> -inf. */
 static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + fast_ex2(-z * kLog2e)); }
+
+/* 8 half values (one 16-byte vector) to fp32; the last argument picks the
+ * half type (__half() or __nv_bfloat16()). */
+static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __half) {
+    const __half2 *h = reinterpret_cast<const __half2 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __nv_bfloat16) {
+    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
 #endif
 
 #endif

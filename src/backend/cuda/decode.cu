@@ -60,25 +60,6 @@ static __device__ __forceinline__ void pdl_launch() {
 #endif
 }
 
-/* 8 half values (one 16-byte vector) to fp32 */
-static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __half) {
-    const __half2 *h = reinterpret_cast<const __half2 *>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 t = __half22float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __nv_bfloat16) {
-    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 t = __bfloat1622float2(h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
 static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
 static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
 

@@ -92,24 +92,10 @@ template <> __device__ __forceinline__ void ld8<MS6_DTYPE_F32>(const void *p, in
     v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 template <> __device__ __forceinline__ void ld8<MS6_DTYPE_F16>(const void *p, int64_t i, float v[8]) {
-    const uint4 u = __ldg((const uint4 *)((const unsigned short *)p + i));
-    const __half2 *h = (const __half2 *)&u;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const float2 f = __half22float2(h[j]);
-        v[2 * j] = f.x;
-        v[2 * j + 1] = f.y;
-    }
+    unpack8(__ldg((const uint4 *)((const unsigned short *)p + i)), v, __half());
 }
 template <> __device__ __forceinline__ void ld8<MS6_DTYPE_BF16>(const void *p, int64_t i, float v[8]) {
-    const uint4 u = __ldg((const uint4 *)((const unsigned short *)p + i));
-    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const float2 f = __bfloat1622float2(h[j]);
-        v[2 * j] = f.x;
-        v[2 * j + 1] = f.y;
-    }
+    unpack8(__ldg((const uint4 *)((const unsigned short *)p + i)), v, __nv_bfloat16());
 }
 
 /* Runtime-tagged scalar access for the rarely-hot epilogues. */
