@@ -55,6 +55,25 @@ struct norm_args {
     float eps;
 };
 
+/* 1 / sqrt(mean(x^2) + eps) of a row from each thread's partial sum of
+ * squares ss, summed over the block (warp shuffles, then one thread over the
+ * warps, with a correctly rounded sqrt); every thread gets the result. */
+static __device__ __forceinline__ float block_inv_rms(float ss, int64_t dim, float eps) {
+    __shared__ float part[32];
+    __shared__ float inv_s;
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    const int warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    if ((threadIdx.x & 31) == 0) part[warp] = ss;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0.0f;
+        for (int w = 0; w < nw; w++) t += part[w];
+        inv_s = 1.0f / sqrtf(t / (float)dim + eps);
+    }
+    __syncthreads();
+    return inv_s;
+}
+
 template <int XT, int OT>
 __global__ void rmsnorm_kernel(const norm_args a) {
     const int64_t row = blockIdx.x;
@@ -75,20 +94,7 @@ __global__ void rmsnorm_kernel(const norm_args a) {
         }
         ss = fmaf(v, v, ss);
     }
-    __shared__ float part[32];
-    __shared__ float inv_s;
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    const int warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-    if ((threadIdx.x & 31) == 0) part[warp] = ss;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float t = 0.0f;
-        for (int w = 0; w < nw; w++) t += part[w];
-        /* x * rsqrt(mean(x^2) + eps), with a correctly rounded sqrt */
-        inv_s = 1.0f / sqrtf(t / (float)a.dim + a.eps);
-    }
-    __syncthreads();
-    const float inv = inv_s;
+    const float inv = block_inv_rms(ss, a.dim, a.eps);
     for (int64_t i = threadIdx.x; i < a.dim; i += blockDim.x) {
         const float v = res ? res[i] : nload(x, XT, xo + i);
         const float w = a.weight ? a.weight[i] : 1.0f;
@@ -172,19 +178,7 @@ __global__ void rmsnorm_vec_kernel(const norm_args a) {
             ss = fmaf(v.w, v.w, ss);
         }
     }
-    __shared__ float part[32];
-    __shared__ float inv_s;
-    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-    const int warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-    if ((threadIdx.x & 31) == 0) part[warp] = ss;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float t = 0.0f;
-        for (int w = 0; w < nw; w++) t += part[w];
-        inv_s = 1.0f / sqrtf(t / (float)a.dim + a.eps);
-    }
-    __syncthreads();
-    const float inv = inv_s;
+    const float inv = block_inv_rms(ss, a.dim, a.eps);
 #pragma unroll
     for (int j = 0; j < kVPT; j++) {
         const int64_t i = threadIdx.x + (int64_t)j * blockDim.x;
