@@ -255,6 +255,45 @@ __device__ __forceinline__ void fold_chunk_states(const ScanArgs &a, float (&h)[
     }
 }
 
+/* The state a thread starts its chunk with, lane p owning states p*S ..
+ * p*S+S-1 of channel d: A2 = A * log2(e); h = the folded chunk states
+ * (pass 2), the initial state (first chunk), or zero. One definition for
+ * every kernel. */
+template <int S>
+__device__ __forceinline__ void chunk_start_state(const ScanArgs &a, float (&A2)[S], float (&h)[S], long long b,
+                                                  long long d, int p, int kc, bool dval) {
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        const int n = p * S + s;
+        A2[s] = (dval && n < a.N) ? a.A[d * a.A_ds + n * a.A_ns] * kLog2e : 0.0f;
+        h[s] = 0.0f;
+    }
+    if (a.pass == 2) {
+        if (dval) fold_chunk_states<S>(a, h, A2, b, d, p, kc);
+    } else if (kc == 0 && a.h0 && dval) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + n];
+        }
+    }
+}
+
+/* Constant (per-channel) B and C rows of the block's CB channels into
+ * shared memory, Npad floats each (a power of 2), padded by 4 floats so
+ * the float4 reads of a warp's channels fall in distinct banks. */
+__device__ __forceinline__ void stage_const_bc(const ScanArgs &a, float *s_B, float *s_C, long long d0, int CB,
+                                               int Npad) {
+    if (a.B.var && a.C.var) return;
+    for (int i = threadIdx.x; i < CB * Npad; i += kThreads) {
+        const int cc = (int)((unsigned)i / (unsigned)Npad), n = i & (Npad - 1);
+        const long long dd = d0 + cc;
+        const bool v = dd < a.dim && n < a.N;
+        if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
+        if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
+    }
+}
+
 template <int S>
 __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     extern __shared__ __align__(16) float sm[];
@@ -285,36 +324,11 @@ __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
         s_bias[i] = (v && a.bias) ? a.bias[dd] : 0.0f;
         s_D[i] = (v && a.D) ? a.D[dd] : 0.0f;
     }
-    /* constant B/C: one row of N per channel, padded by 4 floats so the
-     * float4 reads of a warp's channels fall in distinct banks */
-    if (!a.B.var || !a.C.var) {
-        for (int i = tid; i < CB * Npad; i += kThreads) {
-            const int cc = i / Npad, n = i & (Npad - 1);
-            const long long dd = d0 + cc;
-            const bool v = dd < a.dim && n < a.N;
-            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
-            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
-        }
-    }
+    /* constant B/C: one row of N per channel */
+    stage_const_bc(a, s_B, s_C, d0, CB, Npad);
 
     float A2[S], h[S];
-#pragma unroll
-    for (int s = 0; s < S; s++) {
-        const int n = p * S + s;
-        A2[s] = (dval && n < a.N) ? a.A[d * a.A_ds + n * a.A_ns] * kLog2e : 0.0f;
-        h[s] = 0.0f;
-    }
-    if (a.pass == 2) {
-        /* fold the chunk states before this chunk: chunk 0's is exact, the
-         * others start from zero and carry exp(A * sum dt) */
-        if (dval) fold_chunk_states<S>(a, h, A2, b, d, p, kc);
-    } else if (kc == 0 && a.h0 && dval) {
-#pragma unroll
-        for (int s = 0; s < S; s++) {
-            const int n = p * S + s;
-            if (n < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + n];
-        }
-    }
+    chunk_start_state<S>(a, A2, h, b, d, p, kc, dval);
 
     const long long t_begin = (long long)kc * a.chunk_len;
     const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
@@ -609,28 +623,9 @@ __global__ void __launch_bounds__(kThreads, 3) scan_direct_kernel(const ScanArgs
     const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
     const bool local = a.pass == 1 && kc > 0;
 
-    if (!a.B.var || !a.C.var) {
-        for (int i = tid; i < CB * Npad; i += kThreads) {
-            const int cc = i >> 4, n = i & 15;
-            const long long dd = d0 + cc;
-            const bool v = dd < a.dim && n < a.N;
-            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
-            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
-        }
-    }
+    stage_const_bc(a, s_B, s_C, d0, CB, Npad);
     float A2[16], h[16];
-#pragma unroll
-    for (int s = 0; s < 16; s++) {
-        A2[s] = (dval && s < a.N) ? a.A[d * a.A_ds + s * a.A_ns] * kLog2e : 0.0f;
-        h[s] = 0.0f;
-    }
-    if (a.pass == 2) {
-        if (dval) fold_chunk_states<16>(a, h, A2, b, d, 0, kc);
-    } else if (kc == 0 && a.h0 && dval) {
-#pragma unroll
-        for (int s = 0; s < 16; s++)
-            if (s < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + s];
-    }
+    chunk_start_state<16>(a, A2, h, b, d, 0, kc, dval);
     const float bias = (dval && a.bias) ? a.bias[d] : 0.0f, Dd = (dval && a.D) ? a.D[d] : 0.0f;
     const long long t_begin = (long long)kc * a.chunk_len;
     const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
@@ -893,31 +888,9 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_LANES_MIN_BLOCKS_P2 : M
     const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
     const bool local = a.pass == 1 && kc > 0;
 
-    if (!a.B.var || !a.C.var) {
-        for (int i = tid; i < CB * Npad; i += kThreads) {
-            const int cc = i >> 4, n = i & 15;
-            const long long dd = d0 + cc;
-            const bool v = dd < a.dim && n < a.N;
-            if (!a.B.var) s_B[cc * (Npad + 4) + n] = v ? ld_any(a.B.ptr, a.B.dtype, dd * a.B.ds + n * a.B.ns) : 0.0f;
-            if (!a.C.var) s_C[cc * (Npad + 4) + n] = v ? ld_any(a.C.ptr, a.C.dtype, dd * a.C.ds + n * a.C.ns) : 0.0f;
-        }
-    }
+    stage_const_bc(a, s_B, s_C, d0, CB, Npad);
     float A2[S], h[S];
-#pragma unroll
-    for (int s = 0; s < S; s++) {
-        const int n = p * S + s;
-        A2[s] = (dval && n < a.N) ? a.A[d * a.A_ds + n * a.A_ns] * kLog2e : 0.0f;
-        h[s] = 0.0f;
-    }
-    if (a.pass == 2) {
-        if (dval) fold_chunk_states<S>(a, h, A2, b, d, p, kc);
-    } else if (kc == 0 && a.h0 && dval) {
-#pragma unroll
-        for (int s = 0; s < S; s++) {
-            const int n = p * S + s;
-            if (n < a.N) h[s] = a.h0[b * a.sbs + d * a.sds + n];
-        }
-    }
+    chunk_start_state<S>(a, A2, h, b, d, p, kc, dval);
     const float bias = (dval && a.bias) ? a.bias[d] : 0.0f, Dd = (dval && a.D) ? a.D[d] : 0.0f;
     const long long t_begin = (long long)kc * a.chunk_len;
     const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
