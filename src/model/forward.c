@@ -163,19 +163,27 @@ void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* y (M, N) = x (M, K, row stride ldx) . W^T (+ bias), fp32 activations. */
-static ms6_status gemm(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const float *x,
-                       int64_t ldx, ms6_wview w, const float *bias, float *y, int64_t ldy) {
+/* y (M, N) = x (M, K, row stride ldx) . W^T (+ bias) (+ y when accumulate),
+ * x of type xt and y of type yt. */
+static ms6_status gemm_t(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const void *x,
+                         ms6_dtype xt, int64_t ldx, ms6_wview w, const float *bias, void *y, ms6_dtype yt, int64_t ldy,
+                         int accumulate) {
     ms6_gemm_params g = {
         .M = M, .N = N, .K = K,
-        .x = x, .x_dtype = MS6_DTYPE_F32, .ldx = ldx,
+        .x = x, .x_dtype = xt, .ldx = ldx,
         .w = w.ptr, .w_dtype = w.dtype, .ldw = K,
         .bias = bias,
-        .y = y, .y_dtype = MS6_DTYPE_F32, .ldy = ldy,
-        .accumulate = 0,
+        .y = y, .y_dtype = yt, .ldy = ldy,
+        .accumulate = accumulate,
     };
     RUN(m, msg, what, m->be->ops->gemm(m->be, &g));
     return MS6_STATUS_OK;
+}
+
+/* the same with fp32 activations, y overwritten */
+static ms6_status gemm(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const float *x,
+                       int64_t ldx, ms6_wview w, const float *bias, float *y, int64_t ldy) {
+    return gemm_t(m, msg, what, M, N, K, x, MS6_DTYPE_F32, ldx, w, bias, y, MS6_DTYPE_F32, ldy, 0);
 }
 
 /* RMSNorm of `rows` rows of x (xt) into out (ot); with residual: residual
@@ -343,20 +351,6 @@ static prefill_plan prefill_plan_for(const ms6_model *m) {
 /* element i of a buffer of type dt */
 static void *at_elem(void *base, ms6_dtype dt, int64_t i) { return (char *)base + (size_t)i * ms6_dtype_size(dt); }
 
-static ms6_status gemm_t(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const void *x,
-                         ms6_dtype xt, int64_t ldx, ms6_wview w, const float *bias, void *y, ms6_dtype yt, int64_t ldy,
-                         int accumulate) {
-    ms6_gemm_params g = {
-        .M = M, .N = N, .K = K,
-        .x = x, .x_dtype = xt, .ldx = ldx,
-        .w = w.ptr, .w_dtype = w.dtype, .ldw = K,
-        .bias = bias,
-        .y = y, .y_dtype = yt, .ldy = ldy,
-        .accumulate = accumulate,
-    };
-    RUN(m, msg, what, m->be->ops->gemm(m->be, &g));
-    return MS6_STATUS_OK;
-}
 
 
 /* MS6_PROFILE=1: wall time per op kind, the stream synchronised after each */
