@@ -445,9 +445,8 @@ int cmd_bench_generate(int argc, char **argv) {
     r.threads_used = c.backend == MS6_BACKEND_CPU ? (c.threads > 0 ? c.threads : ms6_cpu_count()) : 1;
     char isa[64] = "";
     if (c.backend == MS6_BACKEND_CPU) {
-        const char *blas = getenv("MS6_CPU_BLAS");
-        const int use_blas = ms6_fast_blas_compiled() && blas && !strcmp(blas, "1");
-        snprintf(isa, sizeof isa, "%s%s", ms6_fast_kernels_select()->name, use_blas ? " + openblas (prefill)" : "");
+        snprintf(isa, sizeof isa, "%s%s", ms6_fast_kernels_select()->name,
+                 ms6_fast_blas_wanted() ? " + openblas (prefill)" : "");
         r.isa = isa;
     }
     if (c.batch > 1 ? run_batch(&c, &r) : run_model(&c, &r)) return 1;

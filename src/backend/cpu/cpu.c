@@ -96,8 +96,7 @@ ms6_status ms6_cpu_init_with(ms6_backend *be, int n_threads, const ms6_fast_kern
     }
     c->n_threads = ms6_threadpool_size(c->pool);
     be->n_threads = c->n_threads;
-    const char *blas = getenv("MS6_CPU_BLAS");
-    c->use_blas = ms6_fast_blas_compiled() && blas && !strcmp(blas, "1");
+    c->use_blas = ms6_fast_blas_wanted();
     c->scratch = calloc((size_t)c->n_threads, sizeof(float *));
     if (!c->scratch) {
         cpu_destroy(be);

@@ -94,6 +94,9 @@ typedef struct ms6_cpu_ctx {
 
 /* 1 when this build links a BLAS the cpu backend can use (MS6_BLAS). */
 int ms6_fast_blas_compiled(void);
+/* 1 when the prefill products go to that BLAS: compiled in and
+ * MS6_CPU_BLAS=1 in the environment. */
+int ms6_fast_blas_wanted(void);
 
 /* Creates a "cpu" backend context with n_threads threads (<= 0: all cores)
  * and the given kernels (NULL: ms6_fast_kernels_select()). */

@@ -38,6 +38,11 @@ int ms6_fast_blas_compiled(void) {
 #endif
 }
 
+int ms6_fast_blas_wanted(void) {
+    const char *e = getenv("MS6_CPU_BLAS");
+    return ms6_fast_blas_compiled() && e && !strcmp(e, "1");
+}
+
 /* Smallest chunk, in multiply-adds. For decode a chunk is a run of W rows
  * read as sequential streams: longer runs read faster (measured, 790m f16
  * decode on one core: 88 ms/token with 32K, 82 with 64K, 78 with 128K,
