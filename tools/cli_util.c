@@ -1,9 +1,9 @@
 #include "cli.h"
+#include "core/threadpool.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out) {
     char *end;
@@ -66,8 +66,4 @@ int cli_parse_ids(const char *s, int32_t **ids, int64_t *n) {
     return 0;
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double cli_now(void) { return ms6_monotonic_s(); }

@@ -70,6 +70,8 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+double ms6_monotonic_s(void) { return 1e-9 * (double)now_ns(); }
+
 int ms6_cpu_count(void) {
 #ifdef CPU_COUNT
     cpu_set_t set;

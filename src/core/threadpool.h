@@ -47,6 +47,9 @@ int ms6_threadpool_size(const ms6_threadpool *pool);
  * worker. */
 void ms6_threadpool_for(ms6_threadpool *pool, int64_t n_chunks, ms6_chunk_fn fn, void *arg);
 
+/* Seconds on the monotonic clock (for timing; the origin is arbitrary). */
+double ms6_monotonic_s(void);
+
 /* Number of cores this process may run on (at least 1). */
 int ms6_cpu_count(void);
 

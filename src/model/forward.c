@@ -21,11 +21,11 @@
  * row width), so there is no transpose anywhere.
  */
 #include "model/model_internal.h"
+#include "core/threadpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define OPFAIL(m, msg, what)                                                                         \
     ms6_fmt_error(msg, st, "%s failed on the %s backend: %s", what, (m)->be->ops->name,             \
@@ -363,26 +363,20 @@ typedef struct pf_prof {
     int64_t n[PF_KINDS];
 } pf_prof;
 
-static double pf_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void pf_begin(ms6_model *m, pf_prof *p) {
     memset(p, 0, sizeof *p);
     const char *e = getenv("MS6_PROFILE");
     p->on = e && *e && strcmp(e, "0") != 0;
     if (!p->on) return;
     ms6_backend_synchronize(m->be);
-    p->start = p->last = pf_now();
+    p->start = p->last = ms6_monotonic_s();
 }
 
 /* charges the time since the last mark to `kind` (flop: its GEMM work) */
 static void pf_mark(ms6_model *m, pf_prof *p, int kind, double flop) {
     if (!p->on) return;
     ms6_backend_synchronize(m->be);
-    const double t = pf_now();
+    const double t = ms6_monotonic_s();
     p->t[kind] += t - p->last;
     p->n[kind]++;
     p->flop[kind] += flop;

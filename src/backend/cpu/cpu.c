@@ -11,7 +11,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const ms6_fast_kernels *ms6_fast_kernels_by_name(const char *name) {
     if (!name) return NULL;
@@ -125,12 +124,6 @@ static void fma_chunk(void *arg, int64_t chunk, int tid) {
     j->sink = j->k->fma_probe(j->iters);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double ms6_fast_fma_peak(const ms6_fast_kernels *k, int n_threads) {
     if (!k) k = ms6_fast_kernels_select();
     ms6_threadpool *pool = ms6_threadpool_create(n_threads);
@@ -141,9 +134,9 @@ double ms6_fast_fma_peak(const ms6_fast_kernels *k, int n_threads) {
     fma_job j = {k, 10000000, 0};
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-        const double t0 = now_s();
+        const double t0 = ms6_monotonic_s();
         ms6_threadpool_for(pool, T, fma_chunk, &j);
-        const double t = now_s() - t0;
+        const double t = ms6_monotonic_s() - t0;
         if (t < best) best = t;
     }
     ms6_threadpool_free(pool);
