@@ -70,9 +70,6 @@ extern "C" ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int6
     }
     argmax_rows_kernel<<<(unsigned)rows, ARGMAX_THREADS, 0, c->stream>>>(x, n, c->argmax_buf);
     ms6_status st = ms6_cuda_check(be, cudaGetLastError(), "argmax");
-    if (st == MS6_STATUS_OK)
-        st = ms6_cuda_check(be, cudaMemcpyAsync(out, c->argmax_buf, sizeof(int32_t) * (size_t)rows,
-                                                cudaMemcpyDeviceToHost, c->stream), "argmax download");
-    if (st == MS6_STATUS_OK) st = ms6_cuda_check(be, cudaStreamSynchronize(c->stream), "argmax download");
+    if (st == MS6_STATUS_OK) st = be->ops->download(be, out, c->argmax_buf, sizeof(int32_t) * (size_t)rows);
     return st;
 }
