@@ -163,6 +163,9 @@ void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
     memset(w, 0, sizeof *w);
 }
 
+/* element i of a buffer of type dt */
+static void *at_elem(void *base, ms6_dtype dt, int64_t i) { return (char *)base + (size_t)i * ms6_dtype_size(dt); }
+
 /* y (M, N) = x (M, K, row stride ldx) . W^T (+ bias) (+ y when accumulate),
  * x of type xt and y of type yt. */
 static ms6_status gemm_t(ms6_model *m, char *msg, const char *what, int64_t M, int64_t N, int64_t K, const void *x,
@@ -227,45 +230,58 @@ static ms6_status embed(ms6_model *m, ms6_fwd_scratch *w, const int32_t *ids, in
 }
 
 /* Steps 2, 4, 5 and 7 shared by prefill and decode: rows are tokens there
- * and sequences here, the GEMMs do not care. */
-static ms6_status in_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+ * and sequences here, the GEMMs do not care. at: the type of h, u and y
+ * (the GEMMs' inputs); ao: the type of xz, dbc and delta (their outputs);
+ * both fp32 in decode (prefill_plan says what prefill uses). */
+static ms6_status in_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, ms6_dtype at,
+                          ms6_dtype ao, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
-    return gemm(m, msg, "in_proj gemm", rows, 2 * c->d_inner, c->d_model, w->h, c->d_model, L->in_proj,
-                L->in_proj_bias, w->xz, 2 * c->d_inner);
+    return gemm_t(m, msg, "in_proj gemm", rows, 2 * c->d_inner, c->d_model, w->h, at, c->d_model, L->in_proj,
+                  L->in_proj_bias, w->xz, ao, 2 * c->d_inner, 0);
 }
 
-static ms6_status x_dt_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+/* dbc = x_proj(u) = dt | B | C; falcon_mamba: time_step = rms_forward(time_step),
+ * B = rms_forward(B), C = rms_forward(C), each segment normalised on its
+ * own, no weight, eps = mixer_rms_eps */
+static ms6_status x_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, ms6_dtype at,
+                         ms6_dtype ao, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t R = c->dt_rank, N = c->d_state, nb = R + 2 * N;
-    ms6_status st = gemm(m, msg, "x_proj gemm", rows, nb, c->d_inner, w->u, c->d_inner, L->x_proj, NULL, w->dbc, nb);
-    if (st != MS6_STATUS_OK) return st;
-    if (!strcmp(c->model_type, "falcon_mamba")) {
-        /* time_step = rms_forward(time_step); B = rms_forward(B); C = rms_forward(C):
-         * each segment normalised on its own, no weight, eps = mixer_rms_eps */
-        const int64_t seg_off[3] = {0, R, R + N}, seg_dim[3] = {R, N, N};
-        for (int k = 0; k < 3; k++) {
-            st = rmsnorm(m, msg, rows, seg_dim[k], w->dbc + seg_off[k], nb, w->dbc + seg_off[k], nb, NULL, 0, NULL,
-                         c->mixer_rms_eps);
-            if (st != MS6_STATUS_OK) return st;
-        }
+    ms6_status st = gemm_t(m, msg, "x_proj gemm", rows, nb, c->d_inner, w->u, at, c->d_inner, L->x_proj, NULL, w->dbc,
+                           ao, nb, 0);
+    if (st != MS6_STATUS_OK || strcmp(c->model_type, "falcon_mamba")) return st;
+    const int64_t seg_off[3] = {0, R, R + N}, seg_dim[3] = {R, N, N};
+    for (int k = 0; k < 3 && st == MS6_STATUS_OK; k++) {
+        void *p = at_elem(w->dbc, ao, seg_off[k]);
+        st = rmsnorm_t(m, msg, rows, seg_dim[k], p, ao, nb, p, ao, nb, NULL, 0, NULL, c->mixer_rms_eps);
     }
-    /* delta = dt_proj.weight @ dt; dt_proj.bias goes to the scan as delta_bias */
-    ms6_wview dtw = L->dt_proj;
-    return gemm(m, msg, "dt_proj gemm", rows, c->d_inner, R, w->dbc, nb, dtw, NULL, w->delta, c->d_inner);
+    return st;
 }
 
-static ms6_status out_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, char *msg) {
+/* delta = dt_proj.weight @ dt; dt_proj.bias goes to the scan as delta_bias */
+static ms6_status dt_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, ms6_dtype ao,
+                          char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
-    return gemm(m, msg, "out_proj gemm", rows, c->d_model, c->d_inner, w->y, c->d_inner, L->out_proj,
-                L->out_proj_bias, w->out, c->d_model);
+    const int64_t R = c->dt_rank, nb = R + 2 * c->d_state;
+    return gemm_t(m, msg, "dt_proj gemm", rows, c->d_inner, R, w->dbc, ao, nb, L->dt_proj, NULL, w->delta, ao,
+                  c->d_inner, 0);
+}
+
+/* out = out_proj(y), or with add_to_residual residual += out_proj(y) */
+static ms6_status out_proj(ms6_model *m, ms6_fwd_scratch *w, const ms6_layer_weights *L, int64_t rows, ms6_dtype at,
+                           int add_to_residual, char *msg) {
+    const ms6_model_config *c = &m->cfg.pub;
+    return gemm_t(m, msg, "out_proj gemm", rows, c->d_model, c->d_inner, w->y, at, c->d_inner, L->out_proj,
+                  L->out_proj_bias, add_to_residual ? w->residual : w->out, MS6_DTYPE_F32, c->d_model,
+                  add_to_residual);
 }
 
 /* Final residual add + norm_f on rows [r0, r0+n) (head_norm), then lm_head
  * in blocks, each block downloaded to logits (host) row by row (head_blocks). */
-static ms6_status head_norm(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, char *msg) {
+static ms6_status head_norm(ms6_model *m, ms6_fwd_scratch *w, int64_t r0, int64_t n, int add_out, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model;
-    return rmsnorm(m, msg, n, dm, w->out + r0 * dm, dm, w->h + r0 * dm, dm, w->residual + r0 * dm, 1, m->norm_f,
+    return rmsnorm(m, msg, n, dm, w->out + r0 * dm, dm, w->h + r0 * dm, dm, w->residual + r0 * dm, add_out, m->norm_f,
                    c->norm_eps);
 }
 
@@ -348,11 +364,6 @@ static prefill_plan prefill_plan_for(const ms6_model *m) {
     return p;
 }
 
-/* element i of a buffer of type dt */
-static void *at_elem(void *base, ms6_dtype dt, int64_t i) { return (char *)base + (size_t)i * ms6_dtype_size(dt); }
-
-
-
 /* MS6_PROFILE=1: wall time per op kind, the stream synchronised after each */
 enum { PF_EMBED, PF_NORM, PF_IN, PF_CONV, PF_XPROJ, PF_DTPROJ, PF_SCAN, PF_OUT, PF_HEAD, PF_KINDS };
 static const char *const pf_names[PF_KINDS] = {"embed", "rmsnorm", "in_proj", "conv1d", "x_proj",
@@ -413,7 +424,6 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     const prefill_plan plan = prefill_plan_for(m);
     /* the scratch buffers are sized for fp32, so a half type fits */
     const ms6_dtype at = plan.act, ao = plan.act_out;
-    const int falcon = !strcmp(c->model_type, "falcon_mamba");
     pf_prof pf;
     pf_begin(m, &pf);
     ms6_status st = embed(m, w, ids, L, msg);
@@ -428,8 +438,7 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
         if (st != MS6_STATUS_OK) return st;
         pf_mark(m, &pf, PF_NORM, 0);
         /* 2. xz = in_proj(h) */
-        st = gemm_t(m, msg, "in_proj gemm", L, 2 * di, dm, w->h, at, dm, Lw->in_proj, Lw->in_proj_bias, w->xz, ao,
-                    2 * di, 0);
+        st = in_proj(m, w, Lw, L, at, ao, msg);
         if (st != MS6_STATUS_OK) return st;
         pf_mark(m, &pf, PF_IN, 2.0 * (double)L * (double)(2 * di) * (double)dm);
         /* 3. u = act(conv1d(x)[..., :L]), continuing from the conv state */
@@ -446,19 +455,11 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
         RUN(m, msg, "conv1d_fwd", m->be->ops->conv1d_fwd(m->be, &cp));
         pf_mark(m, &pf, PF_CONV, 0);
         /* 4. dbc = x_proj(u) = dt | B | C; falcon_mamba: weightless RMSNorm of each */
-        st = gemm_t(m, msg, "x_proj gemm", L, nb, di, w->u, at, di, Lw->x_proj, NULL, w->dbc, ao, nb, 0);
+        st = x_proj(m, w, Lw, L, at, ao, msg);
         if (st != MS6_STATUS_OK) return st;
-        if (falcon) {
-            const int64_t seg_off[3] = {0, R, R + N}, seg_dim[3] = {R, N, N};
-            for (int k = 0; k < 3 && st == MS6_STATUS_OK; k++) {
-                void *p = at_elem(w->dbc, ao, seg_off[k]);
-                st = rmsnorm_t(m, msg, L, seg_dim[k], p, ao, nb, p, ao, nb, NULL, 0, NULL, c->mixer_rms_eps);
-            }
-            if (st != MS6_STATUS_OK) return st;
-        }
         pf_mark(m, &pf, PF_XPROJ, 2.0 * (double)L * (double)nb * (double)di);
         /* 5. delta = dt_proj.W . dt (bias and softplus in the scan) */
-        st = gemm_t(m, msg, "dt_proj gemm", L, di, R, w->dbc, ao, nb, Lw->dt_proj, NULL, w->delta, ao, di, 0);
+        st = dt_proj(m, w, Lw, L, ao, msg);
         if (st != MS6_STATUS_OK) return st;
         pf_mark(m, &pf, PF_DTPROJ, 2.0 * (double)L * (double)di * (double)R);
         /* 6. selective scan; B = dbc[:, R:R+N], C = dbc[:, R+N:], both (L, N)
@@ -483,8 +484,7 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
         RUN(m, msg, "scan_fwd", m->be->ops->scan_fwd(m->be, &sp));
         pf_mark(m, &pf, PF_SCAN, 0);
         /* 7. out = out_proj(y), or residual += out_proj(y) */
-        st = gemm_t(m, msg, "out_proj gemm", L, dm, di, w->y, at, di, Lw->out_proj, Lw->out_proj_bias,
-                    plan.fuse_residual ? w->residual : w->out, MS6_DTYPE_F32, dm, plan.fuse_residual);
+        st = out_proj(m, w, Lw, L, at, plan.fuse_residual, msg);
         pf_mark(m, &pf, PF_OUT, 2.0 * (double)L * (double)dm * (double)di);
     }
     if (st != MS6_STATUS_OK) return st;
@@ -493,8 +493,7 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     if (logits) {
         /* last residual add (unless fused), norm_f, lm_head on the rows asked for */
         const int64_t r0 = all_positions ? 0 : L - 1, n = all_positions ? L : 1;
-        st = rmsnorm_t(m, msg, n, dm, w->out + r0 * dm, MS6_DTYPE_F32, dm, w->h + r0 * dm, MS6_DTYPE_F32, dm,
-                       w->residual + r0 * dm, !plan.fuse_residual, m->norm_f, c->norm_eps);
+        st = head_norm(m, w, r0, n, !plan.fuse_residual, msg);
         if (st == MS6_STATUS_OK) st = head_blocks(m, w, r0, n, logits, NULL, msg);
         pf_mark(m, &pf, PF_HEAD, 0);
     }
@@ -591,7 +590,7 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
     for (int64_t i = 0; i < c->n_layer; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
         st = rmsnorm(m, msg, n, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);
-        if (st == MS6_STATUS_OK) st = in_proj(m, w, Lw, n, msg);
+        if (st == MS6_STATUS_OK) st = in_proj(m, w, Lw, n, MS6_DTYPE_F32, MS6_DTYPE_F32, msg);
         if (st != MS6_STATUS_OK) return st;
         /* conv_state = roll(conv_state, -1); conv_state[:, :, -1] = x; x = act(sum(conv_state * w) + b) */
         ms6_conv1d_update_params cu = {
@@ -606,7 +605,8 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
             .state_batch_indices = w->slots,
         };
         RUN(m, msg, "conv1d_update", m->be->ops->conv1d_update(m->be, &cu));
-        st = x_dt_proj(m, w, Lw, n, msg);
+        st = x_proj(m, w, Lw, n, MS6_DTYPE_F32, MS6_DTYPE_F32, msg);
+        if (st == MS6_STATUS_OK) st = dt_proj(m, w, Lw, n, MS6_DTYPE_F32, msg);
         if (st != MS6_STATUS_OK) return st;
         /* one scan step per sequence, state updated in place */
         ms6_state_update_params su = {
@@ -625,10 +625,10 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
             .state_batch_indices = w->slots,
         };
         RUN(m, msg, "state_update", m->be->ops->state_update(m->be, &su));
-        st = out_proj(m, w, Lw, n, msg);
+        st = out_proj(m, w, Lw, n, MS6_DTYPE_F32, 0, msg);
         if (st != MS6_STATUS_OK) return st;
     }
-    st = head_norm(m, w, 0, n, msg);
+    st = head_norm(m, w, 0, n, 1, msg);
     if (st != MS6_STATUS_OK || n > w->logit_rows) return st;
     return gemm(m, msg, "lm_head gemm", n, c->vocab_size, dm, w->h, dm, m->lm_head, NULL, w->logits, c->vocab_size);
 }
