@@ -333,7 +333,8 @@ extern "C" ms6_status ms6_cuda_conv1d_fwd(ms6_backend *be, const ms6_conv1d_para
     if (p->seqlen == 0 && !a.hT) return MS6_STATUS_OK;
     cudaStream_t st = ms6_cuda(be)->stream;
     ms6_status s;
-    const int V = getenv("MS6_CONV_VEC") && !strcmp(getenv("MS6_CONV_VEC"), "0") ? 0 : vec_width(p);
+    const char *vec_env = getenv("MS6_CONV_VEC");
+    const int V = vec_env && !strcmp(vec_env, "0") ? 0 : vec_width(p);
     if (V) {
         const long long n_vec = p->dim / V;
         const int seg = vec_seg();
