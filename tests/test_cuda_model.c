@@ -11,7 +11,8 @@
  *     same argmax wherever the CPU's top two logits are not a near-tie
  *     (fp32 mode: everywhere, and equal to the golden greedy ids);
  *   - batched decode == each sequence decoded alone (tests/batch_check.h);
- *   - the fused decode step (ops mixer_step + norm_gemv, src/backend/cuda/
+ *   - the fused decode step (the whole-step kernel of src/backend/cuda/
+ *     decode_persist.cu, and with MS6_CUDA_PERSIST=0 the per-layer kernels of
  *     decode.cu) == the unfused ops (MS6_CUDA_FUSED=0) within 1e-3 relative
  *     at every step, on the same half weights (models the fused path does not
  *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
@@ -77,19 +78,29 @@ static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *pr
                              int64_t G) {
     const int64_t V = ms6_model_vocab_size(gpu);
     float *a = malloc(sizeof(float) * (size_t)((G + 1) * V)), *b = malloc(sizeof(float) * (size_t)((G + 1) * V));
-    int ok = a && b && decode_run(gpu, prompt, P, ids, G, a);
+    float *f = malloc(sizeof(float) * (size_t)((G + 1) * V));
+    int ok = a && b && f && decode_run(gpu, prompt, P, ids, G, a);
     setenv("MS6_CUDA_FUSED", "0", 1);
     ok = ok && decode_run(gpu, prompt, P, ids, G, b);
     unsetenv("MS6_CUDA_FUSED");
-    double worst = 0;
+    setenv("MS6_CUDA_PERSIST", "0", 1); /* the per-layer fused kernels instead of the whole-step kernel */
+    ok = ok && decode_run(gpu, prompt, P, ids, G, f);
+    unsetenv("MS6_CUDA_PERSIST");
+    double worst = 0, worst_f = 0;
     for (int64_t i = 1; ok && i <= G; i++) {
         const double e = bc_rel(a + (size_t)i * V, b + (size_t)i * V, V);
+        const double ef = bc_rel(f + (size_t)i * V, b + (size_t)i * V, V);
         if (!(e <= worst)) worst = e;
+        if (!(ef <= worst_f)) worst_f = ef;
     }
     CHECK(ok && worst <= 1e-3, "%s: fused vs unfused decode: worst step rel err %.3g > 1e-3", name, worst);
-    fprintf(stderr, "  %-28s half fused vs unfused decode rel %.2e over %lld steps\n", name, worst, (long long)G);
+    CHECK(ok && worst_f <= 1e-3, "%s: per-layer fused vs unfused decode: worst step rel err %.3g > 1e-3", name,
+          worst_f);
+    fprintf(stderr, "  %-28s half decode vs unfused, rel: default %.2e, per-layer fused %.2e, over %lld steps\n",
+            name, worst, worst_f, (long long)G);
     free(a);
     free(b);
+    free(f);
 }
 
 /* Greedy steps against the argmax of the logits of the same steps: a

@@ -81,6 +81,16 @@ typedef struct ms6_norm_gemv_params {
     float *out; int64_t ldo;
 } ms6_norm_gemv_params;
 
+/* A whole decode step in one optional op: every layer's mixer (layers[i] as
+ * for mixer_step, all with the same n, shapes, residual, slots and y) and
+ * the head; check_only as above. */
+typedef struct ms6_decode_step_params {
+    int check_only;
+    int64_t n_layer;
+    const ms6_mixer_step_params *layers; /* (n_layer,) host memory */
+    ms6_norm_gemv_params head;
+} ms6_decode_step_params;
+
 typedef struct ms6_backend_ops {
     const char *name;
     void (*destroy)(ms6_backend *be);
@@ -107,6 +117,8 @@ typedef struct ms6_backend_ops {
      * number, as ms6_argmax. Optional: where NULL, backend memory is host
      * memory and the caller runs ms6_argmax. */
     ms6_status (*argmax_rows)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out);
+    /* optional: the whole fused decode step (NULL: mixer_step per layer and norm_gemv) */
+    ms6_status (*decode_step)(ms6_backend *be, const ms6_decode_step_params *p);
 } ms6_backend_ops;
 
 struct ms6_backend {

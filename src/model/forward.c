@@ -563,7 +563,32 @@ static int fused_step_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int
     return o->norm_gemv(m->be, &h) == MS6_STATUS_OK;
 }
 
+/* The whole step as one backend op (decode_step), when the backend has it
+ * and takes this shape: returns MS6_STATUS_UNSUPPORTED otherwise, having
+ * done nothing. */
+static ms6_status whole_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+    const ms6_backend_ops *o = m->be->ops;
+    const int64_t nl = m->cfg.pub.n_layer;
+    if (!o->decode_step) return MS6_STATUS_UNSUPPORTED;
+    ms6_mixer_step_params *ls = malloc(sizeof *ls * (size_t)nl);
+    if (!ls) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of host memory");
+    for (int64_t i = 0; i < nl; i++) ls[i] = mixer_params(m, s, w, i, n, 0);
+    ms6_decode_step_params p = {.check_only = 1, .n_layer = nl, .layers = ls, .head = head_params(m, w, n, 0)};
+    ms6_status st = o->decode_step(m->be, &p);
+    if (st == MS6_STATUS_OK) {
+        p.check_only = 0;
+        st = o->decode_step(m->be, &p);
+        if (st != MS6_STATUS_OK) st = OPFAIL(m, msg, "decode_step");
+    } else {
+        st = MS6_STATUS_UNSUPPORTED;
+    }
+    free(ls);
+    return st;
+}
+
 static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+    ms6_status st = whole_step(m, s, w, n, msg);
+    if (st != MS6_STATUS_UNSUPPORTED) return st;
     /* the fused op accumulates x_proj into dbc: zero on entry (it leaves it zero) */
     const ms6_model_config *c = &m->cfg.pub;
     RUN(m, msg, "memzero",

@@ -21,6 +21,7 @@ static void cuda_destroy(ms6_backend *be) {
     ms6_cuda_gemm_release(c);
     if (c->workspace) cudaFree(c->workspace);
     if (c->argmax_buf) cudaFree(c->argmax_buf);
+    if (c->pk_scratch) cudaFree(c->pk_scratch);
     if (c->pinned) cudaFreeHost(c->pinned);
     pthread_mutex_destroy(&c->pinned_lock);
     free(c);
@@ -110,6 +111,7 @@ static const ms6_backend_ops cuda_ops = {
     /* mixer_step */ ms6_cuda_mixer_step,
     /* norm_gemv */ ms6_cuda_norm_gemv,
     /* argmax_rows */ ms6_cuda_argmax_rows,
+    /* decode_step */ ms6_cuda_decode_step,
 };
 
 extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {
@@ -137,6 +139,11 @@ extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {
                                 "GPU sm_%d%d is not supported (need sm_80 or newer); use --backend cpu", major, minor);
     }
     pthread_mutex_init(&c->pinned_lock, NULL);
+    /* small, so taken now rather than on first use (which may be inside a graph capture) */
+    if (cudaMalloc(&c->pk_scratch, MS6_CUDA_PK_SCRATCH) != cudaSuccess) {
+        cudaGetLastError();
+        c->pk_scratch = NULL; /* the persistent decode step reports itself unsupported */
+    }
     be->ctx = c;
     be->ops = &cuda_ops;
     return MS6_STATUS_OK;

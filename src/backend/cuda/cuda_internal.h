@@ -25,6 +25,7 @@ typedef struct ms6_cuda_ctx {
     void *pinned;              /* page-locked bounce buffer for downloads (backend_cuda.cu) */
     int pinned_failed;         /* cudaMallocHost failed once: download directly */
     pthread_mutex_t pinned_lock;
+    void *pk_scratch;          /* decode_persist.cu: grid barrier counter + x_proj accumulators */
 } ms6_cuda_ctx;
 
 static inline ms6_cuda_ctx *ms6_cuda(ms6_backend *be) { return (ms6_cuda_ctx *)be->ctx; }
@@ -42,7 +43,11 @@ ms6_status ms6_cuda_gemm(ms6_backend *be, const ms6_gemm_params *p);
 ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p);
 ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p); /* decode.cu */
 ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p);
+ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_step_params *p); /* decode_persist.cu */
 ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out); /* argmax.cu */
+
+/* Bytes of pk_scratch (allocated with the context). */
+#define MS6_CUDA_PK_SCRATCH (64 * 1024)
 
 /* Frees what the gemm created on first use (cuBLASLt handle, descriptor
  * cache, scratch); called by the backend's destroy. */

@@ -1,0 +1,659 @@
+/*
+ * decode_persist.cu - a whole decode step (every layer and the head) of 1 or
+ * 2 sequences as one persistent kernel, sm_90 (backend op decode_step).
+ *
+ * Why: the per-layer kernels of decode.cu pay about 3 us at each of their 3
+ * grid boundaries per layer, and their weight streaming stops there (a
+ * kernel's loads start only when its blocks are scheduled). Here one block
+ * per SM runs every layer; a producer warp streams the block's share of the
+ * big matrices (in_proj, out_proj, lm_head: 96% of the bytes) into a ring
+ * of shared-memory slots with bulk copies (cp.async.bulk, completion on an
+ * mbarrier per slot) and never waits on activations, only on free slots, so
+ * HBM stays busy across the grid barriers; eight consumer warps take the
+ * slots in order and do the arithmetic.
+ *
+ * Work of block b (G blocks): channel groups g = b, b+G, ... of 8 channels
+ * (their 8 x rows and 8 z rows of in_proj: 8 tiles of 2 rows), out_proj
+ * row pairs b, b+G, ..., lm_head row pairs likewise. Per layer:
+ *   A  (residual complete) RMSNorm of the residual rows (every block, into
+ *      shared memory); in_proj tiles; conv update + bias + SiLU of the
+ *      block's channels (u and z stay in shared memory); the block's share
+ *      of x_proj . u added to dbc (global, atomics).
+ *   B  (dbc complete) dt_proj + softplus + state update + D*u + gate of the
+ *      block's channels -> y (global).
+ *   C  (y complete) out_proj tiles; residual rows += out_proj . y (+ bias).
+ * then the head: norm_f and the lm_head tiles into the logits. The small
+ * per-layer data (norm and conv weights, conv and ssm state, x_proj columns,
+ * dt_proj rows, A, D) comes into shared memory with cp.async at the start of
+ * phase A, before the grid barrier it then waits on.
+ * Grid barriers: a counter in global memory, reset with the x_proj
+ * accumulators by a memset before each launch; all blocks must be resident
+ * (grid = SM count, one block per SM); a barrier that waits implausibly
+ * long traps (an error, not a hang).
+ * MS6_CUDA_PERSIST=0 turns this op off (the per-layer fused kernels run).
+ * Checked by tests/test_cuda_model.c (persistent == per-layer fused ==
+ * unfused logits at every step).
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PK_CONS 8                     /* consumer warps */
+#define PK_CTHREADS (PK_CONS * 32)
+#define PK_THREADS (PK_CTHREADS + 32) /* + the producer warp */
+#define PK_MAX_LAYERS 128
+
+struct PkLayer {
+    const void *in_proj, *x_proj, *dt_proj, *out_proj;
+    const float *norm, *in_bias, *conv_w, *conv_b, *dt_bias, *A, *D, *out_bias;
+    float *conv_state, *ssm_state;
+};
+
+struct PkParams {
+    int n_layer, dm, di, N, R, nb, dc, vocab;
+    float eps;
+    long long conv_stride, ssm_stride; /* per state slot */
+    const int32_t *slots;
+    float *residual, *y, *logits;
+    long long ldo;
+    float *dbc;         /* 2 x (NB, nb), layer l uses buffer l & 1 */
+    unsigned *counter;  /* grid barrier */
+    const float *norm_f;
+    const void *lm_head;
+    int ns, slot_bytes; /* ring */
+    int ngmax;          /* channel groups per block, at most */
+    /* shared-memory offsets (bytes) */
+    int o_bar, o_act, o_normw, o_xz, o_us, o_cw, o_cb, o_cst, o_xps, o_dtw, o_dtb, o_A, o_D, o_sst, o_dbcs, o_red;
+    PkLayer layer[PK_MAX_LAYERS];
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PK_SM90 1
+#endif
+
+#ifdef PK_SM90
+static __device__ __forceinline__ unsigned smem_u32(const void *p) {
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+static __device__ __forceinline__ void mbar_init(uint64_t *b, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count));
+}
+static __device__ __forceinline__ void mbar_expect_tx(uint64_t *b, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void mbar_arrive(uint64_t *b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
+}
+static __device__ __forceinline__ void mbar_wait(uint64_t *b, unsigned parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "W: \n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+        "@!p bra W;\n"
+        "}\n" ::"r"(smem_u32(b)),
+        "r"(parity)
+        : "memory");
+}
+static __device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes, uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+}
+static __device__ __forceinline__ void cp_async4(void *dst, const void *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit_wait() {
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;" ::: "memory");
+}
+static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+/* the consumer warps' own barrier (named barrier 1; the producer is not in it) */
+static __device__ __forceinline__ void bar_c() { asm volatile("bar.sync 1, %0;" ::"n"(PK_CTHREADS) : "memory"); }
+
+/* bytes (a multiple of 4) from global to shared memory, spread over the
+ * consumer threads; 16-byte pieces where both ends allow */
+static __device__ __forceinline__ void copy_in(void *dst, const void *src, int bytes, int tid) {
+    if (((uintptr_t)dst & 15) == 0 && ((uintptr_t)src & 15) == 0 && (bytes & 15) == 0) {
+        for (int i = tid; i < bytes / 16; i += PK_CTHREADS) cp_async16((char *)dst + 16 * i, (const char *)src + 16 * i);
+    } else {
+        for (int i = tid; i < bytes / 4; i += PK_CTHREADS) cp_async4((char *)dst + 4 * i, (const char *)src + 4 * i);
+    }
+}
+
+static __device__ __forceinline__ float tof_(__half h) { return __half2float(h); }
+static __device__ __forceinline__ float tof_(__nv_bfloat16 h) { return __bfloat162float(h); }
+
+static __device__ __forceinline__ float pk_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ unsigned long long globaltimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+
+/* every consumer thread of every block has arrived here `target / G` times */
+static __device__ __forceinline__ void grid_sync(unsigned *ctr, unsigned target, int tid) {
+    bar_c();
+    if (tid == 0) {
+        __threadfence();
+        atomicAdd(ctr, 1u);
+        const unsigned long long t0 = globaltimer();
+        for (unsigned v, i = 0;; i++) {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(ctr) : "memory");
+            if (v >= target) break;
+            /* a block that never arrives is one that is not resident: fail, do not hang */
+            if ((i & 1023) == 1023 && globaltimer() - t0 > 2000000000ull) __trap();
+        }
+        __threadfence();
+    }
+    bar_c();
+}
+
+/* The ring: ns slots of slot_bytes at the start of shared memory, a full
+ * and an empty mbarrier per slot. The producer and the consumers walk the
+ * same tile sequence (a tile: 2 consecutive weight rows, 1 at an odd end);
+ * tile s lives in slot s % ns and belongs to consumer warp s % PK_CONS. */
+struct Ring {
+    unsigned char *base;
+    uint64_t *full, *empty;
+    int ns, slot_bytes;
+    unsigned seq;
+};
+
+static __device__ __forceinline__ void ring_issue(Ring &r, const void *src, int bytes) {
+    const unsigned s = r.seq % r.ns, round = r.seq / r.ns;
+    if (round > 0) mbar_wait(r.empty + s, (round - 1) & 1);
+    mbar_expect_tx(r.full + s, (unsigned)bytes);
+    bulk_load(r.base + (size_t)s * r.slot_bytes, src, (unsigned)bytes, r.full + s);
+    r.seq++;
+}
+
+/* acc[r][b] = row r of the tile (K halves, shared memory) . act row b */
+template <typename T, int NB>
+static __device__ __forceinline__ void tile_dot(const uint4 *w, int K, const float *act, int lda, int lane,
+                                                float (&acc)[2][NB]) {
+    const int nv = K / 8;
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+#pragma unroll 2
+    for (int v = lane; v < nv; v += 32) {
+        float w0[8], w1[8];
+        unpack8(w[v], w0, T());
+        unpack8(w[nv + v], w1, T());
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            const float4 a = *reinterpret_cast<const float4 *>(act + (size_t)b * lda + v * 8);
+            const float4 c = *reinterpret_cast<const float4 *>(act + (size_t)b * lda + v * 8 + 4);
+            const float x[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                acc[0][b] = fmaf(w0[e], x[e], acc[0][b]);
+                acc[1][b] = fmaf(w1[e], x[e], acc[1][b]);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = pk_warp_sum(acc[r][b]);
+}
+
+/* the next tile of the sequence, if it is this warp's: acc = its rows . act */
+template <typename T, int NB>
+static __device__ __forceinline__ bool ring_take(Ring &r, int warp, int lane, const float *act, int lda, int K,
+                                                 float (&acc)[2][NB]) {
+    const unsigned s = r.seq++;
+    if ((int)(s % PK_CONS) != warp) return false;
+    const unsigned slot = s % r.ns;
+    mbar_wait(r.full + slot, (s / r.ns) & 1);
+    tile_dot<T, NB>(reinterpret_cast<const uint4 *>(r.base + (size_t)slot * r.slot_bytes), K, act, lda, lane, acc);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(r.empty + slot);
+    return true;
+}
+
+/* act (NB, dm) = RMSNorm(residual rows) * normw; the cp.async copies of
+ * this thread (normw among them) are waited for here */
+template <int NB>
+static __device__ __forceinline__ void norm_rows(const float *residual, int dm, float eps, float *act,
+                                                 const float *normw, float *red, int tid) {
+    const int warp = tid >> 5, lane = tid & 31;
+    float ss[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) ss[b] = 0.0f;
+    for (int k = tid; k < dm; k += PK_CTHREADS)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            const float v = __ldcg(residual + (size_t)b * dm + k);
+            act[b * dm + k] = v;
+            ss[b] += v * v;
+        }
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        ss[b] = pk_warp_sum(ss[b]);
+        if (lane == 0) red[warp * NB + b] = ss[b];
+    }
+    cp_async_commit_wait();
+    bar_c();
+    float rinv[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float t = 0.0f;
+#pragma unroll
+        for (int i = 0; i < PK_CONS; i++) t += red[i * NB + b];
+        rinv[b] = rsqrtf(t / (float)dm + eps);
+    }
+    for (int k = tid; k < dm; k += PK_CTHREADS)
+#pragma unroll
+        for (int b = 0; b < NB; b++) act[b * dm + k] *= rinv[b] * normw[k];
+    bar_c();
+}
+#endif /* PK_SM90 */
+
+template <typename T, int NB>
+__global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_constant__ PkParams p) {
+#ifdef PK_SM90
+    extern __shared__ __align__(128) unsigned char sm[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int G = gridDim.x, blk = blockIdx.x;
+    const int dm = p.dm, di = p.di, N = p.N, R = p.R, nb = p.nb, dc = p.dc, W = dc - 1;
+    uint64_t *full = reinterpret_cast<uint64_t *>(sm + p.o_bar), *empty = full + p.ns;
+    const int ngroups = di / 8;
+    const int ng = blk < ngroups ? (ngroups - blk + G - 1) / G : 0; /* this block's channel groups */
+    const int pairs_dm = (dm + 1) / 2, pairs_v = (p.vocab + 1) / 2;
+    const int np_dm = blk < pairs_dm ? (pairs_dm - blk + G - 1) / G : 0;
+    const int np_v = blk < pairs_v ? (pairs_v - blk + G - 1) / G : 0;
+
+    if (tid == 0) {
+        for (int i = 0; i < p.ns; i++) {
+            mbar_init(full + i, 1);
+            mbar_init(empty + i, 1);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    Ring ring = {sm, full, empty, p.ns, p.slot_bytes, 0};
+    if (warp == PK_CONS) {
+        /* ---- producer: one lane walks the tile list ---- */
+        if (lane != 0) return;
+        for (int l = 0; l < p.n_layer; l++) {
+            const T *win = (const T *)p.layer[l].in_proj;
+            for (int k = 0; k < ng; k++) {
+                const int g = blk + k * G;
+                for (int t = 0; t < 8; t++) {
+                    const int row = t < 4 ? 8 * g + 2 * t : di + 8 * g + 2 * (t - 4);
+                    ring_issue(ring, win + (size_t)row * dm, 2 * dm * (int)sizeof(T));
+                }
+            }
+            const T *wout = (const T *)p.layer[l].out_proj;
+            for (int i = 0; i < np_dm; i++) {
+                const int row = 2 * (blk + i * G);
+                ring_issue(ring, wout + (size_t)row * di, (row + 1 < dm ? 2 : 1) * di * (int)sizeof(T));
+            }
+        }
+        const T *wh = (const T *)p.lm_head;
+        for (int i = 0; i < np_v; i++) {
+            const int row = 2 * (blk + i * G);
+            ring_issue(ring, wh + (size_t)row * dm, (row + 1 < p.vocab ? 2 : 1) * dm * (int)sizeof(T));
+        }
+        return;
+    }
+
+    /* ---- consumers ---- */
+    float *act = reinterpret_cast<float *>(sm + p.o_act);     /* (NB, dm) normed input, then (NB, di) y */
+    float *normw = reinterpret_cast<float *>(sm + p.o_normw); /* (dm) */
+    float *xz = reinterpret_cast<float *>(sm + p.o_xz);       /* (ngmax, NB, 16): 8 x then 8 z */
+    float *us = reinterpret_cast<float *>(sm + p.o_us);       /* (ngmax, NB, 8) */
+    float *cw = reinterpret_cast<float *>(sm + p.o_cw);       /* (ngmax * 8, dc) */
+    float *cb = reinterpret_cast<float *>(sm + p.o_cb);       /* (ngmax * 8) */
+    float *cst = reinterpret_cast<float *>(sm + p.o_cst);     /* (NB, ngmax * 8, W) */
+    uint4 *xps = reinterpret_cast<uint4 *>(sm + p.o_xps);     /* (ngmax, nb): x_proj[j][8g .. 8g+8) */
+    T *dtw = reinterpret_cast<T *>(sm + p.o_dtw);             /* (ngmax * 8, R) */
+    float *dtb = reinterpret_cast<float *>(sm + p.o_dtb);     /* (ngmax * 8) */
+    float *As = reinterpret_cast<float *>(sm + p.o_A);        /* (ngmax * 8, N) */
+    float *Ds = reinterpret_cast<float *>(sm + p.o_D);        /* (ngmax * 8) */
+    float *sst = reinterpret_cast<float *>(sm + p.o_sst);     /* (NB, ngmax * 8, N) */
+    float *dbcs = reinterpret_cast<float *>(sm + p.o_dbcs);   /* (NB, nb) */
+    float *red = reinterpret_cast<float *>(sm + p.o_red);     /* (PK_CONS, NB) */
+    int slot[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) slot[b] = p.slots[b];
+    unsigned bars = 0;
+
+    for (int l = 0; l < p.n_layer; l++) {
+        const PkLayer &L = p.layer[l];
+        float *dbc = p.dbc + (size_t)(l & 1) * NB * nb;
+        /* ---- phase A: prefetch this layer's small data, wait for the residual ---- */
+        copy_in(normw, L.norm, dm * 4, tid);
+        for (int k = 0; k < ng; k++) {
+            const int c0 = 8 * (blk + k * G);
+            copy_in(cw + k * 8 * dc, L.conv_w + (size_t)c0 * dc, 8 * dc * 4, tid);
+            if (L.conv_b) copy_in(cb + k * 8, L.conv_b + c0, 32, tid);
+            if (L.dt_bias) copy_in(dtb + k * 8, L.dt_bias + c0, 32, tid);
+            copy_in(Ds + k * 8, L.D + c0, 32, tid);
+            copy_in(As + k * 8 * N, L.A + (size_t)c0 * N, 8 * N * 4, tid);
+            copy_in(dtw + (size_t)k * 8 * R, (const T *)L.dt_proj + (size_t)c0 * R, 8 * R * (int)sizeof(T), tid);
+            for (int j = tid; j < nb; j += PK_CTHREADS)
+                cp_async16(xps + (size_t)k * nb + j, (const T *)L.x_proj + (size_t)j * di + c0);
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if (slot[b] >= 0) {
+                    copy_in(cst + ((size_t)b * p.ngmax * 8 + k * 8) * W,
+                            L.conv_state + slot[b] * p.conv_stride + (size_t)c0 * W, 8 * W * 4, tid);
+                    copy_in(sst + ((size_t)b * p.ngmax * 8 + k * 8) * N,
+                            L.ssm_state + slot[b] * p.ssm_stride + (size_t)c0 * N, 8 * N * 4, tid);
+                }
+        }
+        cp_async_commit();
+        if (l > 0) grid_sync(p.counter, (++bars) * G, tid); /* residual complete (C of layer l-1) */
+        norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
+        for (int k = 0; k < ng; k++)
+            for (int t = 0; t < 8; t++) {
+                float acc[2][NB];
+                if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, acc)) continue;
+                const int c0 = 8 * (blk + k * G);
+                if (lane == 0)
+#pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        const int row = t < 4 ? c0 + 2 * t + r : di + c0 + 2 * (t - 4) + r;
+                        const float bias = L.in_bias ? L.in_bias[row] : 0.0f;
+#pragma unroll
+                        for (int b = 0; b < NB; b++) xz[(k * NB + b) * 16 + 2 * t + r] = acc[r][b] + bias;
+                    }
+            }
+        bar_c();
+        /* conv update + bias + SiLU of the block's channels */
+        for (int q = tid; q < ng * 8 * NB; q += PK_CTHREADS) {
+            const int b = q / (ng * 8), kj = q % (ng * 8), k = kj / 8, j = kj % 8;
+            float uv = 0.0f;
+            if (slot[b] >= 0) {
+                const float x = xz[(k * NB + b) * 16 + j];
+                const float *w = cw + kj * dc;
+                float *s = cst + ((size_t)b * p.ngmax * 8 + kj) * W;
+                float c = L.conv_b ? cb[kj] : 0.0f;
+                for (int i = 0; i < W; i++) c += w[i] * s[i];
+                c += w[W] * x;
+                float *g = L.conv_state + slot[b] * p.conv_stride + (size_t)(8 * (blk + k * G) + j) * W;
+                for (int i = 0; i + 1 < W; i++) g[i] = s[i + 1];
+                g[W - 1] = x;
+                uv = silu_f(c);
+            }
+            us[(k * NB + b) * 8 + j] = uv;
+        }
+        bar_c();
+        /* dbc += x_proj[:, block channels] . u */
+        if (ng > 0)
+            for (int j = tid; j < nb; j += PK_CTHREADS) {
+                float part[NB];
+#pragma unroll
+                for (int b = 0; b < NB; b++) part[b] = 0.0f;
+                for (int k = 0; k < ng; k++) {
+                    float wf[8];
+                    unpack8(xps[(size_t)k * nb + j], wf, T());
+#pragma unroll
+                    for (int b = 0; b < NB; b++)
+#pragma unroll
+                        for (int e = 0; e < 8; e++) part[b] = fmaf(wf[e], us[(k * NB + b) * 8 + e], part[b]);
+                }
+#pragma unroll
+                for (int b = 0; b < NB; b++) atomicAdd(dbc + (size_t)b * nb + j, part[b]);
+            }
+        grid_sync(p.counter, (++bars) * G, tid); /* dbc complete */
+
+        /* ---- phase B: dt_proj, softplus, state update, gate ---- */
+        for (int i = tid; i < NB * nb; i += PK_CTHREADS) dbcs[i] = __ldcg(dbc + i);
+        if (blk == 0) /* the next layer's accumulator (last read in B of layer l-1) */
+            for (int i = tid; i < NB * nb; i += PK_CTHREADS) p.dbc[(size_t)((l + 1) & 1) * NB * nb + i] = 0.0f;
+        bar_c();
+        {
+            const int G4 = N / 4, per = PK_CTHREADS / G4, tq = tid % G4;
+            for (int q0 = 0; q0 < ng * 8; q0 += per) {
+                const int q = q0 + tid / G4;
+                const bool active = q < ng * 8;
+                const int qq = active ? q : 0, k = qq / 8, j = qq % 8;
+                const int c = 8 * (blk + k * G) + j;
+                float dt[NB];
+#pragma unroll
+                for (int b = 0; b < NB; b++) dt[b] = 0.0f;
+                if (active && (R & 7) == 0) {
+                    for (int v = tq; v < R / 8; v += G4) {
+                        float wf[8];
+                        unpack8(*reinterpret_cast<const uint4 *>(dtw + (size_t)qq * R + v * 8), wf, T());
+#pragma unroll
+                        for (int b = 0; b < NB; b++)
+#pragma unroll
+                            for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbcs[b * nb + v * 8 + e], dt[b]);
+                    }
+                } else if (active) {
+                    for (int r = tq; r < R; r += G4) {
+                        const float wr = tof_(dtw[(size_t)qq * R + r]);
+#pragma unroll
+                        for (int b = 0; b < NB; b++) dt[b] = fmaf(wr, dbcs[b * nb + r], dt[b]);
+                    }
+                }
+#pragma unroll
+                for (int b = 0; b < NB; b++) {
+                    float d = dt[b];
+                    for (int o = G4 >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                    const float delta = softplus_f(d + (L.dt_bias ? dtb[qq] : 0.0f));
+                    const float uv = us[(k * NB + b) * 8 + j];
+                    const float du = delta * uv;
+                    const float *Bv = dbcs + b * nb + R, *Cv = Bv + N;
+                    float part = 0.0f;
+                    if (active && slot[b] >= 0) {
+                        const float *a = As + (size_t)qq * N + 4 * tq;
+                        const float *s0 = sst + ((size_t)b * p.ngmax * 8 + qq) * N + 4 * tq;
+                        float4 s;
+                        s.x = fast_ex2(delta * a[0] * kLog2e) * s0[0] + du * Bv[4 * tq];
+                        s.y = fast_ex2(delta * a[1] * kLog2e) * s0[1] + du * Bv[4 * tq + 1];
+                        s.z = fast_ex2(delta * a[2] * kLog2e) * s0[2] + du * Bv[4 * tq + 2];
+                        s.w = fast_ex2(delta * a[3] * kLog2e) * s0[3] + du * Bv[4 * tq + 3];
+                        *reinterpret_cast<float4 *>(L.ssm_state + slot[b] * p.ssm_stride + (size_t)c * N + 4 * tq) = s;
+                        part = s.x * Cv[4 * tq] + s.y * Cv[4 * tq + 1] + s.z * Cv[4 * tq + 2] + s.w * Cv[4 * tq + 3];
+                    }
+                    for (int o = G4 >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+                    if (active && tq == 0) {
+                        const float z = xz[(k * NB + b) * 16 + 8 + j];
+                        p.y[(size_t)b * di + c] = slot[b] >= 0 ? (part + Ds[qq] * uv) * silu_f(z) : 0.0f;
+                    }
+                }
+            }
+        }
+        grid_sync(p.counter, (++bars) * G, tid); /* y complete */
+
+        /* ---- phase C: residual += out_proj . y ---- */
+        for (int i = tid; i < NB * di / 4; i += PK_CTHREADS)
+            reinterpret_cast<float4 *>(act)[i] = __ldcg(reinterpret_cast<const float4 *>(p.y) + i);
+        bar_c();
+        for (int i = 0; i < np_dm; i++) {
+            float acc[2][NB];
+            if (!ring_take<T, NB>(ring, warp, lane, act, di, di, acc)) continue;
+            const int row0 = 2 * (blk + i * G);
+            if (lane < NB)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int row = row0 + r;
+                    if (row >= dm) break;
+#pragma unroll
+                    for (int b = 0; b < NB; b++)
+                        if (lane == b) {
+                            float *rp = p.residual + (size_t)b * dm + row;
+                            *rp = __ldcg(rp) + acc[r][b] + (L.out_bias ? L.out_bias[row] : 0.0f);
+                        }
+                }
+        }
+    }
+    /* ---- head: norm_f + lm_head ---- */
+    copy_in(normw, p.norm_f, dm * 4, tid);
+    cp_async_commit();
+    grid_sync(p.counter, (++bars) * G, tid); /* residual complete */
+    norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
+    for (int i = 0; i < np_v; i++) {
+        float acc[2][NB];
+        if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, acc)) continue;
+        const int row0 = 2 * (blk + i * G);
+        if (lane < NB)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = row0 + r;
+                if (row >= p.vocab) break;
+#pragma unroll
+                for (int b = 0; b < NB; b++)
+                    if (lane == b) p.logits[(size_t)b * p.ldo + row] = acc[r][b];
+            }
+    }
+#endif
+}
+
+/* ---- host side ---- */
+static int env_is_off(const char *name) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, "0");
+}
+static int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+static int al16i(long long x) { return (x & 15) == 0; }
+
+/* places an array of `bytes` at the next 16-byte boundary of *o */
+static void put(size_t *o, int *off, size_t bytes) {
+    *o = (*o + 15) & ~(size_t)15;
+    *off = (int)*o;
+    *o += bytes;
+}
+
+/* shared-memory layout for the shape; returns the bytes, 0 when it does not fit */
+static size_t pk_layout(PkParams *k, int nbq, int wsize, size_t limit) {
+    size_t o = 0;
+    const int ch = k->ngmax * 8;
+    size_t ring0; /* the ring goes first; its size is what is left */
+    const int maxk = k->dm > k->di ? k->dm : k->di;
+    k->slot_bytes = (int)(((size_t)2 * maxk * wsize + 127) & ~(size_t)127);
+    o = 0;
+    put(&o, &k->o_act, sizeof(float) * (size_t)nbq * maxk);
+    put(&o, &k->o_normw, sizeof(float) * (size_t)k->dm);
+    put(&o, &k->o_xz, sizeof(float) * (size_t)k->ngmax * nbq * 16);
+    put(&o, &k->o_us, sizeof(float) * (size_t)k->ngmax * nbq * 8);
+    put(&o, &k->o_cw, sizeof(float) * (size_t)ch * k->dc);
+    put(&o, &k->o_cb, sizeof(float) * (size_t)ch);
+    put(&o, &k->o_cst, sizeof(float) * (size_t)nbq * ch * (k->dc - 1));
+    put(&o, &k->o_xps, 16 * (size_t)k->ngmax * k->nb);
+    put(&o, &k->o_dtw, (size_t)wsize * ch * k->R);
+    put(&o, &k->o_dtb, sizeof(float) * (size_t)ch);
+    put(&o, &k->o_A, sizeof(float) * (size_t)ch * k->N);
+    put(&o, &k->o_D, sizeof(float) * (size_t)ch);
+    put(&o, &k->o_sst, sizeof(float) * (size_t)nbq * ch * k->N);
+    put(&o, &k->o_dbcs, sizeof(float) * (size_t)nbq * k->nb);
+    put(&o, &k->o_red, sizeof(float) * (size_t)PK_CONS * nbq);
+    const size_t small = (o + 127) & ~(size_t)127;
+    if (small + 2 * (size_t)k->slot_bytes + 64 > limit) return 0;
+    int ns = (int)((limit - small - 64) / ((size_t)k->slot_bytes + 16));
+    if (ns > 32) ns = 32;
+    k->ns = ns;
+    ring0 = (size_t)ns * k->slot_bytes;
+    /* final offsets: ring at 0, barriers, then the small arrays */
+    const size_t shift = ring0 + (size_t)16 * ns;
+    int *offs[] = {&k->o_act, &k->o_normw, &k->o_xz, &k->o_us, &k->o_cw, &k->o_cb, &k->o_cst, &k->o_xps,
+                   &k->o_dtw, &k->o_dtb, &k->o_A, &k->o_D, &k->o_sst, &k->o_dbcs, &k->o_red};
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) *offs[i] += (int)shift;
+    k->o_bar = (int)ring0;
+    return shift + o;
+}
+
+template <typename T, int NB>
+static cudaError_t pk_launch(ms6_cuda_ctx *c, const PkParams *k, size_t smem) {
+    cudaError_t e = cudaFuncSetAttribute(k_decode_persist<T, NB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)smem);
+    if (e != cudaSuccess) return e;
+    k_decode_persist<T, NB><<<c->prop.multiProcessorCount, PK_THREADS, smem, c->stream>>>(*k);
+    return cudaGetLastError();
+}
+
+extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_step_params *dp) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    const ms6_mixer_step_params *p0 = dp->n_layer > 0 ? &dp->layers[0] : NULL;
+    const ms6_norm_gemv_params *h = &dp->head;
+    int ok = !env_is_off("MS6_CUDA_PERSIST") && !env_is_off("MS6_CUDA_FUSED") && c->prop.major >= 9 && p0 &&
+             dp->n_layer <= PK_MAX_LAYERS && c->pk_scratch != NULL;
+    if (ok) {
+        cudaFuncAttributes fa;
+        ok = cudaFuncGetAttributes(&fa, k_decode_persist<__half, 1>) == cudaSuccess && fa.binaryVersion >= 90 &&
+             fa.ptxVersion >= 90;
+        cudaGetLastError();
+    }
+    PkParams *k = ok ? (PkParams *)calloc(1, sizeof(PkParams)) : NULL;
+    if (ok && !k) return ms6_backend_fail(be, MS6_STATUS_OUT_OF_MEMORY, "out of host memory");
+    size_t smem = 0;
+    if (ok) {
+        const int64_t n = p0->n, dm = p0->d_model, di = p0->d_inner, N = p0->d_state, R = p0->dt_rank;
+        const int64_t nb = R + 2 * N, G4 = N / 4;
+        ok = n >= 1 && n <= 2 && (p0->w_dtype == MS6_DTYPE_F16 || p0->w_dtype == MS6_DTYPE_BF16) &&
+             h->w_dtype == p0->w_dtype && h->n == n && h->dim == dm && dm % 8 == 0 && di % 8 == 0 && R >= 1 &&
+             N % 4 == 0 && G4 >= 1 && G4 <= 16 && (G4 & (G4 - 1)) == 0 && p0->d_conv >= 2 && p0->d_conv <= 8 &&
+             (size_t)2 * n * nb * sizeof(float) <= MS6_CUDA_PK_SCRATCH - 256 && di < (1 << 28) && dm < (1 << 28) &&
+             h->rows < (1 << 30) && al16(h->w) && al16(p0->y) && al16i(p0->ssm_slot_stride * 4) &&
+             al16(p0->residual);
+        const int G = c->prop.multiProcessorCount;
+        k->n_layer = (int)dp->n_layer;
+        k->dm = (int)dm, k->di = (int)di, k->N = (int)N, k->R = (int)R, k->nb = (int)nb, k->dc = (int)p0->d_conv;
+        k->vocab = (int)h->rows;
+        k->eps = p0->eps;
+        k->conv_stride = p0->conv_slot_stride;
+        k->ssm_stride = p0->ssm_slot_stride;
+        k->slots = p0->slots;
+        k->residual = p0->residual;
+        k->y = p0->y;
+        k->logits = h->out;
+        k->ldo = h->ldo;
+        k->dbc = (float *)((char *)c->pk_scratch + 256);
+        k->counter = (unsigned *)c->pk_scratch;
+        k->norm_f = h->norm;
+        k->lm_head = h->w;
+        k->ngmax = (int)((di / 8 + G - 1) / G);
+        for (int64_t i = 0; ok && i < dp->n_layer; i++) {
+            const ms6_mixer_step_params *q = &dp->layers[i];
+            ok = q->n == n && q->d_model == dm && q->d_inner == di && q->d_state == N && q->dt_rank == R &&
+                 q->d_conv == p0->d_conv && q->w_dtype == p0->w_dtype && q->residual == p0->residual &&
+                 q->slots == p0->slots && q->y == p0->y && q->conv_slot_stride == p0->conv_slot_stride &&
+                 q->ssm_slot_stride == p0->ssm_slot_stride && q->eps == p0->eps && al16(q->in_proj) &&
+                 al16(q->out_proj) && al16(q->x_proj) && al16(q->dt_proj) && al16(q->ssm_state);
+            PkLayer *L = &k->layer[i];
+            L->in_proj = q->in_proj, L->x_proj = q->x_proj, L->dt_proj = q->dt_proj, L->out_proj = q->out_proj;
+            L->norm = q->norm, L->in_bias = q->in_proj_bias, L->conv_w = q->conv_w, L->conv_b = q->conv_b;
+            L->dt_bias = q->dt_bias, L->A = q->A, L->D = q->D, L->out_bias = q->out_proj_bias;
+            L->conv_state = q->conv_state, L->ssm_state = q->ssm_state;
+        }
+        if (ok) smem = pk_layout(k, (int)n, 2, (size_t)c->prop.sharedMemPerBlockOptin);
+        ok = ok && smem > 0 && k->ns >= 2;
+    }
+    if (!ok) {
+        free(k);
+        return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "persistent decode step: shape not supported");
+    }
+    if (dp->check_only) {
+        free(k);
+        return MS6_STATUS_OK;
+    }
+    cudaError_t e = cudaMemsetAsync(c->pk_scratch, 0, 256 + sizeof(float) * 2 * (size_t)k->nb * dp->layers[0].n,
+                                    c->stream);
+    if (e == cudaSuccess) {
+        const int bf = dp->layers[0].w_dtype == MS6_DTYPE_BF16;
+        if (dp->layers[0].n == 1)
+            e = bf ? pk_launch<__nv_bfloat16, 1>(c, k, smem) : pk_launch<__half, 1>(c, k, smem);
+        else
+            e = bf ? pk_launch<__nv_bfloat16, 2>(c, k, smem) : pk_launch<__half, 2>(c, k, smem);
+    }
+    free(k);
+    return ms6_cuda_check(be, e, "persistent decode step");
+}
