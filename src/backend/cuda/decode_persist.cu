@@ -13,8 +13,8 @@
  * slots in order and do the arithmetic.
  *
  * Work of block b (G blocks): channel groups g = b, b+G, ... of 8 channels
- * (their 8 x rows and 8 z rows of in_proj: 8 tiles of 2 rows), out_proj
- * row pairs b, b+G, ..., lm_head row pairs likewise. Per layer:
+ * (their 8 x rows and 8 z rows of in_proj: 4 tiles of 4 rows), out_proj
+ * tiles (2 rows) b, b+G, ..., lm_head tiles (4 rows) likewise. Per layer:
  *   A  (residual complete) RMSNorm of the residual rows (every block, into
  *      shared memory); in_proj tiles; conv update + bias + SiLU of the
  *      block's channels (u and z stay in shared memory); the block's share
@@ -30,13 +30,15 @@
  * accumulators by a memset before each launch; all blocks must be resident
  * (grid = SM count, one block per SM); a barrier that waits implausibly
  * long traps (an error, not a hang).
- * MS6_CUDA_PERSIST=0 turns this op off (the per-layer fused kernels run).
+ * MS6_CUDA_PERSIST=0 turns this op off (the per-layer fused kernels run);
+ * MS6_PK_PROFILE=1 prints where block 0 spends a layer (eager steps only).
  * Checked by tests/test_cuda_model.c (persistent == per-layer fused ==
  * unfused logits at every step).
  */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +66,7 @@ struct PkParams {
     const void *lm_head;
     int ns, slot_bytes; /* ring */
     int ngmax;          /* channel groups per block, at most */
+    long long *prof;    /* MS6_PK_PROFILE=1: clock64 marks of block 0, 16 per layer; else NULL */
     /* shared-memory offsets (bytes) */
     int o_bar, o_act, o_normw, o_xz, o_us, o_cw, o_cb, o_cst, o_xps, o_dtw, o_dtb, o_A, o_D, o_sst, o_dbcs, o_red;
     PkLayer layer[PK_MAX_LAYERS];
@@ -141,12 +144,13 @@ static __device__ __forceinline__ unsigned long long globaltimer() {
     return t;
 }
 
-/* every consumer thread of every block has arrived here `target / G` times */
+/* every consumer thread of every block has arrived here `target / G`
+ * times: a release add by one thread per block after the block's barrier,
+ * acquire loads until the count is reached, the block's barrier again */
 static __device__ __forceinline__ void grid_sync(unsigned *ctr, unsigned target, int tid) {
     bar_c();
     if (tid == 0) {
-        __threadfence();
-        atomicAdd(ctr, 1u);
+        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(ctr) : "memory");
         const unsigned long long t0 = globaltimer();
         for (unsigned v, i = 0;; i++) {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(ctr) : "memory");
@@ -154,7 +158,6 @@ static __device__ __forceinline__ void grid_sync(unsigned *ctr, unsigned target,
             /* a block that never arrives is one that is not resident: fail, do not hang */
             if ((i & 1023) == 1023 && globaltimer() - t0 > 2000000000ull) __trap();
         }
-        __threadfence();
     }
     bar_c();
 }
@@ -168,57 +171,70 @@ struct Ring {
     uint64_t *full, *empty;
     int ns, slot_bytes;
     unsigned seq;
+    long long waited; /* producer: clocks spent waiting for free slots */
 };
 
 static __device__ __forceinline__ void ring_issue(Ring &r, const void *src, int bytes) {
     const unsigned s = r.seq % r.ns, round = r.seq / r.ns;
-    if (round > 0) mbar_wait(r.empty + s, (round - 1) & 1);
+    if (round > 0) {
+        const long long t0 = clock64();
+        mbar_wait(r.empty + s, (round - 1) & 1);
+        r.waited += clock64() - t0;
+    }
     mbar_expect_tx(r.full + s, (unsigned)bytes);
     bulk_load(r.base + (size_t)s * r.slot_bytes, src, (unsigned)bytes, r.full + s);
     r.seq++;
 }
 
-/* acc[r][b] = row r of the tile (K halves, shared memory) . act row b */
-template <typename T, int NB>
+/* acc[r][b] = row r of the tile (TR rows of K halves, shared memory) . act row b */
+template <typename T, int NB, int TR>
 static __device__ __forceinline__ void tile_dot(const uint4 *w, int K, const float *act, int lda, int lane,
-                                                float (&acc)[2][NB]) {
+                                                float (&acc)[4][NB]) {
     const int nv = K / 8;
 #pragma unroll
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < 4; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
 #pragma unroll 2
     for (int v = lane; v < nv; v += 32) {
-        float w0[8], w1[8];
-        unpack8(w[v], w0, T());
-        unpack8(w[nv + v], w1, T());
+        float x[NB][8];
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             const float4 a = *reinterpret_cast<const float4 *>(act + (size_t)b * lda + v * 8);
             const float4 c = *reinterpret_cast<const float4 *>(act + (size_t)b * lda + v * 8 + 4);
-            const float x[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+            x[b][0] = a.x, x[b][1] = a.y, x[b][2] = a.z, x[b][3] = a.w;
+            x[b][4] = c.x, x[b][5] = c.y, x[b][6] = c.z, x[b][7] = c.w;
+        }
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                acc[0][b] = fmaf(w0[e], x[e], acc[0][b]);
-                acc[1][b] = fmaf(w1[e], x[e], acc[1][b]);
-            }
+        for (int r = 0; r < TR; r++) {
+            float wf[8];
+            unpack8(w[r * nv + v], wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[r][b] = fmaf(wf[e], x[b][e], acc[r][b]);
         }
     }
 #pragma unroll
-    for (int r = 0; r < 2; r++)
+    for (int r = 0; r < TR; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = pk_warp_sum(acc[r][b]);
 }
 
-/* the next tile of the sequence, if it is this warp's: acc = its rows . act */
+/* the next tile of the sequence (tr rows: 2 or 4), if it is this warp's:
+ * acc = its rows . act */
 template <typename T, int NB>
-static __device__ __forceinline__ bool ring_take(Ring &r, int warp, int lane, const float *act, int lda, int K,
-                                                 float (&acc)[2][NB]) {
+static __device__ __forceinline__ bool ring_take(Ring &r, int warp, int lane, const float *act, int lda, int K, int tr,
+                                                 float (&acc)[4][NB]) {
     const unsigned s = r.seq++;
     if ((int)(s % PK_CONS) != warp) return false;
     const unsigned slot = s % r.ns;
     mbar_wait(r.full + slot, (s / r.ns) & 1);
-    tile_dot<T, NB>(reinterpret_cast<const uint4 *>(r.base + (size_t)slot * r.slot_bytes), K, act, lda, lane, acc);
+    const uint4 *w = reinterpret_cast<const uint4 *>(r.base + (size_t)slot * r.slot_bytes);
+    if (tr == 4)
+        tile_dot<T, NB, 4>(w, K, act, lda, lane, acc);
+    else
+        tile_dot<T, NB, 2>(w, K, act, lda, lane, acc);
     __syncwarp();
     if (lane == 0) mbar_arrive(r.empty + slot);
     return true;
@@ -272,9 +288,13 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     uint64_t *full = reinterpret_cast<uint64_t *>(sm + p.o_bar), *empty = full + p.ns;
     const int ngroups = di / 8;
     const int ng = blk < ngroups ? (ngroups - blk + G - 1) / G : 0; /* this block's channel groups */
-    const int pairs_dm = (dm + 1) / 2, pairs_v = (p.vocab + 1) / 2;
-    const int np_dm = blk < pairs_dm ? (pairs_dm - blk + G - 1) / G : 0;
-    const int np_v = blk < pairs_v ? (pairs_v - blk + G - 1) / G : 0;
+    /* rows per tile: as many as fill a slot, 4 or 2 (in_proj and lm_head
+     * rows are d_model long, out_proj rows d_inner) */
+    const int trA = p.slot_bytes >= 4 * dm * (int)sizeof(T) ? 4 : 2;
+    const int trC = p.slot_bytes >= 4 * di * (int)sizeof(T) ? 4 : 2;
+    const int tiles_dm = (dm + trC - 1) / trC, tiles_v = (p.vocab + trA - 1) / trA;
+    const int nt_dm = blk < tiles_dm ? (tiles_dm - blk + G - 1) / G : 0;
+    const int nt_v = blk < tiles_v ? (tiles_v - blk + G - 1) / G : 0;
 
     if (tid == 0) {
         for (int i = 0; i < p.ns; i++) {
@@ -285,29 +305,36 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     }
     __syncthreads();
 
-    Ring ring = {sm, full, empty, p.ns, p.slot_bytes, 0};
+    Ring ring = {sm, full, empty, p.ns, p.slot_bytes, 0, 0};
+    long long *const prof = blk == 0 ? p.prof : NULL;
+#define PK_MARK(l, e)                                              \
+    do {                                                           \
+        if (prof && tid == 0) prof[(size_t)(l) * 16 + (e)] = clock64(); \
+    } while (0)
     if (warp == PK_CONS) {
         /* ---- producer: one lane walks the tile list ---- */
         if (lane != 0) return;
         for (int l = 0; l < p.n_layer; l++) {
+            if (prof) prof[(size_t)l * 16 + 12] = clock64(), prof[(size_t)l * 16 + 13] = ring.waited;
             const T *win = (const T *)p.layer[l].in_proj;
             for (int k = 0; k < ng; k++) {
                 const int g = blk + k * G;
-                for (int t = 0; t < 8; t++) {
-                    const int row = t < 4 ? 8 * g + 2 * t : di + 8 * g + 2 * (t - 4);
-                    ring_issue(ring, win + (size_t)row * dm, 2 * dm * (int)sizeof(T));
+                for (int i = 0; i < 16; i += trA) { /* the group's 8 x rows, then its 8 z rows */
+                    const int row = i < 8 ? 8 * g + i : di + 8 * g + i - 8;
+                    ring_issue(ring, win + (size_t)row * dm, trA * dm * (int)sizeof(T));
                 }
             }
             const T *wout = (const T *)p.layer[l].out_proj;
-            for (int i = 0; i < np_dm; i++) {
-                const int row = 2 * (blk + i * G);
-                ring_issue(ring, wout + (size_t)row * di, (row + 1 < dm ? 2 : 1) * di * (int)sizeof(T));
+            for (int i = 0; i < nt_dm; i++) {
+                const int row = trC * (blk + i * G), nr = dm - row < trC ? dm - row : trC;
+                ring_issue(ring, wout + (size_t)row * di, nr * di * (int)sizeof(T));
             }
         }
+        if (prof) prof[(size_t)p.n_layer * 16 + 12] = clock64(), prof[(size_t)p.n_layer * 16 + 13] = ring.waited;
         const T *wh = (const T *)p.lm_head;
-        for (int i = 0; i < np_v; i++) {
-            const int row = 2 * (blk + i * G);
-            ring_issue(ring, wh + (size_t)row * dm, (row + 1 < p.vocab ? 2 : 1) * dm * (int)sizeof(T));
+        for (int i = 0; i < nt_v; i++) {
+            const int row = trA * (blk + i * G), nr = p.vocab - row < trA ? p.vocab - row : trA;
+            ring_issue(ring, wh + (size_t)row * dm, nr * dm * (int)sizeof(T));
         }
         return;
     }
@@ -337,6 +364,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
         const PkLayer &L = p.layer[l];
         float *dbc = p.dbc + (size_t)(l & 1) * NB * nb;
         /* ---- phase A: prefetch this layer's small data, wait for the residual ---- */
+        PK_MARK(l, 0);
         copy_in(normw, L.norm, dm * 4, tid);
         for (int k = 0; k < ng; k++) {
             const int c0 = 8 * (blk + k * G);
@@ -359,22 +387,26 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
         }
         cp_async_commit();
         if (l > 0) grid_sync(p.counter, (++bars) * G, tid); /* residual complete (C of layer l-1) */
+        PK_MARK(l, 1);
         norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
+        PK_MARK(l, 2);
         for (int k = 0; k < ng; k++)
-            for (int t = 0; t < 8; t++) {
-                float acc[2][NB];
-                if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, acc)) continue;
+            for (int i0 = 0; i0 < 16; i0 += trA) {
+                float acc[4][NB];
+                if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, trA, acc)) continue;
                 const int c0 = 8 * (blk + k * G);
                 if (lane == 0)
 #pragma unroll
-                    for (int r = 0; r < 2; r++) {
-                        const int row = t < 4 ? c0 + 2 * t + r : di + c0 + 2 * (t - 4) + r;
+                    for (int r = 0; r < 4; r++) {
+                        if (r >= trA) break;
+                        const int i = i0 + r, row = i < 8 ? c0 + i : di + c0 + i - 8;
                         const float bias = L.in_bias ? L.in_bias[row] : 0.0f;
 #pragma unroll
-                        for (int b = 0; b < NB; b++) xz[(k * NB + b) * 16 + 2 * t + r] = acc[r][b] + bias;
+                        for (int b = 0; b < NB; b++) xz[(k * NB + b) * 16 + i] = acc[r][b] + bias;
                     }
             }
         bar_c();
+        PK_MARK(l, 3);
         /* conv update + bias + SiLU of the block's channels */
         for (int q = tid; q < ng * 8 * NB; q += PK_CTHREADS) {
             const int b = q / (ng * 8), kj = q % (ng * 8), k = kj / 8, j = kj % 8;
@@ -394,6 +426,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
             us[(k * NB + b) * 8 + j] = uv;
         }
         bar_c();
+        PK_MARK(l, 4);
         /* dbc += x_proj[:, block channels] . u */
         if (ng > 0)
             for (int j = tid; j < nb; j += PK_CTHREADS) {
@@ -411,7 +444,9 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
 #pragma unroll
                 for (int b = 0; b < NB; b++) atomicAdd(dbc + (size_t)b * nb + j, part[b]);
             }
+        PK_MARK(l, 5);
         grid_sync(p.counter, (++bars) * G, tid); /* dbc complete */
+        PK_MARK(l, 6);
 
         /* ---- phase B: dt_proj, softplus, state update, gate ---- */
         for (int i = tid; i < NB * nb; i += PK_CTHREADS) dbcs[i] = __ldcg(dbc + i);
@@ -472,19 +507,23 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                 }
             }
         }
+        PK_MARK(l, 7);
         grid_sync(p.counter, (++bars) * G, tid); /* y complete */
+        PK_MARK(l, 8);
 
         /* ---- phase C: residual += out_proj . y ---- */
         for (int i = tid; i < NB * di / 4; i += PK_CTHREADS)
             reinterpret_cast<float4 *>(act)[i] = __ldcg(reinterpret_cast<const float4 *>(p.y) + i);
         bar_c();
-        for (int i = 0; i < np_dm; i++) {
-            float acc[2][NB];
-            if (!ring_take<T, NB>(ring, warp, lane, act, di, di, acc)) continue;
-            const int row0 = 2 * (blk + i * G);
+        PK_MARK(l, 9);
+        for (int i = 0; i < nt_dm; i++) {
+            float acc[4][NB];
+            if (!ring_take<T, NB>(ring, warp, lane, act, di, di, trC, acc)) continue;
+            const int row0 = trC * (blk + i * G);
             if (lane < NB)
 #pragma unroll
-                for (int r = 0; r < 2; r++) {
+                for (int r = 0; r < 4; r++) {
+                    if (r >= trC) break;
                     const int row = row0 + r;
                     if (row >= dm) break;
 #pragma unroll
@@ -496,18 +535,21 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                 }
         }
     }
+    PK_MARK(p.n_layer, 0);
     /* ---- head: norm_f + lm_head ---- */
     copy_in(normw, p.norm_f, dm * 4, tid);
     cp_async_commit();
     grid_sync(p.counter, (++bars) * G, tid); /* residual complete */
+    PK_MARK(p.n_layer, 1);
     norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
-    for (int i = 0; i < np_v; i++) {
-        float acc[2][NB];
-        if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, acc)) continue;
-        const int row0 = 2 * (blk + i * G);
+    for (int i = 0; i < nt_v; i++) {
+        float acc[4][NB];
+        if (!ring_take<T, NB>(ring, warp, lane, act, dm, dm, trA, acc)) continue;
+        const int row0 = trA * (blk + i * G);
         if (lane < NB)
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < 4; r++) {
+                if (r >= trA) break;
                 const int row = row0 + r;
                 if (row >= p.vocab) break;
 #pragma unroll
@@ -515,6 +557,8 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                     if (lane == b) p.logits[(size_t)b * p.ldo + row] = acc[r][b];
             }
     }
+    PK_MARK(p.n_layer, 2);
+#undef PK_MARK
 #endif
 }
 
@@ -569,6 +613,50 @@ static size_t pk_layout(PkParams *k, int nbq, int wsize, size_t limit) {
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) *offs[i] += (int)shift;
     k->o_bar = (int)ring0;
     return shift + o;
+}
+
+/* MS6_PK_PROFILE=1 (a development aid; eager steps only, MS6_CUDA_GRAPH=0):
+ * block 0's clock marks, averaged over the layers after the first and
+ * printed to stderr every 64 steps, in microseconds per layer. */
+static long long *pk_prof_dev;
+static double pk_prof_sum[16];
+static long pk_prof_n;
+
+static void pk_prof_report(ms6_cuda_ctx *c, int n_layer) {
+    long long h[(PK_MAX_LAYERS + 1) * 16];
+    if (cudaStreamSynchronize(c->stream) != cudaSuccess ||
+        cudaMemcpy(h, pk_prof_dev, sizeof(long long) * 16 * (n_layer + 1), cudaMemcpyDeviceToHost) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    int khz = 0;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, c->device) != cudaSuccess || khz <= 0) return;
+    const double us = 1e-3 / (double)khz;
+    for (int l = 1; l < n_layer; l++) {
+        const long long *a = h + (size_t)l * 16, *nx = a + 16;
+        for (int e = 0; e < 9; e++) pk_prof_sum[e] += (double)(a[e + 1] - a[e]) * us;
+        pk_prof_sum[9] += (double)(nx[0] - a[9]) * us;                /* out_proj tiles */
+        pk_prof_sum[10] += (double)(nx[0] - a[0]) * us;               /* whole layer */
+        pk_prof_sum[11] += (double)(nx[13] - a[13]) * us;             /* producer slot waits */
+        pk_prof_sum[12] += (double)(a[0] - a[12]) * us;               /* producer lead */
+    }
+    const long long *hd = h + (size_t)n_layer * 16;
+    pk_prof_sum[13] += (double)(hd[1] - hd[0]) * us * (n_layer - 1);
+    pk_prof_sum[14] += (double)(hd[2] - hd[1]) * us * (n_layer - 1);
+    pk_prof_n += n_layer - 1;
+    static long calls;
+    if (++calls % 64) return;
+    const double k = 1.0 / (double)pk_prof_n;
+    fprintf(stderr,
+            "pk profile (us per layer, block 0): A wait %.2f norm %.2f in_proj %.2f conv %.2f x_proj %.2f | "
+            "dbc wait %.2f B %.2f | y wait %.2f y load %.2f out_proj %.2f | layer %.2f; producer waits %.2f, "
+            "lead %.2f; head wait %.2f, head %.2f (per step)\n",
+            pk_prof_sum[0] * k, pk_prof_sum[1] * k, pk_prof_sum[2] * k, pk_prof_sum[3] * k, pk_prof_sum[4] * k,
+            pk_prof_sum[5] * k, pk_prof_sum[6] * k, pk_prof_sum[7] * k, pk_prof_sum[8] * k, pk_prof_sum[9] * k,
+            pk_prof_sum[10] * k, pk_prof_sum[11] * k, pk_prof_sum[12] * k, pk_prof_sum[13] * k,
+            pk_prof_sum[14] * k);
+    memset(pk_prof_sum, 0, sizeof pk_prof_sum);
+    pk_prof_n = 0;
 }
 
 template <typename T, int NB>
@@ -645,6 +733,12 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
         free(k);
         return MS6_STATUS_OK;
     }
+    const char *pe = getenv("MS6_PK_PROFILE");
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    const int prof = pe && !strcmp(pe, "1") && cudaStreamIsCapturing(c->stream, &cs) == cudaSuccess &&
+                     cs == cudaStreamCaptureStatusNone &&
+                     (pk_prof_dev || cudaMalloc(&pk_prof_dev, sizeof(long long) * 16 * (PK_MAX_LAYERS + 1)) == cudaSuccess);
+    k->prof = prof ? pk_prof_dev : NULL;
     cudaError_t e = cudaMemsetAsync(c->pk_scratch, 0, 256 + sizeof(float) * 2 * (size_t)k->nb * dp->layers[0].n,
                                     c->stream);
     if (e == cudaSuccess) {
@@ -654,6 +748,7 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
         else
             e = bf ? pk_launch<__nv_bfloat16, 2>(c, k, smem) : pk_launch<__half, 2>(c, k, smem);
     }
+    if (e == cudaSuccess && prof) pk_prof_report(c, (int)dp->n_layer);
     free(k);
     return ms6_cuda_check(be, e, "persistent decode step");
 }
