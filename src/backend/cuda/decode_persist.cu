@@ -604,6 +604,8 @@ static size_t pk_layout(PkParams *k, int nbq, int wsize, size_t limit) {
     if (small + 2 * (size_t)k->slot_bytes + 64 > limit) return 0;
     int ns = (int)((limit - small - 64) / ((size_t)k->slot_bytes + 16));
     if (ns > 32) ns = 32;
+    const char *e = getenv("MS6_PK_SLOTS"); /* fewer slots (a development aid) */
+    if (e && atoi(e) >= 2 && atoi(e) < ns) ns = atoi(e);
     k->ns = ns;
     ring0 = (size_t)ns * k->slot_bytes;
     /* final offsets: ring at 0, barriers, then the small arrays */
@@ -631,7 +633,7 @@ static void pk_prof_report(ms6_cuda_ctx *c, int n_layer) {
     }
     int khz = 0;
     if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, c->device) != cudaSuccess || khz <= 0) return;
-    const double us = 1e-3 / (double)khz;
+    const double us = 1e3 / (double)khz; /* microseconds per clock */
     for (int l = 1; l < n_layer; l++) {
         const long long *a = h + (size_t)l * 16, *nx = a + 16;
         for (int e = 0; e < 9; e++) pk_prof_sum[e] += (double)(a[e + 1] - a[e]) * us;
