@@ -37,6 +37,7 @@
  */
 #include "backend/cuda/cuda_internal.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@
 #define PK_CTHREADS (PK_CONS * 32)
 #define PK_THREADS (PK_CTHREADS + 32) /* + the producer warp */
 #define PK_MAX_LAYERS 128
+#define PK_PSLOTS 24 /* profile marks per layer and block */
 
 struct PkLayer {
     const void *in_proj, *x_proj, *dt_proj, *out_proj;
@@ -66,7 +68,7 @@ struct PkParams {
     const void *lm_head;
     int ns, slot_bytes; /* ring */
     int ngmax;          /* channel groups per block, at most */
-    long long *prof;    /* MS6_PK_PROFILE=1: clock64 marks of block 0, 16 per layer; else NULL */
+    long long *prof;    /* MS6_PK_PROFILE=1: marks, PK_PSLOTS per layer and block; else NULL */
     /* shared-memory offsets (bytes) */
     int o_bar, o_act, o_normw, o_xz, o_us, o_cw, o_cb, o_cst, o_xps, o_dtw, o_dtb, o_A, o_D, o_sst, o_dbcs, o_red;
     PkLayer layer[PK_MAX_LAYERS];
@@ -147,17 +149,19 @@ static __device__ __forceinline__ unsigned long long globaltimer() {
 /* every consumer thread of every block has arrived here `target / G`
  * times: a release add by one thread per block after the block's barrier,
  * acquire loads until the count is reached, the block's barrier again */
-static __device__ __forceinline__ void grid_sync(unsigned *ctr, unsigned target, int tid) {
+static __device__ __forceinline__ void grid_sync(unsigned *ctr, unsigned target, int tid, long long *mk) {
     bar_c();
     if (tid == 0) {
-        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(ctr) : "memory");
         const unsigned long long t0 = globaltimer();
+        if (mk) mk[0] = (long long)t0;
+        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(ctr) : "memory");
         for (unsigned v, i = 0;; i++) {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(ctr) : "memory");
             if (v >= target) break;
             /* a block that never arrives is one that is not resident: fail, do not hang */
             if ((i & 1023) == 1023 && globaltimer() - t0 > 2000000000ull) __trap();
         }
+        if (mk) mk[1] = (long long)globaltimer();
     }
     bar_c();
 }
@@ -177,9 +181,9 @@ struct Ring {
 static __device__ __forceinline__ void ring_issue(Ring &r, const void *src, int bytes) {
     const unsigned s = r.seq % r.ns, round = r.seq / r.ns;
     if (round > 0) {
-        const long long t0 = clock64();
+        const long long t0 = (long long)globaltimer();
         mbar_wait(r.empty + s, (round - 1) & 1);
-        r.waited += clock64() - t0;
+        r.waited += (long long)globaltimer() - t0;
     }
     mbar_expect_tx(r.full + s, (unsigned)bytes);
     bulk_load(r.base + (size_t)s * r.slot_bytes, src, (unsigned)bytes, r.full + s);
@@ -306,16 +310,18 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     __syncthreads();
 
     Ring ring = {sm, full, empty, p.ns, p.slot_bytes, 0, 0};
-    long long *const prof = blk == 0 ? p.prof : NULL;
-#define PK_MARK(l, e)                                              \
-    do {                                                           \
-        if (prof && tid == 0) prof[(size_t)(l) * 16 + (e)] = clock64(); \
+    /* profile: PK_PSLOTS marks per layer and block (globaltimer, ns) */
+    long long *const prof = p.prof ? p.prof + (size_t)blk * (p.n_layer + 1) * PK_PSLOTS : NULL;
+#define PK_MARK(l, e)                                                                         \
+    do {                                                                                      \
+        if (prof && tid == 0) prof[(size_t)(l) * PK_PSLOTS + (e)] = (long long)globaltimer(); \
     } while (0)
+#define PK_MK(l, e) (prof ? prof + (size_t)(l) * PK_PSLOTS + (e) : (long long *)0)
     if (warp == PK_CONS) {
         /* ---- producer: one lane walks the tile list ---- */
         if (lane != 0) return;
         for (int l = 0; l < p.n_layer; l++) {
-            if (prof) prof[(size_t)l * 16 + 12] = clock64(), prof[(size_t)l * 16 + 13] = ring.waited;
+            if (prof) prof[(size_t)l * PK_PSLOTS + 12] = (long long)globaltimer(), prof[(size_t)l * PK_PSLOTS + 13] = ring.waited;
             const T *win = (const T *)p.layer[l].in_proj;
             for (int k = 0; k < ng; k++) {
                 const int g = blk + k * G;
@@ -330,7 +336,9 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                 ring_issue(ring, wout + (size_t)row * di, nr * di * (int)sizeof(T));
             }
         }
-        if (prof) prof[(size_t)p.n_layer * 16 + 12] = clock64(), prof[(size_t)p.n_layer * 16 + 13] = ring.waited;
+        if (prof)
+            prof[(size_t)p.n_layer * PK_PSLOTS + 12] = (long long)globaltimer(),
+                   prof[(size_t)p.n_layer * PK_PSLOTS + 13] = ring.waited;
         const T *wh = (const T *)p.lm_head;
         for (int i = 0; i < nt_v; i++) {
             const int row = trA * (blk + i * G), nr = p.vocab - row < trA ? p.vocab - row : trA;
@@ -386,7 +394,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                 }
         }
         cp_async_commit();
-        if (l > 0) grid_sync(p.counter, (++bars) * G, tid); /* residual complete (C of layer l-1) */
+        if (l > 0) grid_sync(p.counter, (++bars) * G, tid, PK_MK(l, 10)); /* residual complete (C of layer l-1) */
         PK_MARK(l, 1);
         norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
         PK_MARK(l, 2);
@@ -445,7 +453,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                 for (int b = 0; b < NB; b++) atomicAdd(dbc + (size_t)b * nb + j, part[b]);
             }
         PK_MARK(l, 5);
-        grid_sync(p.counter, (++bars) * G, tid); /* dbc complete */
+        grid_sync(p.counter, (++bars) * G, tid, PK_MK(l, 14)); /* dbc complete */
         PK_MARK(l, 6);
 
         /* ---- phase B: dt_proj, softplus, state update, gate ---- */
@@ -508,7 +516,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
             }
         }
         PK_MARK(l, 7);
-        grid_sync(p.counter, (++bars) * G, tid); /* y complete */
+        grid_sync(p.counter, (++bars) * G, tid, PK_MK(l, 16)); /* y complete */
         PK_MARK(l, 8);
 
         /* ---- phase C: residual += out_proj . y ---- */
@@ -539,7 +547,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     /* ---- head: norm_f + lm_head ---- */
     copy_in(normw, p.norm_f, dm * 4, tid);
     cp_async_commit();
-    grid_sync(p.counter, (++bars) * G, tid); /* residual complete */
+    grid_sync(p.counter, (++bars) * G, tid, PK_MK(p.n_layer, 10)); /* residual complete */
     PK_MARK(p.n_layer, 1);
     norm_rows<NB>(p.residual, dm, p.eps, act, normw, red, tid);
     for (int i = 0; i < nt_v; i++) {
@@ -559,6 +567,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     }
     PK_MARK(p.n_layer, 2);
 #undef PK_MARK
+#undef PK_MK
 #endif
 }
 
@@ -606,6 +615,12 @@ static size_t pk_layout(PkParams *k, int nbq, int wsize, size_t limit) {
     if (ns > 32) ns = 32;
     const char *e = getenv("MS6_PK_SLOTS"); /* fewer slots (a development aid) */
     if (e && atoi(e) >= 2 && atoi(e) < ns) ns = atoi(e);
+    /* a multiple of the consumer warps: tile s goes to warp s % PK_CONS and
+     * slot s % ns, so each slot has one consumer warp, which takes its tiles
+     * in order. With slots shared between warps, a warp running ahead could
+     * wait on a slot two phases behind its tile, and the mbarrier's phase
+     * parity cannot tell those apart (measured: hangs with 11 slots). */
+    ns -= ns % PK_CONS;
     k->ns = ns;
     ring0 = (size_t)ns * k->slot_bytes;
     /* final offsets: ring at 0, barriers, then the small arrays */
@@ -618,46 +633,68 @@ static size_t pk_layout(PkParams *k, int nbq, int wsize, size_t limit) {
 }
 
 /* MS6_PK_PROFILE=1 (a development aid; eager steps only, MS6_CUDA_GRAPH=0):
- * block 0's clock marks, averaged over the layers after the first and
- * printed to stderr every 64 steps, in microseconds per layer. */
+ * every block's marks (globaltimer), summed over the layers after the first
+ * and printed to stderr every 64 steps in microseconds per layer: block 0's
+ * phases, and for each grid barrier the spread of the arrivals over the
+ * blocks and the time from the last arrival to the first release. */
 static long long *pk_prof_dev;
-static double pk_prof_sum[16];
+static double pk_prof_sum[24];
 static long pk_prof_n;
+static int pk_prof_last[1024];
 
-static void pk_prof_report(ms6_cuda_ctx *c, int n_layer) {
-    long long h[(PK_MAX_LAYERS + 1) * 16];
+static void pk_prof_report(ms6_cuda_ctx *c, int n_layer, int G) {
+    const size_t per = (size_t)(n_layer + 1) * PK_PSLOTS;
+    long long *h = (long long *)malloc(sizeof(long long) * per * G);
+    if (!h) return;
     if (cudaStreamSynchronize(c->stream) != cudaSuccess ||
-        cudaMemcpy(h, pk_prof_dev, sizeof(long long) * 16 * (n_layer + 1), cudaMemcpyDeviceToHost) != cudaSuccess) {
+        cudaMemcpy(h, pk_prof_dev, sizeof(long long) * per * G, cudaMemcpyDeviceToHost) != cudaSuccess) {
         cudaGetLastError();
+        free(h);
         return;
     }
-    int khz = 0;
-    if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, c->device) != cudaSuccess || khz <= 0) return;
-    const double us = 1e3 / (double)khz; /* microseconds per clock */
+    const double us = 1e-3;
     for (int l = 1; l < n_layer; l++) {
-        const long long *a = h + (size_t)l * 16, *nx = a + 16;
+        const long long *a = h + (size_t)l * PK_PSLOTS, *nx = a + PK_PSLOTS;
         for (int e = 0; e < 9; e++) pk_prof_sum[e] += (double)(a[e + 1] - a[e]) * us;
-        pk_prof_sum[9] += (double)(nx[0] - a[9]) * us;                /* out_proj tiles */
-        pk_prof_sum[10] += (double)(nx[0] - a[0]) * us;               /* whole layer */
-        pk_prof_sum[11] += (double)(nx[13] - a[13]) * us;             /* producer slot waits */
-        pk_prof_sum[12] += (double)(a[0] - a[12]) * us;               /* producer lead */
+        pk_prof_sum[9] += (double)(nx[0] - a[9]) * us;
+        pk_prof_sum[10] += (double)(nx[0] - a[0]) * us;
+        pk_prof_sum[11] += (double)(nx[13] - a[13]) * us;
+        pk_prof_sum[12] += (double)(a[0] - a[12]) * us;
+        const int evs[3] = {10, 14, 16};
+        for (int q = 0; q < 3; q++) {
+            long long amin = LLONG_MAX, amax = LLONG_MIN, rmin = LLONG_MAX;
+            int last = 0;
+            for (int b = 0; b < G; b++) {
+                const long long *m = h + (size_t)b * per + (size_t)l * PK_PSLOTS + evs[q];
+                if (m[0] < amin) amin = m[0];
+                if (m[0] > amax) amax = m[0], last = b;
+                if (m[1] < rmin) rmin = m[1];
+            }
+            pk_prof_sum[13 + 2 * q] += (double)(amax - amin) * us;
+            pk_prof_sum[14 + 2 * q] += (double)(rmin - amax) * us;
+            if (q == 0 && last < 1024) pk_prof_last[last]++;
+        }
     }
-    const long long *hd = h + (size_t)n_layer * 16;
-    pk_prof_sum[13] += (double)(hd[1] - hd[0]) * us * (n_layer - 1);
-    pk_prof_sum[14] += (double)(hd[2] - hd[1]) * us * (n_layer - 1);
+    free(h);
     pk_prof_n += n_layer - 1;
     static long calls;
     if (++calls % 64) return;
     const double k = 1.0 / (double)pk_prof_n;
+    int top = 0;
+    for (int b = 1; b < G && b < 1024; b++)
+        if (pk_prof_last[b] > pk_prof_last[top]) top = b;
     fprintf(stderr,
-            "pk profile (us per layer, block 0): A wait %.2f norm %.2f in_proj %.2f conv %.2f x_proj %.2f | "
+            "pk profile (us per layer) block 0: A wait %.2f norm %.2f in_proj %.2f conv %.2f x_proj %.2f | "
             "dbc wait %.2f B %.2f | y wait %.2f y load %.2f out_proj %.2f | layer %.2f; producer waits %.2f, "
-            "lead %.2f; head wait %.2f, head %.2f (per step)\n",
+            "lead %.2f\n  barriers (arrival spread / last arrival to release): residual %.2f / %.2f, dbc %.2f / %.2f, "
+            "y %.2f / %.2f; last at the residual barrier most often: block %d (%d of %ld)\n",
             pk_prof_sum[0] * k, pk_prof_sum[1] * k, pk_prof_sum[2] * k, pk_prof_sum[3] * k, pk_prof_sum[4] * k,
             pk_prof_sum[5] * k, pk_prof_sum[6] * k, pk_prof_sum[7] * k, pk_prof_sum[8] * k, pk_prof_sum[9] * k,
-            pk_prof_sum[10] * k, pk_prof_sum[11] * k, pk_prof_sum[12] * k, pk_prof_sum[13] * k,
-            pk_prof_sum[14] * k);
+            pk_prof_sum[10] * k, pk_prof_sum[11] * k, pk_prof_sum[12] * k, pk_prof_sum[13] * k, pk_prof_sum[14] * k,
+            pk_prof_sum[15] * k, pk_prof_sum[16] * k, pk_prof_sum[17] * k, pk_prof_sum[18] * k, top,
+            pk_prof_last[top], pk_prof_n);
     memset(pk_prof_sum, 0, sizeof pk_prof_sum);
+    memset(pk_prof_last, 0, sizeof pk_prof_last);
     pk_prof_n = 0;
 }
 
@@ -725,7 +762,7 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
             L->conv_state = q->conv_state, L->ssm_state = q->ssm_state;
         }
         if (ok) smem = pk_layout(k, (int)n, 2, (size_t)c->prop.sharedMemPerBlockOptin);
-        ok = ok && smem > 0 && k->ns >= 2;
+        ok = ok && smem > 0 && k->ns >= PK_CONS;
     }
     if (!ok) {
         free(k);
@@ -739,7 +776,8 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     const int prof = pe && !strcmp(pe, "1") && cudaStreamIsCapturing(c->stream, &cs) == cudaSuccess &&
                      cs == cudaStreamCaptureStatusNone &&
-                     (pk_prof_dev || cudaMalloc(&pk_prof_dev, sizeof(long long) * 16 * (PK_MAX_LAYERS + 1)) == cudaSuccess);
+                     (pk_prof_dev || cudaMalloc(&pk_prof_dev, sizeof(long long) * PK_PSLOTS * (PK_MAX_LAYERS + 1) *
+                                                               c->prop.multiProcessorCount) == cudaSuccess);
     k->prof = prof ? pk_prof_dev : NULL;
     cudaError_t e = cudaMemsetAsync(c->pk_scratch, 0, 256 + sizeof(float) * 2 * (size_t)k->nb * dp->layers[0].n,
                                     c->stream);
@@ -750,7 +788,7 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
         else
             e = bf ? pk_launch<__nv_bfloat16, 2>(c, k, smem) : pk_launch<__half, 2>(c, k, smem);
     }
-    if (e == cudaSuccess && prof) pk_prof_report(c, (int)dp->n_layer);
+    if (e == cudaSuccess && prof) pk_prof_report(c, (int)dp->n_layer, c->prop.multiProcessorCount);
     free(k);
     return ms6_cuda_check(be, e, "persistent decode step");
 }
