@@ -5,6 +5,7 @@
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
   cmake --build build-gpu -j16 >/dev/null || exit 1
 B=build-gpu/mamba-s6
+mkdir -p /tmp/ms6-e2e
 for s in ${SHAPES:-130m 1.4b 2.8b}; do
   d=/tmp/ms6-e2e/$s
   [ -f $d/model.safetensors ] || $B init --shape $s -o $d --dtype f16 > /dev/null
