@@ -68,6 +68,7 @@ struct PkParams {
     const void *lm_head;
     int ns, slot_bytes; /* ring */
     int ngmax;          /* channel groups per block, at most */
+    int l2_ahead;       /* tiles the producer's L2 prefetch runs ahead of its ring copies */
     long long *prof;    /* MS6_PK_PROFILE=1: marks, PK_PSLOTS per layer and block; else NULL */
     /* shared-memory offsets (bytes) */
     int o_bar, o_act, o_normw, o_xz, o_us, o_cw, o_cb, o_cst, o_xps, o_dtw, o_dtb, o_A, o_D, o_sst, o_dbcs, o_red;
@@ -188,6 +189,55 @@ static __device__ __forceinline__ void ring_issue(Ring &r, const void *src, int 
     mbar_expect_tx(r.full + s, (unsigned)bytes);
     bulk_load(r.base + (size_t)s * r.slot_bytes, src, (unsigned)bytes, r.full + s);
     r.seq++;
+}
+
+/* The block's tile list in order: per layer its in_proj tiles (per channel
+ * group the 8 x rows, then the 8 z rows, trA rows a tile), its out_proj
+ * tiles (trC rows), then its lm_head tiles (trA rows). tile_next gives the
+ * tile at the cursor and advances it; false past the end. c.l is the
+ * layer of the tile returned (n_layer for the head). */
+struct TileCursor {
+    int l, ph, i;
+};
+
+template <typename T>
+static __device__ __forceinline__ bool tile_next(const PkParams &p, int blk, int G, int ng, int trA, int trC,
+                                                 int nt_dm, int nt_v, TileCursor &c, const void **src, int *bytes) {
+    for (;;) {
+        if (c.l > p.n_layer) return false;
+        if (c.l == p.n_layer) { /* head */
+            if (c.i >= nt_v) return false;
+            const int row = trA * (blk + c.i * G), nr = p.vocab - row < trA ? p.vocab - row : trA;
+            *src = (const T *)p.lm_head + (size_t)row * p.dm;
+            *bytes = nr * p.dm * (int)sizeof(T);
+            c.i++;
+            return true;
+        }
+        if (c.ph == 0) {
+            const int per = 16 / trA;
+            if (c.i < ng * per) {
+                const int g = blk + (c.i / per) * G, i = (c.i % per) * trA;
+                const int row = i < 8 ? 8 * g + i : p.di + 8 * g + i - 8;
+                *src = (const T *)p.layer[c.l].in_proj + (size_t)row * p.dm;
+                *bytes = trA * p.dm * (int)sizeof(T);
+                c.i++;
+                return true;
+            }
+            c.ph = 1, c.i = 0;
+        }
+        if (c.i < nt_dm) {
+            const int row = trC * (blk + c.i * G), nr = p.dm - row < trC ? p.dm - row : trC;
+            *src = (const T *)p.layer[c.l].out_proj + (size_t)row * p.di;
+            *bytes = nr * p.di * (int)sizeof(T);
+            c.i++;
+            return true;
+        }
+        c.l++, c.ph = 0, c.i = 0;
+    }
+}
+
+static __device__ __forceinline__ void prefetch_l2(const void *src, int bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
 
 /* acc[r][b] = row r of the tile (TR rows of K halves, shared memory) . act row b */
@@ -318,31 +368,23 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
     } while (0)
 #define PK_MK(l, e) (prof ? prof + (size_t)(l) * PK_PSLOTS + (e) : (long long *)0)
     if (warp == PK_CONS) {
-        /* ---- producer: one lane walks the tile list ---- */
+        /* ---- producer: one lane walks the tile list, and a second cursor
+         * l2_ahead tiles further asks for those tiles in L2 (bulk prefetch),
+         * so HBM keeps streaming while the ring is full ---- */
         if (lane != 0) return;
-        for (int l = 0; l < p.n_layer; l++) {
-            if (prof) prof[(size_t)l * PK_PSLOTS + 12] = (long long)globaltimer(), prof[(size_t)l * PK_PSLOTS + 13] = ring.waited;
-            const T *win = (const T *)p.layer[l].in_proj;
-            for (int k = 0; k < ng; k++) {
-                const int g = blk + k * G;
-                for (int i = 0; i < 16; i += trA) { /* the group's 8 x rows, then its 8 z rows */
-                    const int row = i < 8 ? 8 * g + i : di + 8 * g + i - 8;
-                    ring_issue(ring, win + (size_t)row * dm, trA * dm * (int)sizeof(T));
-                }
-            }
-            const T *wout = (const T *)p.layer[l].out_proj;
-            for (int i = 0; i < nt_dm; i++) {
-                const int row = trC * (blk + i * G), nr = dm - row < trC ? dm - row : trC;
-                ring_issue(ring, wout + (size_t)row * di, nr * di * (int)sizeof(T));
-            }
-        }
-        if (prof)
-            prof[(size_t)p.n_layer * PK_PSLOTS + 12] = (long long)globaltimer(),
-                   prof[(size_t)p.n_layer * PK_PSLOTS + 13] = ring.waited;
-        const T *wh = (const T *)p.lm_head;
-        for (int i = 0; i < nt_v; i++) {
-            const int row = trA * (blk + i * G), nr = p.vocab - row < trA ? p.vocab - row : trA;
-            ring_issue(ring, wh + (size_t)row * dm, nr * dm * (int)sizeof(T));
+        TileCursor a = {0, 0, 0}, b = a;
+        const void *src;
+        int bytes;
+        for (int i = 0; i < p.l2_ahead && tile_next<T>(p, blk, G, ng, trA, trC, nt_dm, nt_v, b, &src, &bytes); i++)
+            prefetch_l2(src, bytes);
+        int last_l = -1;
+        while (tile_next<T>(p, blk, G, ng, trA, trC, nt_dm, nt_v, a, &src, &bytes)) {
+            if (prof && a.l != last_l) /* the first tile of a layer (or of the head) */
+                prof[(size_t)a.l * PK_PSLOTS + 12] = (long long)globaltimer(),
+                              prof[(size_t)a.l * PK_PSLOTS + 13] = ring.waited, last_l = a.l;
+            ring_issue(ring, src, bytes);
+            if (p.l2_ahead > 0 && tile_next<T>(p, blk, G, ng, trA, trC, nt_dm, nt_v, b, &src, &bytes))
+                prefetch_l2(src, bytes);
         }
         return;
     }
@@ -748,6 +790,8 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
         k->norm_f = h->norm;
         k->lm_head = h->w;
         k->ngmax = (int)((di / 8 + G - 1) / G);
+        const char *la = getenv("MS6_PK_L2AHEAD");
+        k->l2_ahead = la ? atoi(la) : 8;
         for (int64_t i = 0; ok && i < dp->n_layer; i++) {
             const ms6_mixer_step_params *q = &dp->layers[i];
             ok = q->n == n && q->d_model == dm && q->d_inner == di && q->d_state == N && q->dt_rank == R &&
