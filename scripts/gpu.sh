@@ -141,10 +141,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     [ "$s" = 2.8b ] && prompt=2048
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
-    # the per-layer fused decode kernels (decode.cu) instead of the whole-step kernel
-    MS6_CUDA_PERSIST=0 step "e2e-$s-perlayer" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+    # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
+    MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2
-    summary+=("  $(e2e_line "e2e-$s-perlayer")")
+    summary+=("  $(e2e_line "e2e-$s-persist")")
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1

@@ -30,8 +30,16 @@
  * accumulators by a memset before each launch; all blocks must be resident
  * (grid = SM count, one block per SM); a barrier that waits implausibly
  * long traps (an error, not a hang).
- * MS6_CUDA_PERSIST=0 turns this op off (the per-layer fused kernels run);
- * MS6_PK_PROFILE=1 prints where block 0 spends a layer (eager steps only).
+ * Status: measured slower than the per-layer kernels of decode.cu at every
+ * model shape (H200, batch 1: 130m 0.368 vs 0.289 ms/token, 1.4b 1.45 vs
+ * 1.20, 2.8b 2.60 vs 2.30; docs/kernel-notes.md has the profile), so it is
+ * off unless MS6_CUDA_PERSIST=1: the static schedule leaves the blocks
+ * arriving at each grid barrier 2-5 us apart, and the ring (160 KB per SM)
+ * absorbs only ~5 us of the ~20 us per layer that the consumers spend
+ * outside the weight stream.
+ * MS6_PK_PROFILE=1 prints where the blocks spend a layer (eager steps only);
+ * MS6_PK_SLOTS and MS6_PK_L2AHEAD (tiles prefetched into L2 ahead of the
+ * ring, default 8) are development knobs.
  * Checked by tests/test_cuda_model.c (persistent == per-layer fused ==
  * unfused logits at every step).
  */
@@ -753,7 +761,8 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
     ms6_cuda_ctx *c = ms6_cuda(be);
     const ms6_mixer_step_params *p0 = dp->n_layer > 0 ? &dp->layers[0] : NULL;
     const ms6_norm_gemv_params *h = &dp->head;
-    int ok = !env_is_off("MS6_CUDA_PERSIST") && !env_is_off("MS6_CUDA_FUSED") && c->prop.major >= 9 && p0 &&
+    const char *on = getenv("MS6_CUDA_PERSIST");
+    int ok = on && !strcmp(on, "1") && !env_is_off("MS6_CUDA_FUSED") && c->prop.major >= 9 && p0 &&
              dp->n_layer <= PK_MAX_LAYERS && c->pk_scratch != NULL;
     if (ok) {
         cudaFuncAttributes fa;
