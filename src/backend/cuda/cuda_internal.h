@@ -121,6 +121,16 @@ static __device__ __forceinline__ float softplus_f(float x) {
  * denominator, the right limit for z -> -inf. */
 static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + fast_ex2(-z * kLog2e)); }
 
+static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
+static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
+
+/* the sum of v over the 32 lanes of a warp, in every lane */
+static __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 /* 8 half values (one 16-byte vector) to fp32; the last argument picks the
  * half type (__half() or __nv_bfloat16()). */
 static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __half) {

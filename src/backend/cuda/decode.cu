@@ -60,8 +60,6 @@ static __device__ __forceinline__ void pdl_launch() {
 #endif
 }
 
-static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
-static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
 
 static __device__ __forceinline__ uint4 ld_stream(const void *p) {
     uint4 r;
@@ -71,11 +69,6 @@ static __device__ __forceinline__ uint4 ld_stream(const void *p) {
     return r;
 }
 
-static __device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 /* ---- warp gemv core: DEC_ROWS rows of W (K halves each, K % 8 == 0)
  * against NB fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */

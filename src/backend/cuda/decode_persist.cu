@@ -140,14 +140,7 @@ static __device__ __forceinline__ void copy_in(void *dst, const void *src, int b
     }
 }
 
-static __device__ __forceinline__ float tof_(__half h) { return __half2float(h); }
-static __device__ __forceinline__ float tof_(__nv_bfloat16 h) { return __bfloat162float(h); }
 
-static __device__ __forceinline__ float pk_warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 static __device__ __forceinline__ unsigned long long globaltimer() {
     unsigned long long t;
@@ -280,7 +273,7 @@ static __device__ __forceinline__ void tile_dot(const uint4 *w, int K, const flo
 #pragma unroll
     for (int r = 0; r < TR; r++)
 #pragma unroll
-        for (int b = 0; b < NB; b++) acc[r][b] = pk_warp_sum(acc[r][b]);
+        for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
 }
 
 /* the next tile of the sequence (tr rows: 2 or 4), if it is this warp's:
@@ -320,7 +313,7 @@ static __device__ __forceinline__ void norm_rows(const float *residual, int dm, 
         }
 #pragma unroll
     for (int b = 0; b < NB; b++) {
-        ss[b] = pk_warp_sum(ss[b]);
+        ss[b] = warp_sum(ss[b]);
         if (lane == 0) red[warp * NB + b] = ss[b];
     }
     cp_async_commit_wait();
@@ -532,7 +525,7 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
                     }
                 } else if (active) {
                     for (int r = tq; r < R; r += G4) {
-                        const float wr = tof_(dtw[(size_t)qq * R + r]);
+                        const float wr = tof(dtw[(size_t)qq * R + r]);
 #pragma unroll
                         for (int b = 0; b < NB; b++) dt[b] = fmaf(wr, dbcs[b * nb + r], dt[b]);
                     }
