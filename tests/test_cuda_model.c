@@ -10,7 +10,8 @@
  *     graph paths): every step's logits within the same tolerance, and the
  *     same argmax wherever the CPU's top two logits are not a near-tie
  *     (fp32 mode: everywhere, and equal to the golden greedy ids);
- *   - batched decode == each sequence decoded alone (tests/batch_check.h);
+ *   - batched decode == each sequence decoded alone (tests/batch_check.h),
+ *     in half mode also with the whole-step kernel (MS6_CUDA_PERSIST=1);
  *   - the fused decode step (the per-layer kernels of src/backend/cuda/
  *     decode.cu, and with MS6_CUDA_PERSIST=1 the whole-step kernel of
  *     decode_persist.cu) == the unfused ops (MS6_CUDA_FUSED=0) within 1e-3 relative
@@ -228,6 +229,11 @@ static void golden_one(const char *dir, tu_rng *rng) {
          * tensor cores (bf16: 8 bits) where a single step (skinny kernel)
          * reads it in fp32, so the half-mode tolerance applies */
         batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
+        if (!mode) { /* the whole-step kernel, for 1 and 2 sequences (the subset steps) */
+            setenv("MS6_CUDA_PERSIST", "1", 1);
+            batch_check(gpu, name, rng, 2e-2);
+            unsetenv("MS6_CUDA_PERSIST");
+        }
         if (!mode && P > 0 && G > 0) fused_vs_unfused(gpu, name, prompt, P, gold_greedy, G);
         if (!mode) greedy_check(gpu, name, prompt, P, rng);
     next:
@@ -304,6 +310,10 @@ int main(void) {
             fused_vs_unfused(gpu, extra, prompt, 16, next, 8);
             const double e = batch_check(gpu, extra, &rng, 2e-2);
             fprintf(stderr, "  %-28s batched vs single rel %.2e\n", extra, e);
+            setenv("MS6_CUDA_PERSIST", "1", 1);
+            const double ep = batch_check(gpu, extra, &rng, 2e-2);
+            unsetenv("MS6_CUDA_PERSIST");
+            fprintf(stderr, "  %-28s batched vs single rel %.2e (whole-step kernel)\n", extra, ep);
             ms6_model_free(gpu);
         }
     }
