@@ -19,7 +19,7 @@
  *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
  *   - greedy steps (ms6_session_step_greedy, ms6_batch_step_greedy: the
  *     argmax on the device) == ms6_argmax of the same step's logits, for one
- *     sequence and for 20 in a batch (more rows than one lm_head block);
+ *     sequence and for 70 in a batch (more rows than one lm_head block);
  *   - a bad dtype option and an impossible device allocation are clear
  *     errors.
  * MS6_CUDA_TEST_MODEL=DIR adds a model with real shapes (e.g. one written by
@@ -105,10 +105,10 @@ static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *pr
 }
 
 /* Greedy steps against the argmax of the logits of the same steps: a
- * session and a batch of 20 sequences, each fed the same ids twice in
+ * session and a batch of 70 sequences, each fed the same ids twice in
  * lockstep (one state per path), so the ids must be identical. */
 static void greedy_check(ms6_model *gpu, const char *name, const int32_t *prompt, int64_t P, tu_rng *rng) {
-    enum { B = 20, S = 6 };
+    enum { B = 70, S = 6 }; /* more than the 64 rows of one lm_head block */
     const int64_t V = ms6_model_vocab_size(gpu);
     float *lg = malloc(sizeof(float) * (size_t)(B * V));
     ms6_session *s1 = NULL, *s2 = NULL;
