@@ -8,6 +8,7 @@
  * (an op shorter than its launch shows as its launch time). After WARM
  * steps, STEPS steps are timed; the table gives per-step figures.
  *
+ * The event machinery is dev/cuda/op_events.h (shared with prefill_prof.c).
  * Not part of the build; built against the library, as C++ (it reads the
  * CUDA backend's context):
  *   nvcc -O2 -Iinclude -Isrc -x cu -c dev/cuda/decode_prof.c -o decode_prof.o
@@ -15,114 +16,10 @@
  *       -o decode_prof
  *   ./decode_prof MODEL_DIR [BATCH=64] [STEPS=16]
  */
-#include "backend/cuda/cuda_internal.h"
-#include "model/model_internal.h"
+#include "op_events.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-enum { OP_START, OP_UPLOAD, OP_EMBED, OP_NORM, OP_IN, OP_CONV, OP_XPROJ, OP_DT, OP_UPDATE, OP_OUT, OP_HEAD,
-       OP_MIXER, OP_FHEAD, OP_ARGMAX, OP_DOWNLOAD, OP_OTHER, OP_KINDS };
-static const char *const op_names[OP_KINDS] = {"start",  "upload",  "embed",   "rmsnorm", "in_proj", "conv upd",
-                                               "x_proj", "dt_proj", "state upd", "out_proj", "lm_head",
-                                               "mixer (fused)", "head (fused)", "argmax", "download", "other"};
-#define EVMAX 65536
-static const ms6_backend_ops *g_orig;
-static ms6_backend_ops g_wrap;
-static cudaEvent_t g_ev[EVMAX];
-static int g_kind[EVMAX], g_n, g_on;
-static int64_t g_V, g_dm, g_di, g_nb, g_R;
-
-static void mark(ms6_backend *be, int kind) {
-    if (!g_on || g_n >= EVMAX) return;
-    cudaEventRecord(g_ev[g_n], ms6_cuda(be)->stream);
-    g_kind[g_n++] = kind;
-}
-static int gemm_kind(const ms6_gemm_params *p) {
-    if (p->N == g_V) return OP_HEAD;
-    if (p->K == g_dm && p->N == 2 * g_di) return OP_IN;
-    if (p->K == g_di && p->N == g_nb) return OP_XPROJ;
-    if (p->K == g_R && p->N == g_di) return OP_DT;
-    if (p->K == g_di && p->N == g_dm) return OP_OUT;
-    return OP_OTHER;
-}
-static ms6_status w_gemm(ms6_backend *be, const ms6_gemm_params *p) {
-    ms6_status s = g_orig->gemm(be, p);
-    mark(be, gemm_kind(p));
-    return s;
-}
-static ms6_status w_norm(ms6_backend *be, const ms6_rmsnorm_params *p) {
-    ms6_status s = g_orig->rmsnorm(be, p);
-    mark(be, OP_NORM);
-    return s;
-}
-static ms6_status w_conv_upd(ms6_backend *be, const ms6_conv1d_update_params *p) {
-    ms6_status s = g_orig->conv1d_update(be, p);
-    mark(be, OP_CONV);
-    return s;
-}
-static ms6_status w_update(ms6_backend *be, const ms6_state_update_params *p) {
-    ms6_status s = g_orig->state_update(be, p);
-    mark(be, OP_UPDATE);
-    return s;
-}
-static ms6_status w_mixer(ms6_backend *be, const ms6_mixer_step_params *p) {
-    ms6_status s = g_orig->mixer_step(be, p);
-    if (!p->check_only) mark(be, OP_MIXER);
-    return s;
-}
-static ms6_status w_fhead(ms6_backend *be, const ms6_norm_gemv_params *p) {
-    ms6_status s = g_orig->norm_gemv(be, p);
-    if (!p->check_only) mark(be, OP_FHEAD);
-    return s;
-}
-static ms6_status w_embed(ms6_backend *be, const ms6_embed_params *p) {
-    ms6_status s = g_orig->embed(be, p);
-    mark(be, OP_EMBED);
-    return s;
-}
-static ms6_status w_upload(ms6_backend *be, void *d, const void *h, size_t n) {
-    ms6_status s = g_orig->upload(be, d, h, n);
-    mark(be, OP_UPLOAD);
-    return s;
-}
-static ms6_status w_download(ms6_backend *be, void *h, const void *d, size_t n) {
-    ms6_status s = g_orig->download(be, h, d, n);
-    mark(be, OP_DOWNLOAD);
-    return s;
-}
-static ms6_status w_argmax(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out) {
-    ms6_status s = g_orig->argmax_rows(be, x, rows, n, out);
-    mark(be, OP_ARGMAX);
-    return s;
-}
-
-static void report(int steps, double wall) {
-    double t[OP_KINDS] = {0}, total = 0;
-    int n[OP_KINDS] = {0};
-    cudaEventSynchronize(g_ev[g_n - 1]);
-    for (int i = 1; i < g_n; i++) {
-        float ms = 0;
-        cudaEventElapsedTime(&ms, g_ev[i - 1], g_ev[i]);
-        t[g_kind[i]] += ms;
-        n[g_kind[i]]++;
-        total += ms;
-    }
-    printf("  %-14s %10s %8s %7s %9s\n", "op (events)", "ms/step", "calls", "share", "us/call");
-    for (int k = 1; k < OP_KINDS; k++)
-        if (n[k])
-            printf("  %-14s %10.4f %8.1f %6.1f%% %9.2f\n", op_names[k], t[k] / steps, (double)n[k] / steps,
-                   100.0 * t[k] / total, 1e3 * t[k] / n[k]);
-    printf("  %-14s %10.4f (first to last event; wall %.4f ms/step)\n", "total", total / steps, 1e3 * wall / steps);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -141,19 +38,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "decode_prof: %s\n", B < 1 || steps < 1 ? "bad arguments" : err.message);
         return 1;
     }
-    const ms6_model_config *c = ms6_model_get_config(m);
-    g_V = c->vocab_size; g_dm = c->d_model; g_di = c->d_inner; g_R = c->dt_rank; g_nb = c->dt_rank + 2 * c->d_state;
-    g_orig = m->be->ops;
-    g_wrap = *g_orig;
-    g_wrap.gemm = w_gemm; g_wrap.rmsnorm = w_norm; g_wrap.conv1d_update = w_conv_upd;
-    g_wrap.state_update = w_update; g_wrap.embed = w_embed; g_wrap.upload = w_upload;
-    g_wrap.download = w_download;
-    if (g_orig->mixer_step) g_wrap.mixer_step = w_mixer;
-    if (g_orig->norm_gemv) g_wrap.norm_gemv = w_fhead;
-    if (g_orig->argmax_rows) g_wrap.argmax_rows = w_argmax;
-    g_wrap.decode_step = NULL; /* the per-layer ops, whose time this tool splits */
-    m->be->ops = &g_wrap;
-    for (int i = 0; i < EVMAX; i++) cudaEventCreate(&g_ev[i]);
+    op_events_install(m);
+    const int64_t V = ms6_model_vocab_size(m);
 
     ms6_batch *b = NULL;
     int64_t *slots = (int64_t *)malloc(sizeof(int64_t) * (size_t)B);
@@ -164,7 +50,7 @@ int main(int argc, char **argv) {
     }
     for (int64_t i = 0; i < B; i++) {
         ms6_batch_add(b, &slots[i]);
-        ids[i] = (int32_t)((i * 7919 + 13) % g_V);
+        ids[i] = (int32_t)((i * 7919 + 13) % V);
     }
     double t0 = 0;
     for (int r = 0; r < warm + steps; r++) {
@@ -185,8 +71,9 @@ int main(int argc, char **argv) {
     const double wall = now() - t0;
     g_on = 0;
     printf("decode_prof %s: batch %lld, %d steps (eager, events after every op)\n", argv[1], (long long)B, steps);
-    report(steps, wall);
-    m->be->ops = g_orig;
+    const double total = op_events_report(steps);
+    printf("  %-14s %10.4f (first to last event; wall %.4f ms/step)\n", "total", total, 1e3 * wall / steps);
+    op_events_uninstall(m);
     ms6_batch_free(b);
     ms6_model_free(m);
     free(slots);

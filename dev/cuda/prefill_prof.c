@@ -16,6 +16,7 @@
  *   plan "half": the defaults (activations in the weights' half type, the
  *                residual added by out_proj, timed cuBLASLt algorithms)
  *
+ * The event machinery is dev/cuda/op_events.h (shared with decode_prof.c).
  * Not part of the build; built against the library, as C++ (it reads the
  * CUDA backend's context, whose header needs cuda_runtime.h):
  *   nvcc -O2 -Iinclude -Isrc -x cu -c dev/cuda/prefill_prof.c -o prefill_prof.o
@@ -23,105 +24,11 @@
  *       -o prefill_prof
  *   ./prefill_prof MODEL_DIR [PROMPT=2048] [REPS=5]
  */
-#include "backend/cuda/cuda_internal.h"
-#include "model/model_internal.h"
+#include "op_events.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* ---- the ops table wrapped: an event after every op ---- */
-
-enum { OP_START, OP_UPLOAD, OP_EMBED, OP_NORM, OP_IN, OP_CONV, OP_XPROJ, OP_DT, OP_SCAN, OP_OUT, OP_HEAD,
-       OP_DOWNLOAD, OP_OTHER, OP_KINDS };
-static const char *const op_names[OP_KINDS] = {"start", "upload ids", "embed", "rmsnorm", "in_proj", "conv1d",
-                                               "x_proj", "dt_proj", "scan", "out_proj", "lm_head", "download",
-                                               "other"};
-#define EVMAX 8192
-static const ms6_backend_ops *g_orig;
-static ms6_backend_ops g_wrap;
-static cudaEvent_t g_ev[EVMAX];
-static int g_kind[EVMAX], g_n, g_on;
-static int64_t g_V, g_dm, g_di, g_nb, g_R;
-
-static void mark(ms6_backend *be, int kind) {
-    if (!g_on || g_n >= EVMAX) return;
-    cudaEventRecord(g_ev[g_n], ms6_cuda(be)->stream);
-    g_kind[g_n++] = kind;
-}
-static int gemm_kind(const ms6_gemm_params *p) {
-    if (p->N == g_V) return OP_HEAD;
-    if (p->K == g_dm && p->N == 2 * g_di) return OP_IN;
-    if (p->K == g_di && p->N == g_nb) return OP_XPROJ;
-    if (p->K == g_R && p->N == g_di) return OP_DT;
-    if (p->K == g_di && p->N == g_dm) return OP_OUT;
-    return OP_OTHER;
-}
-static ms6_status w_gemm(ms6_backend *be, const ms6_gemm_params *p) {
-    ms6_status s = g_orig->gemm(be, p);
-    mark(be, gemm_kind(p));
-    return s;
-}
-static ms6_status w_norm(ms6_backend *be, const ms6_rmsnorm_params *p) {
-    ms6_status s = g_orig->rmsnorm(be, p);
-    mark(be, p->dim == g_dm ? (p->rows == 1 ? OP_HEAD : OP_NORM) : OP_XPROJ); /* falcon's dt/B/C norms: x_proj */
-    return s;
-}
-static ms6_status w_conv(ms6_backend *be, const ms6_conv1d_params *p) {
-    ms6_status s = g_orig->conv1d_fwd(be, p);
-    mark(be, OP_CONV);
-    return s;
-}
-static ms6_status w_scan(ms6_backend *be, const ms6_scan_params *p) {
-    ms6_status s = g_orig->scan_fwd(be, p);
-    mark(be, OP_SCAN);
-    return s;
-}
-static ms6_status w_embed(ms6_backend *be, const ms6_embed_params *p) {
-    ms6_status s = g_orig->embed(be, p);
-    mark(be, OP_EMBED);
-    return s;
-}
-static ms6_status w_upload(ms6_backend *be, void *d, const void *h, size_t n) {
-    ms6_status s = g_orig->upload(be, d, h, n);
-    mark(be, OP_UPLOAD);
-    return s;
-}
-static ms6_status w_download(ms6_backend *be, void *h, const void *d, size_t n) {
-    mark(be, OP_HEAD); /* the head's kernels before the copy */
-    ms6_status s = g_orig->download(be, h, d, n);
-    mark(be, OP_DOWNLOAD);
-    return s;
-}
-
-static void report(double wall) {
-    double t[OP_KINDS] = {0}, total = 0;
-    int n[OP_KINDS] = {0};
-    cudaEventSynchronize(g_ev[g_n - 1]);
-    for (int i = 1; i < g_n; i++) {
-        float ms = 0;
-        cudaEventElapsedTime(&ms, g_ev[i - 1], g_ev[i]);
-        t[g_kind[i]] += ms;
-        n[g_kind[i]]++;
-        total += ms;
-    }
-    printf("  %-11s %9s %6s %7s %10s\n", "op (events)", "ms", "calls", "share", "us/call");
-    for (int k = 1; k < OP_KINDS; k++)
-        if (n[k])
-            printf("  %-11s %9.3f %6d %6.1f%% %10.1f\n", op_names[k], t[k], n[k], 100.0 * t[k] / total,
-                   1e3 * t[k] / n[k]);
-    const double g = t[OP_IN] + t[OP_XPROJ] + t[OP_DT] + t[OP_OUT];
-    printf("  %-11s %9.3f %6s %6.1f%%\n", "4 gemms", g, "", 100.0 * g / total);
-    printf("  %-11s %9.3f (first to last event; wall time of this prefill %.3f ms)\n", "total", total, 1e3 * wall);
-}
 
 typedef struct {
     const char *name, *act, *fuse, *tune, *conv_vec;
@@ -164,14 +71,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prefill_prof: %s\n", err.message);
         return 1;
     }
-    const ms6_model_config *c = ms6_model_get_config(m);
-    g_V = c->vocab_size; g_dm = c->d_model; g_di = c->d_inner; g_R = c->dt_rank; g_nb = c->dt_rank + 2 * c->d_state;
-    g_orig = m->be->ops;
-    g_wrap = *g_orig;
-    g_wrap.gemm = w_gemm; g_wrap.rmsnorm = w_norm; g_wrap.conv1d_fwd = w_conv; g_wrap.scan_fwd = w_scan;
-    g_wrap.embed = w_embed; g_wrap.upload = w_upload; g_wrap.download = w_download;
-    m->be->ops = &g_wrap;
-    for (int i = 0; i < EVMAX; i++) cudaEventCreate(&g_ev[i]);
+    op_events_install(m);
+    g_head_before_download = 1;
 
     const int64_t V = g_V;
     int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * (size_t)P);
@@ -219,10 +120,11 @@ int main(int argc, char **argv) {
                "%.2e vs the previous plan; argmax %lld (f32 plan %lld)\n",
                p->name, (long long)P, 1e3 * best, reps, (double)P / best, rel(lg[pi], lg[0], V),
                rel(lg[pi], lg[pi ? pi - 1 : 0], V), (long long)argmax(lg[pi], V), (long long)argmax(lg[0], V));
-        report(wall);
+        const double total = op_events_report(1);
+        printf("  %-14s %10.4f (first to last event; wall time of this prefill %.3f ms)\n", "total", total, 1e3 * wall);
         fflush(stdout);
     }
-    m->be->ops = g_orig;
+    op_events_uninstall(m);
     ms6_session_free(s);
     ms6_model_free(m);
     free(ids);
