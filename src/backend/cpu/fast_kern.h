@@ -425,13 +425,6 @@ static inline void bc_lanes(const ms6_bc *bc, int64_t b, const int64_t *ch, cons
     }
 }
 
-/* Steps ahead at which the scan asks for its activation rows: a block of
- * channels reads one cache line per step of each of u, delta, z (and
- * writes one of out), rows a whole token apart (6 KB on the 130m shape), a
- * stride the hardware prefetchers do not follow across pages, so without
- * this every step waited for memory. */
-#define SCAN_PF 8
-
 /* The common case of the model's prefill, 16 channels at a time (two
  * vectors: full cache lines of the token-major activations, and two
  * independent chains): u, delta, z, out fp32 with unit channel stride, B and
@@ -461,14 +454,6 @@ static void scan_fast16(const ms6_scan_params *p, int64_t b, int64_t db, float *
         const float *up = (const float *)p->u.ptr + b * p->u.batch_stride + t * p->u.seq_stride + db;
         const float *dp = (const float *)p->delta.ptr + b * p->delta.batch_stride + t * p->delta.seq_stride + db;
         float *op = (float *)p->out.ptr + b * p->out.batch_stride + t * p->out.seq_stride + db;
-        if (t + SCAN_PF < L) {
-            __builtin_prefetch(up + SCAN_PF * p->u.seq_stride);
-            __builtin_prefetch(dp + SCAN_PF * p->delta.seq_stride);
-            __builtin_prefetch(op + SCAN_PF * p->out.seq_stride, 1);
-            if (has_z)
-                __builtin_prefetch((const float *)p->z.ptr + b * p->z.batch_stride + (t + SCAN_PF) * p->z.seq_stride +
-                                   db);
-        }
         const V8 ua = v8_load(up), ub = v8_load(up + 8);
         V8 dta = v8_add(v8_load(dp), ba), dtb = v8_add(v8_load(dp + 8), bb);
         V8 za = v8_zero(), zb = v8_zero();
@@ -580,12 +565,6 @@ static void k_scan(const ms6_scan_params *p, int64_t b, int64_t d0, int64_t d1, 
                 u = v8_load((const float *)p->u.ptr + ou + db);
                 dt = v8_load((const float *)p->delta.ptr + od + db);
                 if (has_z) z = v8_load((const float *)p->z.ptr + oz + db);
-                if (t + SCAN_PF < L) {
-                    __builtin_prefetch((const float *)p->u.ptr + ou + SCAN_PF * p->u.seq_stride + db);
-                    __builtin_prefetch((const float *)p->delta.ptr + od + SCAN_PF * p->delta.seq_stride + db);
-                    __builtin_prefetch((float *)p->out.ptr + oo + SCAN_PF * p->out.seq_stride + db, 1);
-                    if (has_z) __builtin_prefetch((const float *)p->z.ptr + oz + SCAN_PF * p->z.seq_stride + db);
-                }
             } else {
                 u = gather_act(&p->u, ou, ch);
                 dt = gather_act(&p->delta, od, ch);

@@ -10,9 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 /* softplus with PyTorch's threshold: x > 20 returns x, since
  * log1p(exp(x)) == x to fp32 precision there and exp would overflow later. */
@@ -253,27 +250,7 @@ ms6_status ms6_ref_embed(ms6_backend *be, const ms6_embed_params *p) {
 
 /* ---- host memory and the two CPU backends ---- */
 
-/* Host buffers of 4 MiB and more (a session's activations) are 2 MiB
- * aligned and asked to be backed by transparent huge pages where the kernel
- * offers them on request (Linux, THP "madvise" mode): the scan walks its
- * token-major activations one row (a whole token, 6 KB on the 130m shape)
- * per step, so with 4 KiB pages every step of a long prefill is a new page
- * and a TLB miss. A refusal of the advice changes nothing but speed. */
-#define HOST_HUGE_MIN ((size_t)4 << 20)
-#define HOST_HUGE_ALIGN ((size_t)2 << 20)
-
 ms6_status ms6_host_alloc(ms6_backend *be, size_t bytes, void **out) {
-    *out = NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (bytes >= HOST_HUGE_MIN) {
-        const size_t rounded = (bytes + HOST_HUGE_ALIGN - 1) & ~(HOST_HUGE_ALIGN - 1);
-        if (posix_memalign(out, HOST_HUGE_ALIGN, rounded) == 0) {
-            (void)madvise(*out, rounded, MADV_HUGEPAGE);
-            return MS6_STATUS_OK;
-        }
-        *out = NULL;
-    }
-#endif
     *out = malloc(bytes ? bytes : 1);
     if (!*out) return ms6_backend_fail(be, MS6_STATUS_OUT_OF_MEMORY, "out of host memory allocating %zu bytes", bytes);
     return MS6_STATUS_OK;
