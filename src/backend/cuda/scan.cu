@@ -953,6 +953,27 @@ long long env_ll(const char *name, long long dflt) {
     return atoll(s);
 }
 
+/* The split of L into chunks (a.K, a.chunk_len) from a variant's wish K0:
+ * MS6_SCAN_CHUNKS forces K; otherwise K stays at most L / min_chunk
+ * (MS6_SCAN_MIN_CHUNK, default dflt_min), and fewer than 3 chunks become 1
+ * (two chunks would run one after the other). At most kMaxChunks; the
+ * chunk length is a multiple of the tile TL. */
+void set_chunks(ScanArgs &a, long long L, long long K0, long long dflt_min, int TL) {
+    long long K = K0;
+    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
+    if (force_k > 0) K = force_k;
+    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", dflt_min);
+    if (force_k <= 0 && K > L / min_chunk) K = L / min_chunk;
+    if (K > kMaxChunks) K = kMaxChunks;
+    if (K < 3 && force_k <= 0) K = 1;
+    if (K < 1) K = 1;
+    long long chunk = (L + K - 1) / K;
+    chunk = (chunk + TL - 1) / TL * TL;
+    a.chunk_len = chunk;
+    a.K = (int)((L + chunk - 1) / chunk);
+    a.ch_h = NULL; a.ch_s = NULL;
+}
+
 template <int S>
 cudaError_t launch_scan(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
     scan_kernel<S><<<(unsigned)blocks, kThreads, smem, st>>>(a);
@@ -1022,24 +1043,12 @@ ms6_status scan_direct(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, in
     const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", 1024);
     long long K = 1;
     if (chans < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 256)) K = (want + chans - 1) / chans + 1;
-    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
-    if (force_k > 0) K = force_k;
-    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 256);
-    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
-    if (K > kMaxChunks) K = kMaxChunks;
-    if (K < 3 && force_k <= 0) K = 1;
-    if (K < 1) K = 1;
-    long long chunk = (p->seqlen + K - 1) / K;
-    chunk = (chunk + TL - 1) / TL * TL;
-    K = (p->seqlen + chunk - 1) / chunk;
-    a.chunk_len = chunk;
-    a.K = (int)K;
-    a.ch_h = NULL; a.ch_s = NULL;
+    set_chunks(a, p->seqlen, K, 256, TL);
     if (env_ll("MS6_SCAN_VERBOSE", 0))
-        fprintf(stderr, "scan(direct%s): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
+        fprintf(stderr, "scan(direct%s): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld smem=%zu\n",
                 a.async ? ", async" : "", (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
-                (long long)p->d_state, TL, K, chunk, smem);
-    return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch_direct);
+                (long long)p->d_state, TL, a.K, a.chunk_len, smem);
+    return run_passes(be, a, a.n_tiles * p->batch, smem, a.K, 16, launch_direct);
 }
 
 template <int P, typename T>
@@ -1095,28 +1104,16 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", P == 2 ? 2048 : 1024);
     long long K = 1;
     if (threads < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 512)) K = (want + threads - 1) / threads + 1;
-    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
-    if (force_k > 0) K = force_k;
-    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 64);
-    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
-    if (K > kMaxChunks) K = kMaxChunks;
-    if (K < 3 && force_k <= 0) K = 1;
-    if (K < 1) K = 1;
-    long long chunk = (p->seqlen + K - 1) / K;
-    chunk = (chunk + TL - 1) / TL * TL;
-    K = (p->seqlen + chunk - 1) / chunk;
-    a.chunk_len = chunk;
-    a.K = (int)K;
-    a.ch_h = NULL; a.ch_s = NULL;
+    set_chunks(a, p->seqlen, K, 64, TL);
     if (env_ll("MS6_SCAN_VERBOSE", 0))
-        fprintf(stderr, "scan(lanes P=%d, bc_vec=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%lld chunk=%lld smem=%zu\n",
-                P, a.bc_vec, (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, K,
-                chunk, smem);
+        fprintf(stderr, "scan(lanes P=%d, bc_vec=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld smem=%zu\n",
+                P, a.bc_vec, (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, a.K,
+                a.chunk_len, smem);
     cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t);
     if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_lanes<2, __half> : launch_lanes<4, __half>;
     else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_lanes<2, __nv_bfloat16> : launch_lanes<4, __nv_bfloat16>;
     else launch = P == 2 ? launch_lanes<2, float> : launch_lanes<4, float>;
-    return run_passes(be, a, a.n_tiles * p->batch, smem, K, 16, launch);
+    return run_passes(be, a, a.n_tiles * p->batch, smem, a.K, 16, launch);
 }
 
 } // namespace
@@ -1205,22 +1202,11 @@ extern "C" ms6_status ms6_cuda_scan_fwd(ms6_backend *be, const ms6_scan_params *
     long long K = 1;
     const long long threads = chans * P;
     if (threads < want) K = (want + threads - 1) / threads + 1;
-    const long long force_k = env_ll("MS6_SCAN_CHUNKS", 0);
-    if (force_k > 0) K = force_k;
-    const long long min_chunk = env_ll("MS6_SCAN_MIN_CHUNK", 256);
-    if (force_k <= 0 && K > p->seqlen / min_chunk) K = p->seqlen / min_chunk;
-    if (K > kMaxChunks) K = kMaxChunks;
-    if (K < 3 && force_k <= 0) K = 1; /* two chunks would run one after the other */
-    if (K < 1) K = 1;
-    long long chunk = (p->seqlen + K - 1) / K;
-    chunk = (chunk + TL - 1) / TL * TL;
-    K = (p->seqlen + chunk - 1) / chunk;
-    a.chunk_len = chunk;
-    a.K = (int)K;
-    a.ch_h = NULL; a.ch_s = NULL;
+    set_chunks(a, p->seqlen, K, 256, TL);
+    K = a.K;
     if (env_ll("MS6_SCAN_VERBOSE", 0))
-        fprintf(stderr, "scan: batch=%lld dim=%lld L=%lld N=%lld S=%d P=%d CB=%d TL=%d K=%lld chunk=%lld smem=%zu\n",
-                (long long)p->batch, (long long)p->dim, (long long)p->seqlen, N, S, P, a.CB, TL, K, chunk, smem);
+        fprintf(stderr, "scan: batch=%lld dim=%lld L=%lld N=%lld S=%d P=%d CB=%d TL=%d K=%d chunk=%lld smem=%zu\n",
+                (long long)p->batch, (long long)p->dim, (long long)p->seqlen, N, S, P, a.CB, TL, a.K, a.chunk_len, smem);
 
     cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t) =
         S == 16 ? launch_scan<16> : (S == 8 ? launch_scan<8> : launch_scan<4>);
