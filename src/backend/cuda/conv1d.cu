@@ -169,30 +169,14 @@ template <> struct VecIO<MS6_DTYPE_F32> {
     }
     static constexpr int esz = 4;
 };
-template <> struct VecIO<MS6_DTYPE_F16> {
+template <typename H> struct VecIOHalf { /* 8 halves of type H per 16 bytes */
     static constexpr int V = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) { unpack8(u, v, __half()); }
-    static __device__ __forceinline__ uint4 pack(const float v[8]) {
-        uint4 u;
-        __half2 *h = (__half2 *)&u;
-#pragma unroll
-        for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[2 * j], v[2 * j + 1]);
-        return u;
-    }
+    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) { unpack8(u, v, H()); }
+    static __device__ __forceinline__ uint4 pack(const float v[8]) { return pack8(v, H()); }
     static constexpr int esz = 2;
 };
-template <> struct VecIO<MS6_DTYPE_BF16> {
-    static constexpr int V = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &u, float v[8]) { unpack8(u, v, __nv_bfloat16()); }
-    static __device__ __forceinline__ uint4 pack(const float v[8]) {
-        uint4 u;
-        __nv_bfloat162 *h = (__nv_bfloat162 *)&u;
-#pragma unroll
-        for (int j = 0; j < 4; j++) h[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
-        return u;
-    }
-    static constexpr int esz = 2;
-};
+template <> struct VecIO<MS6_DTYPE_F16> : VecIOHalf<__half> {};
+template <> struct VecIO<MS6_DTYPE_BF16> : VecIOHalf<__nv_bfloat16> {};
 
 /* the 16-byte row of V channels starting at element i */
 static __device__ __forceinline__ uint4 ld_row(const void *p, long long i, int esz) {

@@ -6,6 +6,9 @@
 #include "backend/backend.h"
 
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cuda_runtime.h>
 
@@ -29,6 +32,16 @@ typedef struct ms6_cuda_ctx {
 } ms6_cuda_ctx;
 
 static inline ms6_cuda_ctx *ms6_cuda(ms6_backend *be) { return (ms6_cuda_ctx *)be->ctx; }
+
+/* Whether p is 16-byte aligned (the vector loads' requirement). */
+static inline int ms6_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+/* Whether environment variable `name` is set to exactly `value` (the
+ * kernels' on/off switches, e.g. MS6_CUDA_FUSED=0, MS6_CUDA_PERSIST=1). */
+static inline int ms6_env_is(const char *name, const char *value) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, value);
+}
 
 /* Turns a CUDA error into a backend message naming the op. */
 ms6_status ms6_cuda_check(ms6_backend *be, cudaError_t e, const char *what);
@@ -150,6 +163,22 @@ static __device__ __forceinline__ void unpack8(const uint4 &v, float *f, __nv_bf
         f[2 * i] = t.x;
         f[2 * i + 1] = t.y;
     }
+}
+
+/* the inverse: 8 fp32 values rounded to one 16-byte vector of halves */
+static __device__ __forceinline__ uint4 pack8(const float *f, __half) {
+    uint4 u;
+    __half2 *h = reinterpret_cast<__half2 *>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+    return u;
+}
+static __device__ __forceinline__ uint4 pack8(const float *f, __nv_bfloat16) {
+    uint4 u;
+    __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    return u;
 }
 #endif
 

@@ -429,10 +429,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
 }
 
 /* ---- launch helpers ---- */
-static int env_off(const char *name) {
-    const char *e = getenv(name);
-    return e && !strcmp(e, "0");
-}
 
 /* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
 template <typename... KArgs, typename... Args>
@@ -448,7 +444,7 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     cfg.attrs = at;
     /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
     const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
-    cfg.numAttrs = (c->prop.major >= 9 && !legacy && !env_off("MS6_CUDA_PDL")) ? 1 : 0;
+    cfg.numAttrs = (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
@@ -551,18 +547,17 @@ static cudaError_t head_nb(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     return ch == 4 ? head_launch<T, 2, 4>(c, p) : head_launch<T, 2, 8>(c, p);
 }
 
-static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 static int half_type(ms6_dtype t) { return t == MS6_DTYPE_F16 || t == MS6_DTYPE_BF16; }
 
 extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p) {
     const int64_t N = p->d_state, G = N / 4;
-    const int ok = !env_off("MS6_CUDA_FUSED") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
+    const int ok = !ms6_env_is("MS6_CUDA_FUSED", "0") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
                    p->d_model % 8 == 0 && p->d_inner % DEC_BLOCK_ROWS == 0 && N % 4 == 0 && G >= 1 && G <= 16 &&
                    (G & (G - 1)) == 0 && p->d_conv >= 2 && p->d_conv <= 8 && p->dt_rank >= 1 &&
                    (size_t)p->n * p->d_model * sizeof(float) <= DEC_SMEM_MAX && p->d_inner * 2 < INT32_MAX &&
-                   aligned16(p->in_proj) && aligned16(p->x_proj) && aligned16(p->dt_proj) &&
-                   aligned16(p->out_proj) && aligned16(p->ssm_state) &&
-                   p->ssm_slot_stride % 4 == 0 && aligned16(p->u) && aligned16(p->y);
+                   ms6_aligned16(p->in_proj) && ms6_aligned16(p->x_proj) && ms6_aligned16(p->dt_proj) &&
+                   ms6_aligned16(p->out_proj) && ms6_aligned16(p->ssm_state) &&
+                   p->ssm_slot_stride % 4 == 0 && ms6_aligned16(p->u) && ms6_aligned16(p->y);
     if (!ok) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "fused mixer step: shape not supported");
     if (p->check_only) return MS6_STATUS_OK;
     ms6_cuda_ctx *c = ms6_cuda(be);
@@ -571,9 +566,9 @@ extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_
 }
 
 extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p) {
-    const int ok = !env_off("MS6_CUDA_FUSED") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
+    const int ok = !ms6_env_is("MS6_CUDA_FUSED", "0") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
                    p->dim % 8 == 0 && (size_t)p->n * p->dim * sizeof(float) <= DEC_SMEM_MAX && p->rows >= 1 &&
-                   p->rows < INT32_MAX && aligned16(p->w) && aligned16(p->x);
+                   p->rows < INT32_MAX && ms6_aligned16(p->w) && ms6_aligned16(p->x);
     if (!ok) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "fused norm + gemv: shape not supported");
     if (p->check_only) return MS6_STATUS_OK;
     ms6_cuda_ctx *c = ms6_cuda(be);

@@ -615,12 +615,6 @@ __global__ void __launch_bounds__(PK_THREADS, 1) k_decode_persist(const __grid_c
 }
 
 /* ---- host side ---- */
-static int env_is_off(const char *name) {
-    const char *e = getenv(name);
-    return e && !strcmp(e, "0");
-}
-static int al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
-static int al16i(long long x) { return (x & 15) == 0; }
 
 /* places an array of `bytes` at the next 16-byte boundary of *o */
 static void put(size_t *o, int *off, size_t bytes) {
@@ -754,8 +748,7 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
     ms6_cuda_ctx *c = ms6_cuda(be);
     const ms6_mixer_step_params *p0 = dp->n_layer > 0 ? &dp->layers[0] : NULL;
     const ms6_norm_gemv_params *h = &dp->head;
-    const char *on = getenv("MS6_CUDA_PERSIST");
-    int ok = on && !strcmp(on, "1") && !env_is_off("MS6_CUDA_FUSED") && c->prop.major >= 9 && p0 &&
+    int ok = ms6_env_is("MS6_CUDA_PERSIST", "1") && !ms6_env_is("MS6_CUDA_FUSED", "0") && c->prop.major >= 9 && p0 &&
              dp->n_layer <= PK_MAX_LAYERS && c->pk_scratch != NULL;
     if (ok) {
         cudaFuncAttributes fa;
@@ -773,8 +766,8 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
              h->w_dtype == p0->w_dtype && h->n == n && h->dim == dm && dm % 8 == 0 && di % 8 == 0 && R >= 1 &&
              N % 4 == 0 && G4 >= 1 && G4 <= 16 && (G4 & (G4 - 1)) == 0 && p0->d_conv >= 2 && p0->d_conv <= 8 &&
              (size_t)2 * n * nb * sizeof(float) <= MS6_CUDA_PK_SCRATCH - 256 && di < (1 << 28) && dm < (1 << 28) &&
-             h->rows < (1 << 30) && al16(h->w) && al16(p0->y) && al16i(p0->ssm_slot_stride * 4) &&
-             al16(p0->residual);
+             h->rows < (1 << 30) && ms6_aligned16(h->w) && ms6_aligned16(p0->y) && p0->ssm_slot_stride % 4 == 0 &&
+             ms6_aligned16(p0->residual);
         const int G = c->prop.multiProcessorCount;
         k->n_layer = (int)dp->n_layer;
         k->dm = (int)dm, k->di = (int)di, k->N = (int)N, k->R = (int)R, k->nb = (int)nb, k->dc = (int)p0->d_conv;
@@ -799,8 +792,9 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
             ok = q->n == n && q->d_model == dm && q->d_inner == di && q->d_state == N && q->dt_rank == R &&
                  q->d_conv == p0->d_conv && q->w_dtype == p0->w_dtype && q->residual == p0->residual &&
                  q->slots == p0->slots && q->y == p0->y && q->conv_slot_stride == p0->conv_slot_stride &&
-                 q->ssm_slot_stride == p0->ssm_slot_stride && q->eps == p0->eps && al16(q->in_proj) &&
-                 al16(q->out_proj) && al16(q->x_proj) && al16(q->dt_proj) && al16(q->ssm_state);
+                 q->ssm_slot_stride == p0->ssm_slot_stride && q->eps == p0->eps && ms6_aligned16(q->in_proj) &&
+                 ms6_aligned16(q->out_proj) && ms6_aligned16(q->x_proj) && ms6_aligned16(q->dt_proj) &&
+                 ms6_aligned16(q->ssm_state);
             PkLayer *L = &k->layer[i];
             L->in_proj = q->in_proj, L->x_proj = q->x_proj, L->dt_proj = q->dt_proj, L->out_proj = q->out_proj;
             L->norm = q->norm, L->in_bias = q->in_proj_bias, L->conv_w = q->conv_w, L->conv_b = q->conv_b;
@@ -818,9 +812,8 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
         free(k);
         return MS6_STATUS_OK;
     }
-    const char *pe = getenv("MS6_PK_PROFILE");
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    const int prof = pe && !strcmp(pe, "1") && cudaStreamIsCapturing(c->stream, &cs) == cudaSuccess &&
+    const int prof = ms6_env_is("MS6_PK_PROFILE", "1") && cudaStreamIsCapturing(c->stream, &cs) == cudaSuccess &&
                      cs == cudaStreamCaptureStatusNone &&
                      (pk_prof_dev || cudaMalloc(&pk_prof_dev, sizeof(long long) * PK_PSLOTS * (PK_MAX_LAYERS + 1) *
                                                                c->prop.multiProcessorCount) == cudaSuccess);
