@@ -54,7 +54,8 @@ ms6_status ms6_fast_scan_fwd(ms6_backend *be, const ms6_scan_params *p) {
      * sequence is short, to keep a chunk above ~32K state updates. With 8,
      * the common prefill never reached the 16-channel path and each step
      * read half lines, the other half waiting for another chunk (measured,
-     * 130m shape, 512 tokens, one thread: a layer 18.8 ms with 8, 12.5 with 16). */
+     * 130m shape, 512-token prefill, one thread: the 24 scans 400-528 ms
+     * with 8, 325-370 with 16; docs/cpu-backend.md). */
     int64_t block = p->dim >= 16 ? 16 : 8;
     while (block < p->dim && block * p->seqlen * p->d_state < 32768) block *= 2;
     unit_job j = {c, p, (p->dim + block - 1) / block, block, p->dim};
