@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# dev/cuda/ncu_decode.sh - the decode kernels one by one under Nsight Compute
+# (serialised, caches flushed: each kernel's standalone time and DRAM
+# throughput, not the overlap the CUDA graph and dependent launch give) on
+# random-init models. SHAPES (default "130m 2.8b"), KERNELS (a regex of
+# kernel names, default the per-layer decode kernels), SKIP/COUNT (launches
+# skipped / profiled). Builds the library into build-gpu first.
+. scripts/deps-env.sh
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
+  cmake --build build-gpu -j16 >/dev/null || exit 1
+mkdir -p /tmp/ms6-e2e
+m=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
+m=$m,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size
+for s in ${SHAPES:-130m 2.8b}; do
+  d=/tmp/ms6-e2e/$s
+  [ -f $d/model.safetensors ] || build-gpu/mamba-s6 init --shape $s -o $d --dtype f16 > /dev/null
+  echo "== $s"
+  timeout 200 ncu --clock-control none --graph-profiling node -k regex:"${KERNELS:-k_norm_gemv|k_ssm|k_outproj}" \
+    --launch-skip ${SKIP:-400} --launch-count ${COUNT:-6} --metrics $m \
+    build-gpu/mamba-s6 bench generate -m $d --backend cuda --prompt 32 --gen 16 --reps 1 2>&1 |
+    grep -E "^  [a-z_]+<|gpu__time|dram__|warps_active|registers|grid_size" | sed 's/(K1Params)//' | tr -s ' ' | cut -c1-120
+done
