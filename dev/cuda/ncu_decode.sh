@@ -18,5 +18,5 @@ for s in ${SHAPES:-130m 2.8b}; do
   timeout 200 ncu --clock-control none --graph-profiling node -k regex:"${KERNELS:-k_norm_gemv|k_ssm|k_outproj}" \
     --launch-skip ${SKIP:-400} --launch-count ${COUNT:-6} --metrics $m \
     build-gpu/mamba-s6 bench generate -m $d --backend cuda --prompt 32 --gen 16 --reps 1 2>&1 |
-    grep -E "^  [a-z_]+<|gpu__time|dram__|warps_active|registers|grid_size" | sed 's/(K1Params)//' | tr -s ' ' | cut -c1-120
+    grep -E "^ +(void )?[a-z_0-9]+<|gpu__time|dram__|warps_active|registers|grid_size" | sed 's/(K1Params)//' | tr -s ' ' | cut -c1-120
 done
