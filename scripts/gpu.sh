@@ -89,9 +89,6 @@ grep -E "warning" "$LOG/build.log" | head -10
 
 # ---- tests ----
 step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" || fail=1
-# the fused decode's gemv with forced mappings: several rounds per row, several rows per warp
-MS6_DEC_TPR=4 MS6_DEC_VL=1 step model-test-tpr4-vl1 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_TPR=32 MS6_DEC_VL=3 step model-test-tpr32-vl3 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi

@@ -32,9 +32,9 @@
  * the residual safe).
  * MS6_CUDA_FUSED=0 turns the fused ops off (the step falls back to the
  * unfused ops); MS6_CUDA_PDL=0 launches without the dependent-launch
- * attribute; MS6_DEC_TPR / MS6_DEC_VL force the gemv's mapping (see
- * gemv_map). Checked by tests/test_cuda_model.c (fused == unfused == CPU,
- * batched == single; scripts/gpu.sh runs it again with forced mappings).
+ * attribute; MS6_DEC_CH=4|8 sets the gemv's loads in flight (see dec_ch).
+ * Checked by tests/test_cuda_model.c (fused == unfused == CPU, batched ==
+ * single, with either MS6_DEC_CH).
  */
 #include "backend/cuda/cuda_internal.h"
 
@@ -44,9 +44,8 @@
 
 #define DEC_THREADS 256
 #define DEC_WARPS (DEC_THREADS / 32)
-#define DEC_V 20       /* 16-byte weight vectors in flight per lane (80 registers) */
-#define DEC_MIN_TPR 4  /* lanes per weight row: 4..32 */
-#define DEC_MAX_BR (DEC_WARPS * 32 / DEC_MIN_TPR) /* rows per block, at most */
+#define DEC_ROWS 2   /* rows per warp in the gemv kernels */
+#define DEC_BLOCK_ROWS (DEC_WARPS * DEC_ROWS)
 #define DEC_MAX_NB 2  /* more sequences: the unfused ops (cuBLASLt) are faster */
 #define DEC_SMEM_MAX (48 * 1024)
 
@@ -71,60 +70,60 @@ static __device__ __forceinline__ uint4 ld_stream(const void *p) {
 }
 
 
-/* ---- row-group gemv core. A group of tpr adjacent lanes (a power of two,
- * DEC_MIN_TPR..32) owns one weight row of nv 16-byte vectors; each lane
- * holds up to vl (<= DEC_V) of the row's vectors, all loaded at once, so a
- * block has its whole tile of rows in flight (80 KB at 2.8b shapes) before
- * it does anything else. Rows longer than tpr * vl vectors take more
- * rounds. x: NB fp32 rows (row b at x + b*ldx), in shared or global memory. ---- */
-template <typename T, int NB>
-struct RowGroup {
-    const T *w;
-    int nv, tpr, sub, vl;
-    uint4 buf[DEC_V];
+/* ---- warp gemv core: DEC_ROWS rows of W (K halves each, K % 8 == 0)
+ * against NB fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */
+template <typename T, int NB, int CH>
+struct WarpRows {
+    const T *w[DEC_ROWS];
+    int nvec; /* K / 8 */
+    uint4 buf[DEC_ROWS][CH];
 
-    __device__ __forceinline__ void load(int base) {
+    __device__ __forceinline__ void load(int base, int lane) {
 #pragma unroll
-        for (int i = 0; i < DEC_V; i++) {
-            const int idx = base + i * tpr + sub;
-            buf[i] = i < vl && idx < nv ? ld_stream(w + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
-        }
+        for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+            for (int j = 0; j < CH; j++) {
+                const int idx = base + j * 32 + lane;
+                buf[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
+            }
     }
-    __device__ __forceinline__ void fma(int base, const float *x, int ldx, float (&acc)[NB]) {
+    /* acc[r][b] += buf . x for the chunk at base; x in shared or global memory */
+    __device__ __forceinline__ void fma(int base, int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
 #pragma unroll
-        for (int i = 0; i < DEC_V; i++) {
-            const int idx = base + i * tpr + sub;
-            if (i >= vl || idx >= nv) break;
-            float wf[8];
-            unpack8(buf[i], wf, T());
+        for (int j = 0; j < CH; j++) {
+            const int idx = base + j * 32 + lane;
+            if (idx >= nvec) break;
+            float xv[NB][8];
 #pragma unroll
             for (int b = 0; b < NB; b++) {
                 const float4 a = *reinterpret_cast<const float4 *>(x + (size_t)b * ldx + idx * 8);
                 const float4 c = *reinterpret_cast<const float4 *>(x + (size_t)b * ldx + idx * 8 + 4);
-                float part = wf[0] * a.x;
-                part = fmaf(wf[1], a.y, part);
-                part = fmaf(wf[2], a.z, part);
-                part = fmaf(wf[3], a.w, part);
-                part = fmaf(wf[4], c.x, part);
-                part = fmaf(wf[5], c.y, part);
-                part = fmaf(wf[6], c.z, part);
-                part = fmaf(wf[7], c.w, part);
-                acc[b] += part;
+                xv[b][0] = a.x; xv[b][1] = a.y; xv[b][2] = a.z; xv[b][3] = a.w;
+                xv[b][4] = c.x; xv[b][5] = c.y; xv[b][6] = c.z; xv[b][7] = c.w;
+            }
+#pragma unroll
+            for (int r = 0; r < DEC_ROWS; r++) {
+                float wf[8];
+                unpack8(buf[r][j], wf, T());
+#pragma unroll
+                for (int b = 0; b < NB; b++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[r][b] = fmaf(wf[e], xv[b][e], acc[r][b]);
             }
         }
     }
-    /* the whole row product, summed over the group (every lane of the group
-     * ends with it); the first round must already be loaded */
-    __device__ __forceinline__ void run(const float *x, int ldx, float (&acc)[NB]) {
+    /* the whole row product; the first chunk must already be loaded */
+    __device__ __forceinline__ void run(int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
         for (int base = 0;;) {
-            fma(base, x, ldx, acc);
-            base += vl * tpr;
-            if (base >= nv) break;
-            load(base);
+            fma(base, lane, x, ldx, acc);
+            base += CH * 32;
+            if (base >= nvec) break;
+            load(base, lane);
         }
 #pragma unroll
-        for (int b = 0; b < NB; b++)
-            for (int o = tpr >> 1; o > 0; o >>= 1) acc[b] += __shfl_xor_sync(0xffffffffu, acc[b], o);
+        for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+            for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
     }
 };
 
@@ -148,48 +147,46 @@ struct K1Params {
     float *u, *xz;
     const void *x_proj; /* (nb, di) */
     float *dbc;         /* (NB, nb), accumulated into */
-    int tpr, vl;        /* lanes per row, vectors per lane per round (RowGroup) */
 };
 
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-template <typename T, int NB, int CONV>
-__global__ void __launch_bounds__(DEC_THREADS, 2) k_norm_gemv(K1Params p) {
+template <typename T, int NB, int CONV, int CH>
+__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
-    __shared__ float us[NB][DEC_MAX_BR]; /* u of this block's conv channels */
+    __shared__ float us[NB][DEC_BLOCK_ROWS]; /* u of this block's conv channels */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int br = DEC_WARPS * (32 / p.tpr); /* rows per block */
-    const int blk0 = blockIdx.x * br, lrow = warp * (32 / p.tpr) + lane / p.tpr, row = blk0 + lrow;
-    RowGroup<T, NB> g;
-    g.nv = p.dim / 8;
-    g.tpr = p.tpr;
-    g.sub = lane & (p.tpr - 1);
-    g.vl = p.vl;
-    g.w = (const T *)p.w + (size_t)(row < p.rows ? row : p.rows - 1) * p.dim;
-    g.load(0);
-    /* conv blocks (di % br == 0: a block is all x rows or all z rows): the
-     * x_proj columns of its channels (xq 16-byte vectors per output row),
-     * and the conv state and weights into L1 */
+    const int blk0 = blockIdx.x * DEC_BLOCK_ROWS, row0 = blk0 + warp * DEC_ROWS;
+    WarpRows<T, NB, CH> wr;
+    wr.nvec = p.dim / 8;
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < p.rows ? row0 + r : p.rows - 1;
+        wr.w[r] = (const T *)p.w + (size_t)row * p.dim;
+    }
+    wr.load(0, lane);
+    /* conv blocks (di % DEC_BLOCK_ROWS == 0: a block is all x rows or all z
+     * rows): the x_proj columns of its channels, two 16-byte halves per
+     * output row, and the conv state and weights into L1 */
     const bool xblock = CONV && blk0 < p.di;
-    const int xq = br / 8, nq = p.nb * xq;
     uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
     if (xblock) {
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             const int q = threadIdx.x + i * DEC_THREADS;
-            if (q < nq) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q / xq) * p.di + blk0 + (q % xq) * 8);
+            if (q < 2 * p.nb) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8);
         }
-        if (g.sub == 0) {
+        if (lane < NB) {
+            const int slot = p.slots[lane];
 #pragma unroll
-            for (int b = 0; b < NB; b++) {
-                const int slot = p.slots[b];
+            for (int r = 0; r < DEC_ROWS; r++) {
                 if (slot >= 0)
-                    prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * (p.dc - 1));
+                    prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)(row0 + r) * (p.dc - 1));
+                prefetch_l1(p.conv_w + (size_t)(row0 + r) * p.dc);
             }
-            prefetch_l1(p.conv_w + (size_t)row * p.dc);
         }
     }
     pdl_wait();
@@ -224,15 +221,21 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_norm_gemv(K1Params p) {
         for (int b = 0; b < NB; b++) h[b * p.dim + k] = h[b * p.dim + k] * rinv[b] * g;
     }
     __syncthreads();
-    float acc[NB];
+    float acc[DEC_ROWS][NB];
 #pragma unroll
-    for (int b = 0; b < NB; b++) acc[b] = 0.0f;
-    g.run(h, p.dim, acc);
-    if (g.sub == 0 && row < p.rows) {
+    for (int r = 0; r < DEC_ROWS; r++)
+#pragma unroll
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+    wr.run(lane, h, p.dim, acc);
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r;
+        if (row >= p.rows) break;
         const float bias = p.bias ? p.bias[row] : 0.0f;
 #pragma unroll
         for (int b = 0; b < NB; b++) {
-            const float x = acc[b] + bias;
+            if (lane != b) continue;
+            const float x = acc[r][b] + bias;
             if (!CONV) {
                 p.out[(size_t)b * p.ldo + row] = x;
             } else if (row >= p.di) {
@@ -252,30 +255,29 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_norm_gemv(K1Params p) {
                     uv = silu_f(c);
                 }
                 p.u[(size_t)b * p.di + row] = uv;
-                us[b][lrow] = uv;
+                us[b][warp * DEC_ROWS + r] = uv;
             }
         }
     }
     if (!xblock) return;
-    /* dbc[b][j] += x_proj[j][blk0 .. blk0+br) . u[b][blk0 .. blk0+br): xq
-     * adjacent threads take the xq vectors of row j (xq a power of two) */
+    /* dbc[b][j] += x_proj[j][blk0 .. blk0+16) . u[b][blk0 .. blk0+16): thread
+     * pair (2j, 2j+1) takes the two halves of row j */
     __syncthreads();
-    for (int q0 = 0, i = 0; q0 < nq; q0 += DEC_THREADS, i++) {
+    for (int q0 = 0, i = 0; q0 < 2 * p.nb; q0 += DEC_THREADS, i++) {
         const int q = q0 + threadIdx.x;
         uint4 v = i == 0 ? xw[0] : xw[1];
         if (i >= 2)
-            v = q < nq ? ld_stream((const T *)p.x_proj + (size_t)(q / xq) * p.di + blk0 + (q % xq) * 8)
-                       : make_uint4(0, 0, 0, 0);
+            v = q < 2 * p.nb ? ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8)
+                             : make_uint4(0, 0, 0, 0);
         float wf[8];
         unpack8(v, wf, T());
-        const int c = (q % xq) * 8;
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             float part = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][c + e], part);
-            for (int o = xq >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-            if (q < nq && q % xq == 0) atomicAdd(p.dbc + (size_t)b * p.nb + q / xq, part);
+            for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q & 1) * 8 + e], part);
+            part += __shfl_xor_sync(0xffffffffu, part, 1);
+            if (q < 2 * p.nb && !(q & 1)) atomicAdd(p.dbc + (size_t)b * p.nb + (q >> 1), part);
         }
     }
 }
@@ -386,35 +388,44 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
 }
 
 /* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
-template <typename T, int NB>
-__global__ void __launch_bounds__(DEC_THREADS, 2) k_outproj(const T *w, const float *bias, const float *y,
-                                                           float *residual, int dm, int di, float *dbc, int ndbc,
-                                                           int tpr, int vl) {
+template <typename T, int NB, int CH>
+__global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
+                                                        float *residual, int dm, int di, float *dbc, int ndbc) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row = (blockIdx.x * DEC_WARPS + warp) * (32 / tpr) + lane / tpr;
-    RowGroup<T, NB> g;
-    g.nv = di / 8;
-    g.tpr = tpr;
-    g.sub = lane & (tpr - 1);
-    g.vl = vl;
-    g.w = w + (size_t)(row < dm ? row : dm - 1) * di;
-    g.load(0);
-    /* the residual row this group adds to was written two kernels back */
-    float rv[NB];
+    const int row0 = (blockIdx.x * DEC_WARPS + warp) * DEC_ROWS;
+    WarpRows<T, NB, CH> wr;
+    wr.nvec = di / 8;
 #pragma unroll
-    for (int b = 0; b < NB; b++)
-        rv[b] = g.sub == 0 && row < dm ? residual[(size_t)b * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < dm ? row0 + r : dm - 1;
+        wr.w[r] = w + (size_t)row * di;
+    }
+    wr.load(0, lane);
+    /* the residual rows this lane adds to were written two kernels back */
+    float rv[DEC_ROWS];
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r < dm ? row0 + r : dm - 1;
+        rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
+    }
     pdl_wait();
     pdl_launch();
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
-    float acc[NB];
+    float acc[DEC_ROWS][NB];
 #pragma unroll
-    for (int b = 0; b < NB; b++) acc[b] = 0.0f;
-    g.run(y, di, acc);
-    if (g.sub == 0 && row < dm)
+    for (int r = 0; r < DEC_ROWS; r++)
 #pragma unroll
-        for (int b = 0; b < NB; b++) residual[(size_t)b * dm + row] = rv[b] + acc[b];
+        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+    wr.run(lane, y, di, acc);
+#pragma unroll
+    for (int r = 0; r < DEC_ROWS; r++) {
+        const int row = row0 + r;
+        if (row >= dm) break;
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+            if (lane == b) residual[(size_t)b * dm + row] = rv[r] + acc[r][b];
+    }
 }
 
 /* ---- launch helpers ---- */
@@ -437,47 +448,13 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
-/* The gemv mapping of a (rows x K) matrix: lanes per row (tpr) and vectors
- * per lane per round (vl). From 32 lanes per row, halved while a lane
- * still holds its whole share of the row in one round (<= DEC_V vectors),
- * the grid still gives every SM two blocks, and the rows per block divide
- * `divide` (K1: d_inner, so a block is all x or all z rows; 0: any).
- * MS6_DEC_TPR=4..32 and MS6_DEC_VL=1..DEC_V force either (tests: several
- * rounds per row, several rows per warp). */
-struct GemvMap {
-    int tpr, vl, grid;
-};
-static int env_int(const char *name, int lo, int hi) {
-    const char *e = getenv(name);
-    const int v = e ? atoi(e) : 0;
-    return v >= lo && v <= hi ? v : 0;
-}
-static GemvMap gemv_map(ms6_cuda_ctx *c, int64_t rows, int64_t K, int64_t divide) {
-    const int64_t nv = K / 8;
-    int tpr = 32;
-    for (;;) {
-        const int t = tpr / 2;
-        const int64_t br = DEC_WARPS * (32 / t);
-        if (t < DEC_MIN_TPR || (nv + t - 1) / t > DEC_V || (rows + br - 1) / br < 2 * c->prop.multiProcessorCount ||
-            (divide && divide % br))
-            break;
-        tpr = t;
-    }
-    const int ft = env_int("MS6_DEC_TPR", DEC_MIN_TPR, 32);
-    if (ft && (ft & (ft - 1)) == 0 && !(divide && divide % (DEC_WARPS * (32 / ft)))) tpr = ft;
-    int vl = (int)((nv + tpr - 1) / tpr);
-    if (vl > DEC_V) vl = DEC_V;
-    const int fv = env_int("MS6_DEC_VL", 1, DEC_V);
-    if (fv) vl = fv;
-    const int64_t br = DEC_WARPS * (32 / tpr);
-    return GemvMap{tpr, vl, (int)((rows + br - 1) / br)};
-}
+static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
-template <typename T, int NB>
+/* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
+template <typename T, int NB, int CH1, int CH4>
 static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     const int dm = (int)p->d_model, di = (int)p->d_inner, N = (int)p->d_state, R = (int)p->dt_rank;
     const int nb = R + 2 * N;
-    const GemvMap m1 = gemv_map(c, 2 * (int64_t)di, dm, di), m4 = gemv_map(c, dm, di, 0);
     K1Params k1;
     memset(&k1, 0, sizeof k1);
     k1.residual = p->residual;
@@ -499,9 +476,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    k1.tpr = m1.tpr;
-    k1.vl = m1.vl;
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1>, m1.grid, sizeof(float) * NB * dm, k1);
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
@@ -522,13 +497,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.y = p->y;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
-    return launch(c, k_outproj<T, NB>, m4.grid, 0, (const T *)p->out_proj, p->out_proj_bias, (const float *)p->y,
-                  p->residual, dm, di, p->dbc, (int)p->n * nb, m4.tpr, m4.vl);
+    return launch(c, k_outproj<T, NB, CH4>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
+                  (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
 }
 
-template <typename T, int NB>
+template <typename T, int NB, int CH>
 static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
-    const GemvMap m = gemv_map(c, p->rows, p->dim, 0);
     K1Params k1;
     memset(&k1, 0, sizeof k1);
     k1.residual = p->x;
@@ -539,18 +513,38 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
-    k1.tpr = m.tpr;
-    k1.vl = m.vl;
-    return launch(c, k_norm_gemv<T, NB, 0>, m.grid, sizeof(float) * NB * (size_t)p->dim, k1);
+    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
+}
+
+/* 16-byte weight vectors in flight per row and lane, for rows of K halves:
+ * 8 up to K = 1536 (the whole row in one round of loads), else 4 (about 65
+ * registers instead of 100: three blocks per SM instead of two). Measured
+ * (bench generate, batch 1): 4 everywhere vs 8 everywhere, 130m 0.378 vs
+ * 0.358 ms, 1.4b 1.269 vs 1.360, 2.8b 2.368 vs 2.514. MS6_DEC_CH=4|8 forces
+ * one. */
+static int dec_ch(int64_t K) {
+    const char *e = getenv("MS6_DEC_CH");
+    if (e && !strcmp(e, "4")) return 4;
+    if (e && !strcmp(e, "8")) return 8;
+    return K <= 1536 ? 8 : 4;
+}
+
+template <typename T, int NB>
+static cudaError_t mixer_ch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+    const int a = dec_ch(p->d_model), b = dec_ch(p->d_inner);
+    if (a == 8) return b == 8 ? mixer_launch<T, NB, 8, 8>(c, p) : mixer_launch<T, NB, 8, 4>(c, p);
+    return b == 8 ? mixer_launch<T, NB, 4, 8>(c, p) : mixer_launch<T, NB, 4, 4>(c, p);
 }
 
 template <typename T>
 static cudaError_t mixer_nb(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
-    return p->n == 1 ? mixer_launch<T, 1>(c, p) : mixer_launch<T, 2>(c, p);
+    return p->n == 1 ? mixer_ch<T, 1>(c, p) : mixer_ch<T, 2>(c, p);
 }
 template <typename T>
 static cudaError_t head_nb(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
-    return p->n == 1 ? head_launch<T, 1>(c, p) : head_launch<T, 2>(c, p);
+    const int ch = dec_ch(p->dim);
+    if (p->n == 1) return ch == 4 ? head_launch<T, 1, 4>(c, p) : head_launch<T, 1, 8>(c, p);
+    return ch == 4 ? head_launch<T, 2, 4>(c, p) : head_launch<T, 2, 8>(c, p);
 }
 
 static int half_type(ms6_dtype t) { return t == MS6_DTYPE_F16 || t == MS6_DTYPE_BF16; }
@@ -558,7 +552,7 @@ static int half_type(ms6_dtype t) { return t == MS6_DTYPE_F16 || t == MS6_DTYPE_
 extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p) {
     const int64_t N = p->d_state, G = N / 4;
     const int ok = !ms6_env_is("MS6_CUDA_FUSED", "0") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
-                   p->d_model % 8 == 0 && p->d_inner % 8 == 0 && N % 4 == 0 && G >= 1 && G <= 16 &&
+                   p->d_model % 8 == 0 && p->d_inner % DEC_BLOCK_ROWS == 0 && N % 4 == 0 && G >= 1 && G <= 16 &&
                    (G & (G - 1)) == 0 && p->d_conv >= 2 && p->d_conv <= 8 && p->dt_rank >= 1 &&
                    (size_t)p->n * p->d_model * sizeof(float) <= DEC_SMEM_MAX && p->d_inner * 2 < INT32_MAX &&
                    ms6_aligned16(p->in_proj) && ms6_aligned16(p->x_proj) && ms6_aligned16(p->dt_proj) &&
