@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# dev/cuda/decode_variants.sh - batch-1 decode ms/token (CUDA graph) on
+# random-init models for each of VARIANTS (env settings joined by commas,
+# one per word; "-" the defaults), for each of SHAPES. Alternates the
+# variants REPS times so drift shows. Builds into build-gpu unless
+# NOBUILD=1.
+. scripts/deps-env.sh
+if [ "${NOBUILD:-0}" != 1 ]; then
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
+    cmake --build build-gpu -j16 >/dev/null || exit 1
+fi
+B=build-gpu/mamba-s6
+mkdir -p /tmp/ms6-e2e
+for s in ${SHAPES:-130m 1.4b 2.8b}; do
+  d=/tmp/ms6-e2e/$s
+  [ -f $d/model.safetensors ] || $B init --shape $s -o $d --dtype f16 > /dev/null
+  for r in $(seq ${REPS:-1}); do
+    for v in ${VARIANTS:--}; do
+      envs=()
+      [ "$v" != - ] && IFS=, read -ra envs <<< "$v"
+      printf '%-6s %-36s ' "$s" "$v"
+      env "${envs[@]}" timeout 60 $B bench generate -m $d --backend cuda --prompt 32 --gen ${GEN:-256} --reps 2 2>&1 |
+        grep -E "^decode|rror" | tr -s ' '
+    done
+  done
+done
