@@ -67,10 +67,6 @@ typedef struct ms6_mixer_step_params {
     float *ssm_state;     int64_t ssm_slot_stride;
     const int32_t *slots;               /* (n,) backend memory */
     float *xz, *u, *dbc, *y;
-    /* optional hint: the weights the step reads next (the next layer's
-     * in_proj, after the last layer the lm_head), which the backend may ask
-     * for in cache while this layer runs; NULL / 0 for none */
-    const void *next_w;   int64_t next_bytes;
 } ms6_mixer_step_params;
 
 /* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):

@@ -533,10 +533,6 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
         .slots = w->slots,
         .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
     };
-    const int last = i + 1 == c->n_layer;
-    const ms6_wview *next = last ? &m->lm_head : &m->layers[i + 1].in_proj;
-    p.next_w = next->ptr;
-    p.next_bytes = (last ? c->vocab_size : 2 * c->d_inner) * c->d_model * (int64_t)ms6_dtype_size(next->dtype);
     return p;
 }
 

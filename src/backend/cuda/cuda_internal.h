@@ -137,27 +137,6 @@ static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1
 static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
 static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
 
-/* Asks for bytes [src, src + bytes) in L2 (a hint: nothing waits for it).
- * src 16-byte aligned, bytes a multiple of 16; sm_90 and later only (a
- * no-op before). */
-static __device__ __forceinline__ void prefetch_l2(const void *src, int bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-#endif
-}
-
-/* This block's share of [p, p + bytes) into L2, split over the lanes of
- * warp 0 (the grid together asks for all of it). Same conditions. */
-static __device__ __forceinline__ void prefetch_l2_share(const void *p, long long bytes) {
-    if (!p || bytes <= 0 || threadIdx.x >= 32) return;
-    const long long parts = (long long)gridDim.x * 32;
-    const long long per = ((bytes + parts - 1) / parts + 15) & ~15LL;
-    const long long off = ((long long)blockIdx.x * 32 + threadIdx.x) * per;
-    if (off >= bytes) return;
-    const long long n = bytes - off < per ? bytes - off : per;
-    prefetch_l2((const char *)p + off, (int)n);
-}
-
 /* the sum of v over the 32 lanes of a warp, in every lane */
 static __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

@@ -293,8 +293,6 @@ struct K3Params {
     long long ssm_slot_stride;
     const int32_t *slots;
     float *y;
-    const void *pf; /* out_proj, asked for in L2 (prefetch_l2_share) */
-    long long pf_bytes;
 };
 
 #define K3_PRE 8 /* dt_proj vectors per thread held in registers */
@@ -305,10 +303,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
     const int gid = (blockIdx.x * DEC_THREADS + threadIdx.x) / G, t = threadIdx.x % G;
     const bool active = gid < p.di;
     const int c = active ? gid : p.di - 1;
-    /* the out_proj weights K4 reads next, into L2 while this kernel waits
-     * for K1 and runs (DRAM would otherwise idle between K1's last rows and
-     * K4's first) */
-    prefetch_l2_share(p.pf, p.pf_bytes);
     /* before the wait: everything the previous kernel (K1) does not write */
     const float *Ap = p.A + (size_t)c * p.N + 4 * t;
     const float4 A = make_float4(Ap[0] * kLog2e, Ap[1] * kLog2e, Ap[2] * kLog2e, Ap[3] * kLog2e);
@@ -396,8 +390,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
 /* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
 template <typename T, int NB, int CH>
 __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
-                                                        float *residual, int dm, int di, float *dbc, int ndbc,
-                                                        const void *pf, long long pf_bytes) {
+                                                        float *residual, int dm, int di, float *dbc, int ndbc) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * DEC_WARPS + warp) * DEC_ROWS;
     WarpRows<T, NB, CH> wr;
@@ -408,9 +401,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
         wr.w[r] = w + (size_t)row * di;
     }
     wr.load(0, lane);
-    /* the first pf_bytes of the next layer's in_proj into L2: this kernel
-     * reads its weights from L2 (prefetched by K3), so DRAM is free */
-    prefetch_l2_share(pf, pf_bytes);
     /* the residual rows this lane adds to were written two kernels back */
     float rv[DEC_ROWS];
 #pragma unroll
@@ -464,12 +454,6 @@ static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_
 template <typename T, int NB, int CH1, int CH4>
 static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     const int dm = (int)p->d_model, di = (int)p->d_inner, N = (int)p->d_state, R = (int)p->dt_rank;
-    /* L2 prefetch (sm_90): K3 asks for this layer's out_proj, K4 for the
-     * first MS6_DEC_PF_NEXT MB (default 8) of the next weights;
-     * MS6_DEC_PF_OUT=0 turns the first off */
-    const int pf_out = !ms6_env_is("MS6_DEC_PF_OUT", "0");
-    const char *pn = getenv("MS6_DEC_PF_NEXT");
-    const long long pf_next = p->next_w ? (long long)((pn ? atof(pn) : 8.0) * (1 << 20)) : 0;
     const int nb = R + 2 * N;
     K1Params k1;
     memset(&k1, 0, sizeof k1);
@@ -511,13 +495,10 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.ssm_slot_stride = p->ssm_slot_stride;
     k3.slots = p->slots;
     k3.y = p->y;
-    k3.pf = pf_out ? p->out_proj : NULL;
-    k3.pf_bytes = (long long)dm * di * 2;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
     return launch(c, k_outproj<T, NB, CH4>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                  (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb, p->next_w,
-                  (long long)(pf_next < p->next_bytes ? pf_next : p->next_bytes) & ~15LL);
+                  (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
 }
 
 template <typename T, int NB, int CH>

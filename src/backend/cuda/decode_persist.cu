@@ -237,6 +237,10 @@ static __device__ __forceinline__ bool tile_next(const PkParams &p, int blk, int
     }
 }
 
+static __device__ __forceinline__ void prefetch_l2(const void *src, int bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
+}
+
 /* acc[r][b] = row r of the tile (TR rows of K halves, shared memory) . act row b */
 template <typename T, int NB, int TR>
 static __device__ __forceinline__ void tile_dot(const uint4 *w, int K, const float *act, int lda, int lane,
