@@ -48,6 +48,7 @@
 #define DEC_BLOCK_ROWS (DEC_WARPS * DEC_ROWS)
 #define DEC_MAX_NB 2  /* more sequences: the unfused ops (cuBLASLt) are faster */
 #define DEC_SMEM_MAX (48 * 1024)
+#define DEC_MAX_DBC 640 /* dt_rank + 2 * d_state, at most */
 
 static __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -339,9 +340,10 @@ struct SsmThread {
         }
     }
 
-    /* dbc and u are read through L2 (__ldcg): in the one-kernel layer they
-     * come from other blocks of the same grid */
-    __device__ __forceinline__ void finish(const K3Params &p) {
+    /* dbc: the (NB, nb) x_proj output staged in shared memory by the
+     * caller (stage_dbc); u is read through L2 (__ldcg): in the one-kernel
+     * layer it comes from other blocks of the same grid */
+    __device__ __forceinline__ void finish(const K3Params &p, const float *dbc) {
         float dt[NB];
 #pragma unroll
         for (int b = 0; b < NB; b++) dt[b] = 0.0f;
@@ -354,9 +356,9 @@ struct SsmThread {
                 unpack8(dw[i], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
-                    const float *x = p.dbc + (size_t)b * p.nb + v * 8;
+                    const float *x = dbc + (size_t)b * p.nb + v * 8;
 #pragma unroll
-                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], __ldcg(x + e), dt[b]);
+                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
                 }
             }
             for (int v = t + K3_PRE * G; v < nv; v += G) {
@@ -364,16 +366,16 @@ struct SsmThread {
                 unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
-                    const float *x = p.dbc + (size_t)b * p.nb + v * 8;
+                    const float *x = dbc + (size_t)b * p.nb + v * 8;
 #pragma unroll
-                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], __ldcg(x + e), dt[b]);
+                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
                 }
             }
         } else {
             for (int k = t; k < p.R; k += G) {
                 const float wk = tof(wr[k]);
 #pragma unroll
-                for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, __ldcg(p.dbc + (size_t)b * p.nb + k), dt[b]);
+                for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbc[(size_t)b * p.nb + k], dt[b]);
             }
         }
 #pragma unroll
@@ -382,17 +384,17 @@ struct SsmThread {
             for (int o = G >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
             const float delta = softplus_f(d + dtb);
             const float uv = __ldcg(p.u + (size_t)b * p.di + c);
-            const float *Bp = p.dbc + (size_t)b * p.nb + p.R + 4 * t, *Cp = Bp + p.N;
+            const float *Bp = dbc + (size_t)b * p.nb + p.R + 4 * t, *Cp = Bp + p.N;
             float part = 0.0f;
             if (active && slot[b] >= 0) {
                 float4 s = st[b];
                 const float du = delta * uv;
-                s.x = fast_ex2(delta * A.x) * s.x + du * __ldcg(Bp);
-                s.y = fast_ex2(delta * A.y) * s.y + du * __ldcg(Bp + 1);
-                s.z = fast_ex2(delta * A.z) * s.z + du * __ldcg(Bp + 2);
-                s.w = fast_ex2(delta * A.w) * s.w + du * __ldcg(Bp + 3);
+                s.x = fast_ex2(delta * A.x) * s.x + du * Bp[0];
+                s.y = fast_ex2(delta * A.y) * s.y + du * Bp[1];
+                s.z = fast_ex2(delta * A.z) * s.z + du * Bp[2];
+                s.w = fast_ex2(delta * A.w) * s.w + du * Bp[3];
                 *reinterpret_cast<float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + 4 * t) = s;
-                part = s.x * __ldcg(Cp) + s.y * __ldcg(Cp + 1) + s.z * __ldcg(Cp + 2) + s.w * __ldcg(Cp + 3);
+                part = s.x * Cp[0] + s.y * Cp[1] + s.z * Cp[2] + s.w * Cp[3];
             }
             for (int o = G >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
             if (active && t == 0) {
@@ -403,13 +405,22 @@ struct SsmThread {
     }
 };
 
+/* dbc (NB, nb) into shared memory, through L2 */
+template <int NB>
+static __device__ __forceinline__ void stage_dbc(const float *dbc, int nb, float *out) {
+    for (int i = threadIdx.x; i < NB * nb; i += DEC_THREADS) out[i] = __ldcg(dbc + i);
+    __syncthreads();
+}
+
 template <typename T, int NB>
 __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
+    __shared__ float dbc[NB * DEC_MAX_DBC];
     SsmThread<T, NB> th;
     th.load(p, (blockIdx.x * DEC_THREADS + threadIdx.x) / p.G, threadIdx.x % p.G);
     pdl_wait();
     pdl_launch();
-    th.finish(p);
+    stage_dbc<NB>(p.dbc, p.nb, dbc);
+    th.finish(p, dbc);
 }
 
 /* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
@@ -512,7 +523,9 @@ __global__ void __launch_bounds__(DEC_THREADS) k_layer(LayerParams P) {
         SsmThread<T, NB> th;
         if (part) th.load(P.k3, threadIdx.x < DEC_BLOCK_ROWS * G ? c0 + threadIdx.x / G : P.di, threadIdx.x % G);
         wait_count(&P.sync[1], P.nx);
-        if (part) th.finish(P.k3);
+        __shared__ float dbc[NB * DEC_MAX_DBC];
+        stage_dbc<NB>(P.k3.dbc, P.k3.nb, dbc);
+        if (part) th.finish(P.k3, dbc);
         signal_count(&P.sync[2]);
         return;
     }
@@ -708,7 +721,7 @@ static int half_type(ms6_dtype t) { return t == MS6_DTYPE_F16 || t == MS6_DTYPE_
 extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p) {
     const int64_t N = p->d_state, G = N / 4;
     const int ok = !ms6_env_is("MS6_CUDA_FUSED", "0") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
-                   p->d_model % 8 == 0 && p->d_inner % DEC_BLOCK_ROWS == 0 && N % 4 == 0 && G >= 1 && G <= 16 &&
+                   p->d_model % 8 == 0 && p->d_inner % DEC_BLOCK_ROWS == 0 && N % 4 == 0 && G >= 1 && G <= 16 && p->dt_rank + 2 * N <= DEC_MAX_DBC &&
                    (G & (G - 1)) == 0 && p->d_conv >= 2 && p->d_conv <= 8 && p->dt_rank >= 1 &&
                    (size_t)p->n * p->d_model * sizeof(float) <= DEC_SMEM_MAX && p->d_inner * 2 < INT32_MAX &&
                    ms6_aligned16(p->in_proj) && ms6_aligned16(p->x_proj) && ms6_aligned16(p->dt_proj) &&
