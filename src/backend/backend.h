@@ -50,7 +50,6 @@ typedef struct ms6_embed_params {
  * matrices share w_dtype. With check_only the op launches nothing and
  * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
  * otherwise: the caller then uses the unfused ops). */
-#define MS6_STEP_SYNC 16 /* uint32 counters per step (two sets: even and odd layers) */
 typedef struct ms6_mixer_step_params {
     int check_only;
     int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;
@@ -68,7 +67,6 @@ typedef struct ms6_mixer_step_params {
     float *ssm_state;     int64_t ssm_slot_stride;
     const int32_t *slots;               /* (n,) backend memory */
     float *xz, *u, *dbc, *y;
-    uint32_t *sync;     /* MS6_STEP_SYNC / 2 counters, zero on entry and on return */
 } ms6_mixer_step_params;
 
 /* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):

@@ -148,7 +148,6 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->logits, sizeof(float) * (size_t)(w->logit_rows * c->vocab_size)},
         {(void **)&w->ids, sizeof(int32_t) * (size_t)rows},
         {(void **)&w->slots, sizeof(int32_t) * (size_t)rows},
-        {(void **)&w->sync, sizeof(uint32_t) * MS6_STEP_SYNC},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         ms6_status st = ms6_backend_alloc(m->be, bufs[i].bytes, bufs[i].p);
@@ -164,7 +163,7 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
 
 void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
     ms6_graph_cache_free(w);
-    void *ps[] = {w->residual, w->h, w->xz, w->u, w->dbc, w->delta, w->y, w->out, w->logits, w->ids, w->slots, w->sync};
+    void *ps[] = {w->residual, w->h, w->xz, w->u, w->dbc, w->delta, w->y, w->out, w->logits, w->ids, w->slots};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) ms6_backend_dealloc(m->be, ps[i]);
     memset(w, 0, sizeof *w);
 }
@@ -533,7 +532,6 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
         .ssm_state = s->ssm + i * ssm_layer(m, s), .ssm_slot_stride = c->d_inner * c->d_state,
         .slots = w->slots,
         .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
-        .sync = w->sync + (i % 2) * (MS6_STEP_SYNC / 2),
     };
     return p;
 }
@@ -600,7 +598,6 @@ static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     const ms6_model_config *c = &m->cfg.pub;
     RUN(m, msg, "memzero",
         m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(n * (c->dt_rank + 2 * c->d_state))));
-    RUN(m, msg, "memzero", m->be->ops->memzero(m->be, w->sync, sizeof(uint32_t) * MS6_STEP_SYNC));
     for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
         RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));

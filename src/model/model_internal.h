@@ -98,7 +98,6 @@ typedef struct ms6_fwd_scratch {
     float *logits;       /* (logit_rows, vocab_size) */
     int32_t *ids;        /* (rows,) token ids */
     int32_t *slots;      /* (rows,) state slot of each sequence in a step */
-    uint32_t *sync;      /* (MS6_STEP_SYNC,) counters of the fused decode kernels, zero between steps */
     void *graphs;        /* captured decode steps (graph.c), host object; NULL until the first */
 } ms6_fwd_scratch;
 

@@ -154,13 +154,13 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-/* rows [blk * DEC_BLOCK_ROWS, +DEC_BLOCK_ROWS) of K1; h: (NB, dim) shared */
 template <typename T, int NB, int CONV, int CH>
-static __device__ __forceinline__ void norm_gemv_rows(const K1Params &p, int blk, float *h) {
+__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
+    extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_BLOCK_ROWS]; /* u of this block's conv channels */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int blk0 = blk * DEC_BLOCK_ROWS, row0 = blk0 + warp * DEC_ROWS;
+    const int blk0 = blockIdx.x * DEC_BLOCK_ROWS, row0 = blk0 + warp * DEC_ROWS;
     WarpRows<T, NB, CH> wr;
     wr.nvec = p.dim / 8;
 #pragma unroll
@@ -283,12 +283,6 @@ static __device__ __forceinline__ void norm_gemv_rows(const K1Params &p, int blk
     }
 }
 
-template <typename T, int NB, int CONV, int CH>
-__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
-    extern __shared__ float h[]; /* (NB, dim) */
-    norm_gemv_rows<T, NB, CONV, CH>(p, blockIdx.x, h);
-}
-
 /* ---- K3: dt_proj + softplus + state update + D*u + gate, G = d_state/4
  * threads per channel, each owning 4 states ---- */
 struct K3Params {
@@ -304,123 +298,97 @@ struct K3Params {
 
 #define K3_PRE 8 /* dt_proj vectors per thread held in registers */
 
-/* One thread's part of K3: channel c, states 4t..4t+3. load() reads
- * everything K1 does not write; finish() the rest, after K1. */
 template <typename T, int NB>
-struct SsmThread {
-    int c, t, G, nv, slot[NB];
-    bool active;
-    float4 A, st[NB];
-    float D, dtb;
-    const T *wr;
+__global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
+    __shared__ float dbc[NB * DEC_MAX_DBC]; /* (NB, nb): read by every thread, staged once */
+    const int G = p.G;
+    const int gid = (blockIdx.x * DEC_THREADS + threadIdx.x) / G, t = threadIdx.x % G;
+    const bool active = gid < p.di;
+    const int c = active ? gid : p.di - 1;
+    /* before the wait: everything the previous kernel (K1) does not write */
+    const float *Ap = p.A + (size_t)c * p.N + 4 * t;
+    const float4 A = make_float4(Ap[0] * kLog2e, Ap[1] * kLog2e, Ap[2] * kLog2e, Ap[3] * kLog2e);
+    const float D = p.D[c], dtb = p.dt_bias ? p.dt_bias[c] : 0.0f;
+    const T *wr = (const T *)p.dt_w + (size_t)c * p.R;
+    const int nv = (p.R & 7) == 0 ? p.R / 8 : 0;
     uint4 dw[K3_PRE];
-
-    __device__ __forceinline__ void load(const K3Params &p, int gid, int t_) {
-        G = p.G;
-        t = t_;
-        active = gid < p.di;
-        c = active ? gid : p.di - 1;
-        const float *Ap = p.A + (size_t)c * p.N + 4 * t;
-        A = make_float4(Ap[0] * kLog2e, Ap[1] * kLog2e, Ap[2] * kLog2e, Ap[3] * kLog2e);
-        D = p.D[c];
-        dtb = p.dt_bias ? p.dt_bias[c] : 0.0f;
-        wr = (const T *)p.dt_w + (size_t)c * p.R;
-        nv = (p.R & 7) == 0 ? p.R / 8 : 0;
+#pragma unroll
+    for (int i = 0; i < K3_PRE; i++) {
+        const int v = t + i * G;
+        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
+    }
+    int slot[NB];
+    float4 st[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        slot[b] = p.slots[b];
+        st[b] = slot[b] >= 0 ? *reinterpret_cast<const float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride +
+                                                                  (size_t)c * p.N + 4 * t)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    pdl_wait();
+    pdl_launch();
+    for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) dbc[i] = p.dbc[i];
+    __syncthreads();
+    /* dt projection: this thread's share of the R weights */
+    float dt[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
+    if (nv) {
 #pragma unroll
         for (int i = 0; i < K3_PRE; i++) {
             const int v = t + i * G;
-            dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
-        }
+            if (v >= nv) break;
+            float wf[8];
+            unpack8(dw[i], wf, T());
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            slot[b] = p.slots[b];
-            st[b] = slot[b] >= 0 ? *reinterpret_cast<const float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride +
-                                                                      (size_t)c * p.N + 4 * t)
-                                 : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-    }
-
-    /* dbc: the (NB, nb) x_proj output staged in shared memory by the
-     * caller (stage_dbc); u is read through L2 (__ldcg): in the one-kernel
-     * layer it comes from other blocks of the same grid */
-    __device__ __forceinline__ void finish(const K3Params &p, const float *dbc) {
-        float dt[NB];
+            for (int b = 0; b < NB; b++) {
+                const float *x = dbc + (size_t)b * p.nb + v * 8;
 #pragma unroll
-        for (int b = 0; b < NB; b++) dt[b] = 0.0f;
-        if (nv) {
-#pragma unroll
-            for (int i = 0; i < K3_PRE; i++) {
-                const int v = t + i * G;
-                if (v >= nv) break;
-                float wf[8];
-                unpack8(dw[i], wf, T());
-#pragma unroll
-                for (int b = 0; b < NB; b++) {
-                    const float *x = dbc + (size_t)b * p.nb + v * 8;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
-                }
-            }
-            for (int v = t + K3_PRE * G; v < nv; v += G) {
-                float wf[8];
-                unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
-#pragma unroll
-                for (int b = 0; b < NB; b++) {
-                    const float *x = dbc + (size_t)b * p.nb + v * 8;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
-                }
-            }
-        } else {
-            for (int k = t; k < p.R; k += G) {
-                const float wk = tof(wr[k]);
-#pragma unroll
-                for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbc[(size_t)b * p.nb + k], dt[b]);
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
             }
         }
+        for (int v = t + K3_PRE * G; v < nv; v += G) {
+            float wf[8];
+            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            float d = dt[b];
-            for (int o = G >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-            const float delta = softplus_f(d + dtb);
-            const float uv = __ldcg(p.u + (size_t)b * p.di + c);
-            const float *Bp = dbc + (size_t)b * p.nb + p.R + 4 * t, *Cp = Bp + p.N;
-            float part = 0.0f;
-            if (active && slot[b] >= 0) {
-                float4 s = st[b];
-                const float du = delta * uv;
-                s.x = fast_ex2(delta * A.x) * s.x + du * Bp[0];
-                s.y = fast_ex2(delta * A.y) * s.y + du * Bp[1];
-                s.z = fast_ex2(delta * A.z) * s.z + du * Bp[2];
-                s.w = fast_ex2(delta * A.w) * s.w + du * Bp[3];
-                *reinterpret_cast<float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + 4 * t) = s;
-                part = s.x * Cp[0] + s.y * Cp[1] + s.z * Cp[2] + s.w * Cp[3];
+            for (int b = 0; b < NB; b++) {
+                const float *x = dbc + (size_t)b * p.nb + v * 8;
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
             }
-            for (int o = G >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-            if (active && t == 0) {
-                const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
-                p.y[(size_t)b * p.di + c] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
-            }
+        }
+    } else {
+        for (int k = t; k < p.R; k += G) {
+            const float wk = tof(wr[k]);
+#pragma unroll
+            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbc[(size_t)b * p.nb + k], dt[b]);
         }
     }
-};
-
-/* dbc (NB, nb) into shared memory, through L2 */
-template <int NB>
-static __device__ __forceinline__ void stage_dbc(const float *dbc, int nb, float *out) {
-    for (int i = threadIdx.x; i < NB * nb; i += DEC_THREADS) out[i] = __ldcg(dbc + i);
-    __syncthreads();
-}
-
-template <typename T, int NB>
-__global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
-    __shared__ float dbc[NB * DEC_MAX_DBC];
-    SsmThread<T, NB> th;
-    th.load(p, (blockIdx.x * DEC_THREADS + threadIdx.x) / p.G, threadIdx.x % p.G);
-    pdl_wait();
-    pdl_launch();
-    stage_dbc<NB>(p.dbc, p.nb, dbc);
-    th.finish(p, dbc);
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float d = dt[b];
+        for (int o = G >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        const float delta = softplus_f(d + dtb);
+        const float uv = p.u[(size_t)b * p.di + c];
+        const float *Bp = dbc + (size_t)b * p.nb + p.R + 4 * t, *Cp = Bp + p.N;
+        float part = 0.0f;
+        if (active && slot[b] >= 0) {
+            float4 s = st[b];
+            const float du = delta * uv;
+            s.x = fast_ex2(delta * A.x) * s.x + du * Bp[0];
+            s.y = fast_ex2(delta * A.y) * s.y + du * Bp[1];
+            s.z = fast_ex2(delta * A.z) * s.z + du * Bp[2];
+            s.w = fast_ex2(delta * A.w) * s.w + du * Bp[3];
+            *reinterpret_cast<float4 *>(p.ssm + (size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + 4 * t) = s;
+            part = s.x * Cp[0] + s.y * Cp[1] + s.z * Cp[2] + s.w * Cp[3];
+        }
+        for (int o = G >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+        if (active && t == 0) {
+            const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
+            p.y[(size_t)b * p.di + c] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
+        }
+    }
 }
 
 /* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
@@ -464,117 +432,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
     }
 }
 
-/* ---- the whole layer in one kernel ----
- * Blocks take tickets in the order they start (an atomic counter), so a
- * block only ever waits for blocks that are already running: tickets
- * [0, nx) are K1's x rows (+ conv, x_proj), [nx, nx + nz) its z rows, each
- * of which then waits for every x block (count sync[1]) and runs K3 for
- * the 16 channels of its rows; the last no tickets are K4's row blocks,
- * which wait for every z block (sync[2]). Each block issues its first
- * weight loads before it waits, so the blocks queued behind a dependency
- * keep DRAM busy; the dependent-launch wait and trigger sit where K1's
- * are, so the next layer's blocks do the same across the kernel boundary.
- * The last K4 block zeroes dbc and the counters for the layer after next
- * (layers alternate between two counter sets). */
-struct LayerParams {
-    K1Params k1;
-    K3Params k3;
-    const void *out_w;
-    const float *out_bias;
-    float *residual;
-    int dm, di, nx, nz, no, ndbc;
-    unsigned *sync; /* [0] tickets, [1] x blocks done, [2] z blocks done, [3] K4 blocks done */
-};
-
-static __device__ __forceinline__ void wait_count(const unsigned *ctr, unsigned target) {
-    if (threadIdx.x == 0) {
-        for (;;) {
-            unsigned v;
-            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(ctr) : "memory");
-            if (v >= target) break;
-            __nanosleep(32);
-        }
-    }
-    __syncthreads();
-}
-/* every thread's writes so far, then one count; returns the count before (thread 0) */
-static __device__ __forceinline__ unsigned signal_count(unsigned *ctr) {
-    __threadfence();
-    __syncthreads();
-    return threadIdx.x == 0 ? atomicAdd(ctr, 1u) : 0u;
-}
-
-template <typename T, int NB, int CH1, int CH4>
-__global__ void __launch_bounds__(DEC_THREADS) k_layer(LayerParams P) {
-    extern __shared__ float h[]; /* (NB, dm) normed input, or (NB, di) y */
-    __shared__ int ticket;
-    if (threadIdx.x == 0) ticket = (int)atomicAdd(&P.sync[0], 1u);
-    __syncthreads();
-    const int tk = ticket;
-    if (tk < P.nx) { /* x rows, conv, x_proj */
-        norm_gemv_rows<T, NB, 1, CH1>(P.k1, tk, h);
-        signal_count(&P.sync[1]);
-        return;
-    }
-    if (tk < P.nx + P.nz) { /* z rows, then K3 for their channels */
-        norm_gemv_rows<T, NB, 1, CH1>(P.k1, tk, h);
-        const int G = P.k3.G, c0 = (tk - P.nx) * DEC_BLOCK_ROWS;
-        const bool part = threadIdx.x < ((DEC_BLOCK_ROWS * G + 31) & ~31); /* whole warps */
-        SsmThread<T, NB> th;
-        if (part) th.load(P.k3, threadIdx.x < DEC_BLOCK_ROWS * G ? c0 + threadIdx.x / G : P.di, threadIdx.x % G);
-        wait_count(&P.sync[1], P.nx);
-        __shared__ float dbc[NB * DEC_MAX_DBC];
-        stage_dbc<NB>(P.k3.dbc, P.k3.nb, dbc);
-        if (part) th.finish(P.k3, dbc);
-        signal_count(&P.sync[2]);
-        return;
-    }
-    /* K4 rows: residual += out_proj . y */
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row0 = (tk - P.nx - P.nz) * DEC_BLOCK_ROWS + warp * DEC_ROWS;
-    WarpRows<T, NB, CH4> wr;
-    wr.nvec = P.di / 8;
-#pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
-        const int row = row0 + r < P.dm ? row0 + r : P.dm - 1;
-        wr.w[r] = (const T *)P.out_w + (size_t)row * P.di;
-    }
-    wr.load(0, lane);
-    pdl_wait();
-    pdl_launch();
-    float rv[DEC_ROWS];
-#pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
-        const int row = row0 + r < P.dm ? row0 + r : P.dm - 1;
-        rv[r] = lane < NB ? P.residual[(size_t)lane * P.dm + row] + (P.out_bias ? P.out_bias[row] : 0.0f) : 0.0f;
-    }
-    wait_count(&P.sync[2], P.nz);
-    for (int i = threadIdx.x; i < NB * P.di; i += DEC_THREADS) h[i] = __ldcg(P.k3.y + i);
-    __syncthreads();
-    float acc[DEC_ROWS][NB];
-#pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++)
-#pragma unroll
-        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    wr.run(lane, h, P.di, acc);
-#pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
-        const int row = row0 + r;
-        if (row >= P.dm) break;
-#pragma unroll
-        for (int b = 0; b < NB; b++)
-            if (lane == b) P.residual[(size_t)b * P.dm + row] = rv[r] + acc[r][b];
-    }
-    const unsigned before = signal_count(&P.sync[3]);
-    if (threadIdx.x == 0 && before == (unsigned)P.no - 1) {
-        /* thread 0 of the last K4 block: every block of this grid has its
-         * ticket and is past its waits */
-        for (int i = 0; i < P.ndbc; i++) P.k1.dbc[i] = 0.0f;
-        for (int i = 0; i < 4; i++) P.sync[i] = 0u;
-        __threadfence();
-    }
-}
-
 /* ---- launch helpers ---- */
 
 /* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
@@ -596,13 +453,6 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
 }
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
-
-/* the one-kernel layer (k_layer) unless MS6_DEC_LAYER=0 or there are no
- * counters; y (NB, d_inner) must fit the shared memory of the normed input */
-static int layer_kernel(const ms6_mixer_step_params *p) {
-    return p->sync && !ms6_env_is("MS6_DEC_LAYER", "0") &&
-           (size_t)p->n * p->d_inner * sizeof(float) <= DEC_SMEM_MAX;
-}
 
 /* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
 template <typename T, int NB, int CH1, int CH4>
@@ -630,6 +480,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
     k3.N = N;
@@ -647,23 +499,6 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.ssm_slot_stride = p->ssm_slot_stride;
     k3.slots = p->slots;
     k3.y = p->y;
-    if (layer_kernel(p)) {
-        LayerParams L;
-        L.k1 = k1;
-        L.k3 = k3;
-        L.out_w = p->out_proj;
-        L.out_bias = p->out_proj_bias;
-        L.residual = p->residual;
-        L.dm = dm;
-        L.di = di;
-        L.nx = L.nz = di / DEC_BLOCK_ROWS;
-        L.no = gemv_grid(dm);
-        L.ndbc = (int)p->n * nb;
-        L.sync = p->sync;
-        return launch(c, k_layer<T, NB, CH1, CH4>, L.nx + L.nz + L.no, sizeof(float) * NB * (dm > di ? dm : di), L);
-    }
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
-    if (e != cudaSuccess) return e;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
     return launch(c, k_outproj<T, NB, CH4>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
