@@ -71,25 +71,26 @@ static __device__ __forceinline__ uint4 ld_stream(const void *p) {
 }
 
 
-/* ---- warp gemv core: DEC_ROWS rows of W (K halves each, K % 8 == 0)
- * against NB fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */
-template <typename T, int NB, int CH>
+/* ---- warp gemv core: R rows of W (K halves each, K % 8 == 0) against NB
+ * fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */
+template <typename T, int NB, int CH, int R = DEC_ROWS>
 struct WarpRows {
-    const T *w[DEC_ROWS];
+    const T *w[R];
     int nvec; /* K / 8 */
-    uint4 buf[DEC_ROWS][CH];
+    uint4 buf[R][CH];
 
     __device__ __forceinline__ void load(int base, int lane) {
 #pragma unroll
-        for (int r = 0; r < DEC_ROWS; r++)
+        for (int r = 0; r < R; r++)
 #pragma unroll
             for (int j = 0; j < CH; j++) {
                 const int idx = base + j * 32 + lane;
                 buf[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
             }
     }
-    /* acc[r][b] += buf . x for the chunk at base; x in shared or global memory */
-    __device__ __forceinline__ void fma(int base, int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
+    /* acc[r][b] += v . x for the chunk at base; x in shared or global memory */
+    __device__ __forceinline__ void fma(const uint4 (&v)[R][CH], int base, int lane, const float *x, int ldx,
+                                       float (&acc)[R][NB]) {
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             const int idx = base + j * 32 + lane;
@@ -103,9 +104,9 @@ struct WarpRows {
                 xv[b][4] = c.x; xv[b][5] = c.y; xv[b][6] = c.z; xv[b][7] = c.w;
             }
 #pragma unroll
-            for (int r = 0; r < DEC_ROWS; r++) {
+            for (int r = 0; r < R; r++) {
                 float wf[8];
-                unpack8(buf[r][j], wf, T());
+                unpack8(v[r][j], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++)
 #pragma unroll
@@ -113,16 +114,30 @@ struct WarpRows {
             }
         }
     }
-    /* the whole row product; the first chunk must already be loaded */
-    __device__ __forceinline__ void run(int lane, const float *x, int ldx, float (&acc)[DEC_ROWS][NB]) {
+    /* the whole row product; the first chunk must already be loaded. DB:
+     * the next chunk's loads go out before this chunk's FMAs (twice the
+     * buffer registers) */
+    template <bool DB = false>
+    __device__ __forceinline__ void run(int lane, const float *x, int ldx, float (&acc)[R][NB]) {
         for (int base = 0;;) {
-            fma(base, lane, x, ldx, acc);
-            base += CH * 32;
+            const int next = base + CH * 32;
+            if (DB) {
+                uint4 cur[R][CH];
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < CH; j++) cur[r][j] = buf[r][j];
+                if (next < nvec) load(next, lane);
+                fma(cur, base, lane, x, ldx, acc);
+            } else {
+                fma(buf, base, lane, x, ldx, acc);
+                if (next < nvec) load(next, lane);
+            }
+            base = next;
             if (base >= nvec) break;
-            load(base, lane);
         }
 #pragma unroll
-        for (int r = 0; r < DEC_ROWS; r++)
+        for (int r = 0; r < R; r++)
 #pragma unroll
             for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
     }
@@ -154,23 +169,24 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-template <typename T, int NB, int CONV, int CH>
+/* R rows per warp (R == 1: double-buffered), DEC_WARPS * R per block */
+template <typename T, int NB, int CONV, int CH, int R>
 __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
-    __shared__ float us[NB][DEC_BLOCK_ROWS]; /* u of this block's conv channels */
+    __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int blk0 = blockIdx.x * DEC_BLOCK_ROWS, row0 = blk0 + warp * DEC_ROWS;
-    WarpRows<T, NB, CH> wr;
+    const int blk0 = blockIdx.x * DEC_WARPS * R, row0 = blk0 + warp * R;
+    WarpRows<T, NB, CH, R> wr;
     wr.nvec = p.dim / 8;
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         const int row = row0 + r < p.rows ? row0 + r : p.rows - 1;
         wr.w[r] = (const T *)p.w + (size_t)row * p.dim;
     }
     wr.load(0, lane);
-    /* conv blocks (di % DEC_BLOCK_ROWS == 0: a block is all x rows or all z
-     * rows): the x_proj columns of its channels, two 16-byte halves per
+    /* conv blocks (di % (DEC_WARPS * R) == 0: a block is all x rows or all
+     * z rows): the x_proj columns of its channels, R 16-byte vectors per
      * output row, and the conv state and weights into L1 */
     const bool xblock = CONV && blk0 < p.di;
     uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
@@ -178,12 +194,12 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             const int q = threadIdx.x + i * DEC_THREADS;
-            if (q < 2 * p.nb) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8);
+            if (q < R * p.nb) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q / R) * p.di + blk0 + (q % R) * 8);
         }
         if (lane < NB) {
             const int slot = p.slots[lane];
 #pragma unroll
-            for (int r = 0; r < DEC_ROWS; r++) {
+            for (int r = 0; r < R; r++) {
                 if (slot >= 0)
                     prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)(row0 + r) * (p.dc - 1));
                 prefetch_l1(p.conv_w + (size_t)(row0 + r) * p.dc);
@@ -222,14 +238,14 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
         for (int b = 0; b < NB; b++) h[b * p.dim + k] = h[b * p.dim + k] * rinv[b] * g;
     }
     __syncthreads();
-    float acc[DEC_ROWS][NB];
+    float acc[R][NB];
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    wr.run(lane, h, p.dim, acc);
+    wr.template run<R == 1>(lane, h, p.dim, acc);
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         const int row = row0 + r;
         if (row >= p.rows) break;
         const float bias = p.bias ? p.bias[row] : 0.0f;
@@ -256,19 +272,19 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
                     uv = silu_f(c);
                 }
                 p.u[(size_t)b * p.di + row] = uv;
-                us[b][warp * DEC_ROWS + r] = uv;
+                us[b][warp * R + r] = uv;
             }
         }
     }
     if (!xblock) return;
-    /* dbc[b][j] += x_proj[j][blk0 .. blk0+16) . u[b][blk0 .. blk0+16): thread
-     * pair (2j, 2j+1) takes the two halves of row j */
+    /* dbc[b][j] += x_proj[j][blk0 .. +8R) . u[b][blk0 .. +8R): threads
+     * (Rj .. Rj+R-1) take the R vectors of row j */
     __syncthreads();
-    for (int q0 = 0, i = 0; q0 < 2 * p.nb; q0 += DEC_THREADS, i++) {
+    for (int q0 = 0, i = 0; q0 < R * p.nb; q0 += DEC_THREADS, i++) {
         const int q = q0 + threadIdx.x;
         uint4 v = i == 0 ? xw[0] : xw[1];
         if (i >= 2)
-            v = q < 2 * p.nb ? ld_stream((const T *)p.x_proj + (size_t)(q >> 1) * p.di + blk0 + (q & 1) * 8)
+            v = q < R * p.nb ? ld_stream((const T *)p.x_proj + (size_t)(q / R) * p.di + blk0 + (q % R) * 8)
                              : make_uint4(0, 0, 0, 0);
         float wf[8];
         unpack8(v, wf, T());
@@ -276,9 +292,10 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
         for (int b = 0; b < NB; b++) {
             float part = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q & 1) * 8 + e], part);
-            part += __shfl_xor_sync(0xffffffffu, part, 1);
-            if (q < 2 * p.nb && !(q & 1)) atomicAdd(p.dbc + (size_t)b * p.nb + (q >> 1), part);
+            for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q % R) * 8 + e], part);
+#pragma unroll
+            for (int o = R >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+            if (q < R * p.nb && q % R == 0) atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
 }
@@ -391,24 +408,27 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
     }
 }
 
-/* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0 ---- */
-template <typename T, int NB, int CH>
+/* ---- K4: residual (NB, dm) += out_proj (dm, di) . y (+ bias); dbc = 0.
+ * R rows per warp; R == 1 double-buffers its chunks (more warps, each with
+ * its next loads in flight: 2560 x 5120 in 9.6 us against 10.3 for the
+ * single-buffered loop and ~12.5 for two rows per warp, dev/cuda/bench_gemv.cu). ---- */
+template <typename T, int NB, int CH, int R>
 __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
                                                         float *residual, int dm, int di, float *dbc, int ndbc) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row0 = (blockIdx.x * DEC_WARPS + warp) * DEC_ROWS;
-    WarpRows<T, NB, CH> wr;
+    const int row0 = (blockIdx.x * DEC_WARPS + warp) * R;
+    WarpRows<T, NB, CH, R> wr;
     wr.nvec = di / 8;
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         const int row = row0 + r < dm ? row0 + r : dm - 1;
         wr.w[r] = w + (size_t)row * di;
     }
     wr.load(0, lane);
     /* the residual rows this lane adds to were written two kernels back */
-    float rv[DEC_ROWS];
+    float rv[R];
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         const int row = row0 + r < dm ? row0 + r : dm - 1;
         rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
     }
@@ -416,14 +436,14 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
     pdl_launch();
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
-    float acc[DEC_ROWS][NB];
+    float acc[R][NB];
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    wr.run(lane, y, di, acc);
+    wr.template run<R == 1>(lane, y, di, acc);
 #pragma unroll
-    for (int r = 0; r < DEC_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         const int row = row0 + r;
         if (row >= dm) break;
 #pragma unroll
@@ -480,7 +500,11 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    /* MS6_DEC_K1=2: two rows per warp, single-buffered (the kernel before) */
+    cudaError_t e = ms6_env_is("MS6_DEC_K1", "2")
+                        ? launch(c, k_norm_gemv<T, NB, 1, CH1, 2>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1)
+                        : launch(c, k_norm_gemv<T, NB, 1, CH1, 1>, (2 * di + DEC_WARPS - 1) / DEC_WARPS,
+                                 sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
@@ -501,8 +525,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.y = p->y;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
-    return launch(c, k_outproj<T, NB, CH4>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                  (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
+    /* MS6_DEC_K4=2: two rows per warp, single-buffered (the kernel before) */
+    if (ms6_env_is("MS6_DEC_K4", "2"))
+        return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
+                      (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
+    return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,
+                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
 }
 
 template <typename T, int NB, int CH>
@@ -517,7 +545,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
-    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
+    return launch(c, k_norm_gemv<T, NB, 0, CH, 2>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
 }
 
 /* 16-byte weight vectors in flight per row and lane, for rows of K halves:
