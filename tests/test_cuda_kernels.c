@@ -11,7 +11,8 @@
  * forced into chunks (the two-pass path); shapes near the benchmark's; a 300000-step sequence at small dim
  * (chunk chaining); element offsets past 2^31 (batch strides of 2^31 + 4096
  * elements, f16); out aliasing u; the chaining invariants; decode padding
- * and out-of-range slots.
+ * and out-of-range slots; every state-update case also on the large-batch
+ * kernel (MS6_UPDATE_FAST_MAX=0), and batches that select it by default.
  * Tolerances (relative L2): 5e-4 with f32 I/O, 3e-3 with f16/bf16 I/O (bf16
  * cases with fewer than 256 outputs: 2^-8 + 5e-4, see tol_io_n); fp32
  * states 1e-4.
@@ -71,6 +72,42 @@ static void scan_case(ms6_backend *be, tu_rng *rng, const kh_scan_case *c, int f
     unsetenv("MS6_SCAN_DIRECT");
 }
 
+/* One state-update case; force_large runs it on the kernel for large
+ * batches whatever its size (MS6_UPDATE_FAST_MAX=0: the general kernel, or
+ * v4, the default, or the general kernel under MS6_UPDATE_V4=0). */
+static void update_case(ms6_backend *be, tu_rng *rng, const kh_update_case *c, int force_large) {
+    char msg[512] = {0}, what[400];
+    if (force_large) setenv("MS6_UPDATE_FAST_MAX", "0", 1);
+    kh_result r;
+    ms6_status st = kh_run_update(be, c, rng, &r, msg);
+    if (force_large) unsetenv("MS6_UPDATE_FAST_MAX");
+    snprintf(what, sizeof what,
+             "[cuda%s] state_update b=%lld dim=%lld N=%lld G=%lld B%s C%s D=%d z=%d bias=%d sp=%d idx=%d %s",
+             force_large ? " large-batch kernel" : "", (long long)c->batch, (long long)c->dim, (long long)c->N,
+             (long long)c->G, c->b_variable ? "var" : "const", c->c_variable ? "var" : "const", c->has_D, c->has_z,
+             c->has_dt_bias, c->softplus, c->use_indices, ms6_dtype_name(c->io));
+    check_result(what, st, &r, tol_io_n(c->io, c->batch * c->dim), msg);
+}
+
+/* Batches large enough for the large-batch state-update kernel by default
+ * (more than 16 x 5120 sequence-channel pairs): a batch that is not a
+ * multiple of 4 sequences and a dim that is not a multiple of a block's
+ * channels, permuted slots with padding entries, every option. */
+static void update_large(ms6_backend *be, tu_rng *rng) {
+    const ms6_dtype dts[] = {MS6_DTYPE_F32, MS6_DTYPE_F16, MS6_DTYPE_BF16};
+    const int64_t NG[][2] = {{16, 1}, {16, 4}, {32, 2}};
+    for (int ni = 0; ni < 3; ni++)
+        for (int di = 0; di < 3; di++)
+            for (int flags = 0; flags < 4; flags++) {
+                if (small_mode && (ni || flags % 2 == 0 || di == 2)) continue;
+                if (ni == 2 && flags != 1) continue;
+                const int64_t shape[5] = {1, NG[ni][0], 2216, 45, NG[ni][1]};
+                kh_update_case c = kh_sweep_update_case(shape, dts[di], flags);
+                c.batch = 45; /* 45 x 2216 = 99720 pairs */
+                update_case(be, rng, &c, 0);
+            }
+}
+
 static void sweep(ms6_backend *be, tu_rng *rng) {
     char msg[512], what[320];
     const int64_t shapes[][5] = {
@@ -104,12 +141,8 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
             }
             for (int flags = 0; flags < 4; flags++, k++) {
                 kh_update_case c = kh_sweep_update_case(sh[s], dts[di], flags);
-                msg[0] = 0;
-                kh_result r;
-                ms6_status st = kh_run_update(be, &c, rng, &r, msg);
-                snprintf(what, sizeof what, "[cuda] state_update b=5 dim=%lld N=%lld G=%lld flags=%d %s",
-                         (long long)c.dim, (long long)c.N, (long long)c.G, flags, ms6_dtype_name(c.io));
-                check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim), msg);
+                update_case(be, rng, &c, 0);
+                update_case(be, rng, &c, 1); /* the same on the large-batch kernel */
             }
         }
     }
@@ -427,6 +460,10 @@ int main(int argc, char **argv) {
         alias_case(be, &rng, 4, direct);
     }
     bad_slot(be);
+    setenv("MS6_UPDATE_FAST_MAX", "0", 1); /* and on the large-batch kernel */
+    bad_slot(be);
+    unsetenv("MS6_UPDATE_FAST_MAX");
+    update_large(be, &rng);
     if (!small_mode) {
         large_cases(be, &rng);
         int64_offsets(be, &rng);

@@ -500,11 +500,9 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    /* MS6_DEC_K1=2: two rows per warp, single-buffered (the kernel before) */
-    cudaError_t e = ms6_env_is("MS6_DEC_K1", "2")
-                        ? launch(c, k_norm_gemv<T, NB, 1, CH1, 2>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1)
-                        : launch(c, k_norm_gemv<T, NB, 1, CH1, 1>, (2 * di + DEC_WARPS - 1) / DEC_WARPS,
-                                 sizeof(float) * NB * dm, k1);
+    /* two rows per warp: one row per warp (double-buffered, twice the
+     * blocks, each recomputing the RMSNorm) measured slower on every shape */
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1, 2>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
@@ -525,8 +523,11 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.y = p->y;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
-    /* MS6_DEC_K4=2: two rows per warp, single-buffered (the kernel before) */
-    if (ms6_env_is("MS6_DEC_K4", "2"))
+    /* out_proj: one row per warp, double-buffered, for d_model >= 2048
+     * (1.4b: 1.181 vs 1.207 ms/token, 2.8b: 2.256 vs 2.320), two rows per
+     * warp below (130m: 0.277 vs 0.291); MS6_DEC_K4=1|2 forces either */
+    const int k4r = ms6_env_is("MS6_DEC_K4", "1") ? 1 : ms6_env_is("MS6_DEC_K4", "2") ? 2 : dm >= 2048 ? 1 : 2;
+    if (k4r == 2)
         return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
                       (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
     return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,

@@ -23,7 +23,8 @@
  * every other N and layout. MS6_UPDATE_CPT=2/4 runs the fast path with 2
  * or 4 channels per thread at any batch (a development variant: measured
  * slower than the general kernel at batch 128 and 1024, docs/kernel-notes.md),
- * MS6_UPDATE_CPT=0 the general kernel.
+ * MS6_UPDATE_CPT=0 the general kernel. v4 (below) runs in place of the
+ * general kernel where it applies (MS6_UPDATE_V4=0: the general kernel).
  * A negative slot is padding: out = 0, no state touched. A slot >=
  * n_state_slots cannot be reported without a host round trip, so the kernel
  * touches no state for it and writes NaN to its outputs (the CPU ops return
@@ -274,6 +275,225 @@ void launch_fast(const UpdArgs &a, int lpc, long long blocks, cudaStream_t st) {
     }
 }
 
+/* ---- State update v4 (the large-batch default): lanes per channel, sequences per
+ * thread, every load of a thread issued before any of them is waited for.
+ *
+ * Why the kernels above stay at 1.8-3x the floor at large batch: a thread's
+ * state bytes are in flight for only part of its life. After the state and
+ * A loads each waits on further small loads whose use follows at once: the
+ * B/C staging and its barrier, then x and dt (general kernel); bias, B/C, D
+ * and z, each behind a null or dtype check (fast path; in its CPT variant
+ * once per channel, one after another, hence slower with more channels per
+ * thread). Each is an L2 or DRAM round trip with no state load outstanding.
+ * (Also: the fast path's float4 state store compiles to four 4-byte stores.)
+ *
+ * Design: the fast path's lane split (N/4 adjacent lanes per channel, one
+ * float4 of state each: a warp reads and writes contiguous 512-byte runs),
+ * with kV4Seqs = 4 sequences per thread on the same channel: 64 bytes of
+ * state in flight per thread (N = 16), and the lane's A float4 (shared
+ * across the batch, L2-resident) loaded once for four sequences.
+ * - Phase 1 issues every load: the four state float4s, the lane's four B
+ *   and C values per sequence (8 bytes each at f16, kept packed in
+ *   registers: no shared memory, no barrier), A, bias, D, and x, dt, z of
+ *   the lane's own sequence (lane q of a channel owns sequence q % 4). No
+ *   load is conditional (past the batch, the channels or a valid slot they
+ *   read a valid stand-in row), offsets are 32-bit, the I/O type is a
+ *   template parameter (no dtype branch), and an empty non-inlined call
+ *   ends the phase: ptxas schedules nothing across it (without it, it moved
+ *   uses of the first loads above the last ones, a second round trip).
+ * - Phase 2: the per-(sequence, channel) work (softplus, dt*x) once, by the
+ *   sequence's own lane, handed to the channel's lanes by shuffles; the
+ *   four state updates, each stored back as one 16-byte store; C.h summed
+ *   over the channel's lanes by a butterfly; the own lane adds D*x, applies
+ *   the gate and writes out.
+ * One memory round trip per thread (two with state_batch_indices: lane j of
+ * each warp loads sequence b0 + j's slot, shuffles hand them out, and the
+ * loads above wait for it, an L2 hit). ~440 instructions per thread (64
+ * bytes of state) on the benchmark's path (f16, z, softplus, bias, D).
+ *
+ * Prediction (H200, dim 5120, N 16, f16 I/O, `bench scan --no-prefill`):
+ * 62 registers, 8 blocks of 128 threads per SM, 64 KB of state loads in
+ * flight per SM against ~20-30 KB that 4.2 TB/s needs at 1-1.5 us loaded
+ * latency; issue ~40% of the SM's slots at the floor's rate. Batch 1024
+ * at 1.10-1.15x its floor (0.185-0.195 ms), batch 128 ~0.025 ms (floor
+ * 0.021 plus a tail of ~5 waves and the launch).
+ *
+ * Takes N = 16, 32, 64 with the fast path's layouts (packed 16-byte aligned
+ * state and A rows), variable B and C in aligned rows (vec_bc), x, dt, z,
+ * out, B, C of one dtype and every element offset within int32; every
+ * option (D, z, dt_bias, softplus, groups, slot indices with padding and
+ * out-of-range slots). Anything else goes to the kernels above. */
+constexpr int kV4Threads = 128;
+constexpr int kV4Seqs = 4; /* sequences per thread */
+
+__device__ __forceinline__ float v4f(float v) { return v; }
+__device__ __forceinline__ float v4f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float v4f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void v4st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void v4st(__half *p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void v4st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+/* Four consecutive B or C values: one 16-byte load of fp32, or one 8-byte
+ * load of halves kept packed until phase 2. */
+template <typename T> struct V4Quad { uint2 raw; };
+template <> struct V4Quad<float> { float4 raw; };
+template <typename T>
+__device__ __forceinline__ void v4ld4(V4Quad<T> &r, const T *p) { r.raw = *reinterpret_cast<const uint2 *>(p); }
+__device__ __forceinline__ void v4ld4(V4Quad<float> &r, const float *p) { r.raw = *reinterpret_cast<const float4 *>(p); }
+__device__ __forceinline__ void v4cvt4(const V4Quad<float> &r, float (&v)[4]) {
+    v[0] = r.raw.x; v[1] = r.raw.y; v[2] = r.raw.z; v[3] = r.raw.w;
+}
+__device__ __forceinline__ void v4cvt4(const V4Quad<__half> &r, float (&v)[4]) {
+    const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&r.raw.x));
+    const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&r.raw.y));
+    v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
+}
+__device__ __forceinline__ void v4cvt4(const V4Quad<__nv_bfloat16> &r, float (&v)[4]) {
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.raw.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.raw.y));
+    v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
+}
+
+/* One 16-byte store (a float4 assignment, as in the fast path above,
+ * compiles to four 4-byte stores when the alignment is not provable). */
+__device__ __forceinline__ void st_v4(float *p, float a, float b, float c, float d) {
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+/* A call ptxas schedules nothing across: every load above it is issued
+ * before any use below it waits. Without it ptxas moved uses of the first
+ * loads above the last ones (waits before the last loads went out, up to a
+ * second round trip per thread), differently for each instantiation. */
+__device__ __noinline__ void v4_phase_fence() { asm volatile("" ::: "memory"); }
+
+template <int LPC, typename T>
+__global__ void __launch_bounds__(kV4Threads) update_v4_kernel(const UpdArgs a) {
+    constexpr int kCPB = kV4Threads / LPC; /* channels per block */
+    constexpr int S = kV4Seqs;
+    static_assert(LPC >= S, "a lane does one sequence's per-channel work");
+    /* every element offset fits in 32 bits (checked at dispatch): one
+     * multiply-add per address instead of 64-bit products */
+    const int n_tiles = (int)a.n_tiles, batch = (int)a.batch, dim = (int)a.dim, n_slots = (int)a.n_slots;
+    const int tile = (int)blockIdx.x % n_tiles, b0 = (int)blockIdx.x / n_tiles * S;
+    const int nb = batch - b0 < S ? batch - b0 : S; /* sequences of this block */
+    const int q = threadIdx.x % LPC, js = q % S;    /* js: the lane's own sequence */
+    const int d = tile * kCPB + threadIdx.x / LPC;
+    const bool dok = d < dim;
+    /* no load is conditional: past the channels they read channel dim - 1,
+     * past the batch sequence b0, for padding or an out-of-range slot slot
+     * 0 (valid rows, never used) */
+    const int dl = dok ? d : dim - 1;
+    const int g = a.G == 1 ? 0 : dl / (int)a.dpg;
+    const int rs = js < nb ? js : 0; /* the own sequence's row */
+
+    /* Slot of each sequence. With indices, lane j of the warp loads
+     * sequence b0 + j's and shuffles hand them out: one L2 round trip before
+     * the loads below (a thread loading all S would wait for each in turn:
+     * the values are block-uniform). */
+    int slot[S]; /* < 0: padding or past the batch; >= n_slots: out of range */
+    if (a.idx) {
+        const int lane = threadIdx.x % 32;
+        const int mine = a.idx[b0 + (lane < nb ? lane : 0)];
+#pragma unroll
+        for (int j = 0; j < S; j++) slot[j] = j < nb ? __shfl_sync(0xffffffffu, mine, j) : -1;
+    } else {
+#pragma unroll
+        for (int j = 0; j < S; j++) slot[j] = j < nb ? b0 + j : -1;
+    }
+
+    /* ---- phase 1: every load ---- */
+    float *hp = a.state + (dl * (int)a.sds + 4 * q);
+    float4 h[S];
+    V4Quad<T> br[S], cr[S];
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        const int r = j < nb ? j : 0;
+        h[j] = *reinterpret_cast<const float4 *>(hp + (slot[j] >= 0 && slot[j] < n_slots ? slot[j] : 0) * (int)a.sbs);
+        v4ld4(br[j], (const T *)a.B.ptr + ((b0 + r) * (int)a.B.bs + g * (int)a.B.gs + 4 * q));
+        v4ld4(cr[j], (const T *)a.C.ptr + ((b0 + r) * (int)a.C.bs + g * (int)a.C.gs + 4 * q));
+    }
+    const T xr = ((const T *)a.x.ptr)[(b0 + rs) * (int)a.x.bs + dl * (int)a.x.ds];
+    const T dtr = ((const T *)a.dt.ptr)[(b0 + rs) * (int)a.dt.bs + dl * (int)a.dt.ds];
+    const T zr = ((const T *)a.z.ptr)[(b0 + rs) * (int)a.z.bs + dl * (int)a.z.ds];
+    const float4 A4 = *reinterpret_cast<const float4 *>(a.A + (dl * (int)a.A_ds + 4 * q));
+    float bias = 0.0f, Dv = 0.0f; /* predicated loads, no branch */
+    if (a.bias) bias = a.bias[dl];
+    if (a.D) Dv = a.D[dl];
+    v4_phase_fence();
+
+    /* ---- phase 2 ---- */
+    /* the own sequence's per-channel work, once per (sequence, channel) */
+    const float dt0 = v4f(dtr) + bias, sp = softplus_f(dt0);
+    const float dt = a.softplus ? sp : dt0, xv = v4f(xr);
+    const float dtx_own = dt * xv, dtl_own = dt * kLog2e;
+    float y[S];
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        /* sequence j's dt * x and dt * log2(e), from the channel's lane j */
+        const float dtx = __shfl_sync(0xffffffffu, dtx_own, j, LPC);
+        const float dtl = __shfl_sync(0xffffffffu, dtl_own, j, LPC);
+        float bv[4], cv[4];
+        v4cvt4(br[j], bv);
+        v4cvt4(cr[j], cv);
+        const float h0 = fmaf(fast_ex2(dtl * A4.x), h[j].x, dtx * bv[0]);
+        const float h1 = fmaf(fast_ex2(dtl * A4.y), h[j].y, dtx * bv[1]);
+        const float h2 = fmaf(fast_ex2(dtl * A4.z), h[j].z, dtx * bv[2]);
+        const float h3 = fmaf(fast_ex2(dtl * A4.w), h[j].w, dtx * bv[3]);
+        if (dok && slot[j] >= 0 && slot[j] < n_slots) st_v4(hp + slot[j] * (int)a.sbs, h0, h1, h2, h3);
+        y[j] = cv[0] * h0 + cv[1] * h1 + cv[2] * h2 + cv[3] * h3;
+#pragma unroll
+        for (int o = LPC / 2; o > 0; o >>= 1) y[j] += __shfl_xor_sync(0xffffffffu, y[j], o);
+    }
+    /* lane js < S finishes and writes sequence js */
+    float yo = y[0];
+#pragma unroll
+    for (int j = 1; j < S; j++) yo = js == j ? y[j] : yo;
+    int so = slot[0];
+#pragma unroll
+    for (int j = 1; j < S; j++) so = js == j ? slot[j] : so;
+    yo = fmaf(Dv, xv, yo);
+    const float gate = silu_f(v4f(zr));
+    yo *= a.has_z ? gate : 1.0f;
+    if (so < 0) yo = 0.0f;                                  /* padding */
+    else if (so >= n_slots) yo = __int_as_float(0x7fffffff); /* slot out of range */
+    if (q < S && dok && js < nb) v4st((T *)a.out.ptr + ((b0 + js) * (int)a.out.bs + d * (int)a.out.ds), yo);
+}
+
+/* Whether |s1| (n1 - 1) + |s2| (n2 - 1) + extra elements fit in int32. */
+static bool v4_fits(long long s1, long long n1, long long s2, long long n2, long long extra) {
+    const long long lim = (1LL << 31) - 1;
+    s1 = s1 < 0 ? -s1 : s1;
+    s2 = s2 < 0 ? -s2 : s2;
+    if (n1 > 1 && s1 > lim / (n1 - 1)) return false;
+    if (n2 > 1 && s2 > lim / (n2 - 1)) return false;
+    return s1 * (n1 - 1) + s2 * (n2 - 1) + extra < lim;
+}
+
+/* What v4 takes besides the lanes layout (N >= 16): variable B and C in
+ * aligned rows (vec_bc), one I/O dtype for x, dt, z, out, B, C, every
+ * element offset within int32 and the grid within its limit. */
+static bool v4_takes(const UpdArgs &a) {
+    const int io = a.B.dtype;
+    if (!a.vec_bc || a.x.dtype != io || a.dt.dtype != io || a.out.dtype != io || (a.has_z && a.z.dtype != io))
+        return false;
+    const long long B = a.batch, D = a.dim, N = a.N;
+    const int lpc = (int)(N / 4);
+    const long long blocks = (D + kV4Threads / lpc - 1) / (kV4Threads / lpc) * ((B + kV4Seqs - 1) / kV4Seqs);
+    return blocks < (1LL << 31) && v4_fits(a.x.bs, B, a.x.ds, D, 1) && v4_fits(a.dt.bs, B, a.dt.ds, D, 1) &&
+           (!a.has_z || v4_fits(a.z.bs, B, a.z.ds, D, 1)) && v4_fits(a.out.bs, B, a.out.ds, D, 1) &&
+           v4_fits(a.B.bs, B, a.B.gs, a.G, N) && v4_fits(a.C.bs, B, a.C.gs, a.G, N) &&
+           v4_fits(a.sbs, a.n_slots, a.sds, D, N) && v4_fits(a.A_ds, D, 0, 1, N);
+}
+
+template <typename T>
+void launch_v4(const UpdArgs &a, int lpc, long long blocks, cudaStream_t st) {
+    switch (lpc) {
+    case 4: update_v4_kernel<4, T><<<(unsigned)blocks, kV4Threads, 0, st>>>(a); break;
+    case 8: update_v4_kernel<8, T><<<(unsigned)blocks, kV4Threads, 0, st>>>(a); break;
+    default: update_v4_kernel<16, T><<<(unsigned)blocks, kV4Threads, 0, st>>>(a); break;
+    }
+}
+
 } // namespace
 
 extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_update_params *p) {
@@ -308,8 +528,23 @@ extern "C" ms6_status ms6_cuda_state_update(ms6_backend *be, const ms6_state_upd
     const char *cpt_env = getenv("MS6_UPDATE_CPT");
     int cpt = chans <= fast_path_max_channels() ? 1 : 0;
     if (cpt_env) cpt = atoi(cpt_env);
-    if ((N == 8 || N == 16 || N == 32 || N == 64) && a.vec_state && a.vec_a && a.sds == N &&
-        (cpt == 1 || cpt == 2 || cpt == 4)) {
+    const bool lanes_ok = (N == 8 || N == 16 || N == 32 || N == 64) && a.vec_state && a.vec_a && a.sds == N;
+    /* v4 where the general kernel would run (above the fast path's pairs;
+     * MS6_UPDATE_FAST_MAX=0: at every batch), for the layouts it takes;
+     * MS6_UPDATE_CPT, if set, wins; MS6_UPDATE_V4=0 turns it off */
+    if (!cpt_env && cpt == 0 && lanes_ok && N >= 16 && v4_takes(a) && !ms6_env_is("MS6_UPDATE_V4", "0")) {
+        UpdArgs v = a;
+        if (!a.has_z) v.z = a.x; /* a valid stand-in: the z load has no branch */
+        const int lpc = (int)(N / 4), cpb = kV4Threads / lpc;
+        v.n_tiles = (p->dim + cpb - 1) / cpb;
+        const long long blocks = v.n_tiles * ((p->batch + kV4Seqs - 1) / kV4Seqs);
+        cudaStream_t st = ms6_cuda(be)->stream;
+        if (a.B.dtype == MS6_DTYPE_F16) launch_v4<__half>(v, lpc, blocks, st);
+        else if (a.B.dtype == MS6_DTYPE_BF16) launch_v4<__nv_bfloat16>(v, lpc, blocks, st);
+        else launch_v4<float>(v, lpc, blocks, st);
+        return ms6_cuda_check(be, cudaGetLastError(), "selective_state_update launch");
+    }
+    if (lanes_ok && (cpt == 1 || cpt == 2 || cpt == 4)) {
         const int lpc = (int)(N / 4), cpb = kFastThreads / lpc;
         a.n_tiles = (p->dim + (long long)cpb * cpt - 1) / ((long long)cpb * cpt);
         const long long blocks = a.n_tiles * p->batch;
