@@ -52,7 +52,9 @@
  *
  * Development variables (read per call; docs/kernel-notes.md, dev/cuda/
  * sweep.sh, dev/cuda/tune.sh): MS6_SCAN_DIRECT (0 = tiled, 1 = direct;
- * unset = lanes), MS6_SCAN_P (lanes per channel, 2 or 4), MS6_SCAN_BC_VEC
+ * unset = lanes), MS6_SCAN_V6 (0 = the lanes kernel's v5 step loop instead
+ * of v6 for the calls v6 takes, see scan_v6_kernel), MS6_SCAN_P
+ * (lanes per channel, 2 or 4), MS6_SCAN_BC_VEC
  * (0 = generic B/C staging in the lanes kernel), MS6_SCAN_ASYNC (direct:
  * 0 = register pipeline),
  * MS6_SCAN_S (tiled states per lane), MS6_SCAN_CHUNKS (force K),
@@ -66,6 +68,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <type_traits>
 
 namespace {
 
@@ -927,6 +931,460 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_LANES_MIN_BLOCKS_P2 : M
     }
 }
 
+/* ---- lanes v6 (the default where it applies; MS6_SCAN_V6=0: v5): the lanes kernel's
+ * decomposition of the state (P lanes per channel, S = 16/P states each)
+ * with the per-element work and the y reduction moved off shuffles, for
+ * fewer instructions per decay (SASS, sm_90, f16, N = 16, the step loop:
+ * 8.5 per decay with P = 2 against 10.5, 9.7 with P = 4 against 11.8; no
+ * shuffles; docs/kernel-notes.md v6). Per warp (32/P channels) the steps
+ * run in groups of G = 8, each in three kinds of work:
+ *   element: lane (q, j) = (lane >> 3, lane & 7) does the per-element work
+ *     of step j of the group for E = G/P adjacent channels (one E-element
+ *     vector load of u and delta per group: token-major rows), and stores
+ *     (dt, dt*u) of each to the warp's s_dt[channel][step];
+ *   state: lane (channel, p) reads the group's 8 (dt, dt*u) pairs with four
+ *     16-byte loads, runs its S states through the 8 steps (B/C rows from
+ *     the block's tile, 16-byte loads at immediate offsets) and stores its
+ *     8 partial y to s_y[step][p][channel];
+ *   output: lane (q, j) sums the P partials of its E outputs (P loads of E
+ *     floats), adds D*u, gates with silu(z), and stores one E-element
+ *     vector.
+ * One __syncwarp per group: s_dt and s_y are double-buffered, and the
+ * output of group i-1 runs after the __syncwarp of group i, next to the
+ * state work of group i (v6_tiles). B/C tiles come by cp.async one tile
+ * ahead (or synchronously at the tile when not vector-shaped), so no
+ * registers are held across the loop (128-register cap, no spills).
+ * The subset it takes: B and C both variable, u/delta/z/out of one dtype
+ * with unit channel stride, E-aligned rows and dim % E == 0 (v6_ok); the
+ * host hands everything else to the lanes kernel. ---- */
+constexpr int kV6G = 8; /* steps per group */
+template <int P> struct V6Shape {
+    static constexpr int S = 16 / P, E = kV6G / P, WC = 32 / P;
+    /* s_dt row stride per channel (floats): a multiple of 4 (16-byte rows
+     * for the state lanes) with E*RS = 16 mod 32, so the element lanes'
+     * 8-byte stores of a half-warp fall in distinct banks */
+    static constexpr int RS = P == 2 ? 20 : 24;
+    /* s_y row stride per step: 32 floats (P x WC partials) + 4, so the
+     * output lanes' loads of 8 steps fall in distinct banks */
+    static constexpr int YS = 36;
+    static constexpr int DT_FLOATS = WC * RS, Y_FLOATS = kV6G * YS;
+    static constexpr int WARP_FLOATS = 2 * (DT_FLOATS + Y_FLOATS); /* both double-buffered */
+};
+
+template <int W> __device__ __forceinline__ void v6_ld(unsigned (&r)[W], const void *p);
+template <> __device__ __forceinline__ void v6_ld<2>(unsigned (&r)[2], const void *p) {
+    const uint2 v = *reinterpret_cast<const uint2 *>(p);
+    r[0] = v.x; r[1] = v.y;
+}
+template <> __device__ __forceinline__ void v6_ld<4>(unsigned (&r)[4], const void *p) {
+    const uint4 v = *reinterpret_cast<const uint4 *>(p);
+    r[0] = v.x; r[1] = v.y; r[2] = v.z; r[3] = v.w;
+}
+template <int W> __device__ __forceinline__ void v6_st(void *p, const unsigned (&r)[W]);
+template <> __device__ __forceinline__ void v6_st<1>(void *p, const unsigned (&r)[1]) {
+    *reinterpret_cast<unsigned *>(p) = r[0];
+}
+template <> __device__ __forceinline__ void v6_st<2>(void *p, const unsigned (&r)[2]) {
+    *reinterpret_cast<uint2 *>(p) = make_uint2(r[0], r[1]);
+}
+template <> __device__ __forceinline__ void v6_st<4>(void *p, const unsigned (&r)[4]) {
+    *reinterpret_cast<uint4 *>(p) = make_uint4(r[0], r[1], r[2], r[3]);
+}
+/* E elements of type T packed in W = E*sizeof(T)/4 words, to and from fp32 */
+template <typename T, int E, int W>
+__device__ __forceinline__ void v6_unpack(const unsigned (&r)[W], float (&f)[E]) {
+#pragma unroll
+    for (int w = 0; w < W; w++) {
+        if constexpr (sizeof(T) == 4) {
+            f[w] = __uint_as_float(r[w]);
+        } else if constexpr (std::is_same<T, __half>::value) {
+            __half2 h2;
+            memcpy(&h2, &r[w], 4);
+            const float2 t = __half22float2(h2);
+            f[2 * w] = t.x; f[2 * w + 1] = t.y;
+        } else {
+            f[2 * w] = __uint_as_float(r[w] << 16);
+            f[2 * w + 1] = __uint_as_float(r[w] & 0xffff0000u);
+        }
+    }
+}
+template <typename T, int E, int W>
+__device__ __forceinline__ void v6_pack(const float (&f)[E], unsigned (&r)[W]) {
+#pragma unroll
+    for (int w = 0; w < W; w++) {
+        if constexpr (sizeof(T) == 4) {
+            r[w] = __float_as_uint(f[w]);
+        } else if constexpr (std::is_same<T, __half>::value) {
+            const __half2 h2 = __floats2half2_rn(f[2 * w], f[2 * w + 1]);
+            memcpy(&r[w], &h2, 4);
+        } else {
+            const __nv_bfloat162 h2 = __floats2bfloat162_rn(f[2 * w], f[2 * w + 1]);
+            memcpy(&r[w], &h2, 4);
+        }
+    }
+}
+
+/* B/C tiles, with no registers held across the step loop (the v6 loop
+ * runs at the 128-register cap):
+ * - vector tiles (bc_vec: one group per block, N = 16 at unit stride,
+ *   aligned rows, TL = 32): thread i copies elements 4i..4i+3 of the
+ *   TL x 16 tile, raw, into its slot of a staging area by cp.async (zero
+ *   past t_end), issued one tile ahead; at the tile it converts its own
+ *   slot to fp32 (cp.async.wait_all covers its own copies, so no barrier
+ *   is needed before that);
+ * - otherwise loaded synchronously at the tile, dst[(gg*TL + j)*16 + n]:
+ *   the step stride is 16 whatever the groups per block (bc_commit's
+ *   layout is (j*gpb + gg)*16 + n, the same when gpb == 1). */
+__device__ __forceinline__ void v6_bcv_issue(unsigned char *raw, const DevBC &bc, long long b, long long g,
+                                             long long t0, long long t_end) {
+    const int j = threadIdx.x >> 2, n0 = (threadIdx.x & 3) * 4;
+    const long long t = t0 + j;
+    const bool v = t < t_end;
+    if (bc.dtype == MS6_DTYPE_F32) {
+        const float *src = (const float *)bc.ptr + (v ? b * bc.bs + g * bc.gs + t * bc.ts + n0 : 0);
+        const unsigned dst = (unsigned)__cvta_generic_to_shared(raw + threadIdx.x * 16);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(v ? 16 : 0));
+    } else {
+        const unsigned short *src = (const unsigned short *)bc.ptr + (v ? b * bc.bs + g * bc.gs + t * bc.ts + n0 : 0);
+        const unsigned dst = (unsigned)__cvta_generic_to_shared(raw + threadIdx.x * 8);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(v ? 8 : 0));
+    }
+}
+__device__ __forceinline__ void v6_bcv_convert(float *dst, const unsigned char *raw, int dtype) {
+    uint4 r;
+    if (dtype == MS6_DTYPE_F32) {
+        r = *reinterpret_cast<const uint4 *>(raw + threadIdx.x * 16);
+    } else {
+        const uint2 v = *reinterpret_cast<const uint2 *>(raw + threadIdx.x * 8);
+        r = make_uint4(v.x, v.y, 0u, 0u);
+    }
+    bcv_commit(dst, r, dtype);
+}
+__device__ __forceinline__ void v6_bc_load(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
+                                           long long g_lo, long long t0, long long t_end) {
+    const int nel = a.TL * a.gpb * 16;
+    const bool seq_fast = bc.ts < bc.ns;
+#pragma unroll 1
+    for (int i = threadIdx.x; i < nel; i += kThreads) {
+        int j, gg, n;
+        bc_coords(i, seq_fast, a, j, gg, n);
+        bool valid;
+        long long off;
+        bc_offset(bc, a, b, g_lo, t0, t_end, j, gg, n, valid, off);
+        dst[(gg * a.TL + j) * 16 + n] = valid ? ld_any(bc.ptr, bc.dtype, off) : 0.0f;
+    }
+}
+
+/* predicated vector load (r keeps its value when pred is false): one
+ * @P LDG, no branch */
+template <int W> __device__ __forceinline__ void v6_ldp(unsigned (&r)[W], const void *p, bool pred);
+template <> __device__ __forceinline__ void v6_ldp<1>(unsigned (&r)[1], const void *p, bool pred) {
+    asm("{\n .reg .pred q;\n setp.ne.b32 q, %1, 0;\n @q ld.global.u32 %0, [%2];\n}"
+        : "+r"(r[0]) : "r"((int)pred), "l"(p));
+}
+template <> __device__ __forceinline__ void v6_ldp<2>(unsigned (&r)[2], const void *p, bool pred) {
+    asm("{\n .reg .pred q;\n setp.ne.b32 q, %2, 0;\n @q ld.global.v2.u32 {%0, %1}, [%3];\n}"
+        : "+r"(r[0]), "+r"(r[1]) : "r"((int)pred), "l"(p));
+}
+template <> __device__ __forceinline__ void v6_ldp<4>(unsigned (&r)[4], const void *p, bool pred) {
+    asm("{\n .reg .pred q;\n setp.ne.b32 q, %4, 0;\n @q ld.global.v4.u32 {%0, %1, %2, %3}, [%5];\n}"
+        : "+r"(r[0]), "+r"(r[1]), "+r"(r[2]), "+r"(r[3]) : "r"((int)pred), "l"(p));
+}
+
+/* The step loop of the v6 kernel over the block's chunk. Groups of G steps;
+ * per group i one __syncwarp, with s_dt and s_y double-buffered by the
+ * group's parity (two groups per loop iteration):
+ *   E(i): element lanes: dt, dt*u of group i -> s_dt[i&1]
+ *   __syncwarp
+ *   O(i-1): element lanes: y of group i-1 from s_y[(i-1)&1], D*u, gate,
+ *           store; S(i): state lanes: s_dt[i&1] -> states -> s_y[i&1]
+ * (s_dt[i&1] was last read by S(i-2), s_y[i&1] by O(i-2), both before the
+ * __syncwarp of group i-1). Loads, two register slots each: delta and u
+ * of group i+2 are issued in E(i); u (again: the first copy's slot is
+ * refilled before O(i)) and z of group i+1 in O(i-1). */
+template <int P, typename T, bool WITH_Y>
+__device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P], long long b,
+                                         int p, int cw, int q, int jl, bool eval, long long de, long long g_lo,
+                                         long long t_begin, long long t_end, float *s_B, float *s_C, float *s_x,
+                                         unsigned char *raw_b, const float *Bbase, const float *Cbase, const float (&bias_e)[kV6G / P],
+                                         const float (&D_e)[kV6G / P], float &sumdt) {
+    using Sh = V6Shape<P>;
+    constexpr int S = Sh::S, E = Sh::E, WC = Sh::WC, RS = Sh::RS, YS = Sh::YS, G = kV6G;
+    constexpr int W = E * (int)sizeof(T) / 4, DTF = Sh::DT_FLOATS, YF = Sh::Y_FLOATS;
+    const int TL = a.TL;
+    const bool want_z = WITH_Y && a.has_z;
+    const bool softplus = a.softplus != 0;
+    /* byte pointers of this lane's step jl of a group; + one group's bytes
+     * (the host checks that these fit in 32 bits) */
+    const int gu = (int)(a.u.ts * G * (long long)sizeof(T)), gdl = (int)(a.delta.ts * G * (long long)sizeof(T));
+    const int gz = want_z ? (int)(a.z.ts * G * (long long)sizeof(T)) : 0;
+    const int go = WITH_Y ? (int)(a.out.ts * G * (long long)sizeof(T)) : 0;
+    const char *pu = (const char *)((const T *)a.u.ptr + (b * a.u.bs + de + (t_begin + jl) * a.u.ts));
+    const char *pdl = (const char *)((const T *)a.delta.ptr + (b * a.delta.bs + de + (t_begin + jl) * a.delta.ts));
+    const char *pz = want_z ? (const char *)((const T *)a.z.ptr + (b * a.z.bs + de + (t_begin + jl) * a.z.ts)) : pu;
+    const char *puo = pu; /* u for the outputs */
+    /* the output pointer trails one group: O(i-1) runs in group i */
+    char *po = WITH_Y ? (char *)((T *)a.out.ptr + (b * a.out.bs + de + (t_begin + jl) * a.out.ts)) - go : NULL;
+    /* steps from the start of the next group to load (u/z, delta) / of the
+     * current group to the chunk's end: warp-uniform (chunks are below
+     * 2^30 steps: host check); lane jl's step is valid while jl < it */
+    const int len = (int)(t_end - t_begin);
+    int ruz = len, rdl_ = len, rv = len, rv_prev = 0; /* ruz: u (outputs) and z; rdl_: delta and u */
+    const int jl_st = eval ? jl : (1 << 30); /* stores: lanes past dim never */
+    unsigned ru[2][W], rdl[2][W], ruo[2][W], rz[2][W];
+#pragma unroll
+    for (int s = 0; s < 2; s++)
+#pragma unroll
+        for (int w = 0; w < W; w++) ru[s][w] = rdl[s][w] = ruo[s][w] = rz[s][w] = 0u;
+    /* prologue: delta and u of groups 0 and 1, u and z (outputs) of group
+     * 0 (O(-1), run in the first group, loads group 1's) */
+#pragma unroll
+    for (int s = 0; s < 2; s++) {
+        v6_ldp<W>(rdl[s], pdl, jl < rdl_);
+        v6_ldp<W>(ru[s], pu, jl < rdl_);
+        pdl += gdl; pu += gu; rdl_ -= G;
+    }
+    if (WITH_Y) {
+        v6_ldp<W>(ruo[0], puo, jl < ruz);
+        if (want_z) v6_ldp<W>(rz[0], pz, jl < ruz);
+        puo += gu; pz += gz; ruz -= G;
+    }
+    /* vector B/C tiles: raw staging of B and C (TL*16 elements of up to 4
+     * bytes each) after the warps' exchange buffers */
+    unsigned char *const raw_c = raw_b + TL * 16 * 4;
+    if (a.bc_vec) {
+        v6_bcv_issue(raw_b, a.B, b, g_lo, t_begin, t_end);
+        if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t_begin, t_end);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    float *const dt_st = s_x + q * E * RS + 2 * jl;   /* element lane's (dt, dt*u) slots */
+    const float *const dt_ld = s_x + cw * RS;         /* state lane's row */
+    float *const y_st = s_x + 2 * DTF + p * WC + cw;  /* state lane's partials */
+    const float *const y_ld = s_x + 2 * DTF + jl * YS + q * E; /* output lane's partials */
+
+    /* O(i-1): y of the previous group (buffer pb) to out; refills u/z slot
+     * pb with the group after the current one */
+    auto output_prev = [&](int pb) {
+        float ys[E];
+        {
+            unsigned yw[E];
+            v6_ld<E>(yw, y_ld + pb * YF);
+#pragma unroll
+            for (int e = 0; e < E; e++) ys[e] = __uint_as_float(yw[e]);
+        }
+#pragma unroll
+        for (int pp = 1; pp < P; pp++) {
+            unsigned yw[E];
+            v6_ld<E>(yw, y_ld + pb * YF + pp * WC);
+#pragma unroll
+            for (int e = 0; e < E; e++) ys[e] += __uint_as_float(yw[e]);
+        }
+        float uu[E], zf[E], o[E];
+        v6_unpack<T, E, W>(ruo[pb], uu);
+        if (want_z) {
+            v6_unpack<T, E, W>(rz[pb], zf);
+#pragma unroll
+            for (int e = 0; e < E; e++) o[e] = fmaf(D_e[e], uu[e], ys[e]) * silu_f(zf[e]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < E; e++) o[e] = fmaf(D_e[e], uu[e], ys[e]);
+        }
+        unsigned ow[W];
+        v6_pack<T, E, W>(o, ow);
+        if (jl_st < rv_prev) v6_st<W>(po, ow);
+        po += go;
+        v6_ldp<W>(ruo[pb], puo, jl < ruz);
+        if (want_z) v6_ldp<W>(rz[pb], pz, jl < ruz);
+        puo += gu; pz += gz; ruz -= G;
+    };
+
+    for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
+        if (a.bc_vec) asm volatile("cp.async.wait_all;\n" ::: "memory"); /* this thread's copies of the tile */
+        __syncthreads(); /* the previous tile's B/C have been read */
+        if (a.bc_vec) {
+            v6_bcv_convert(s_B, raw_b, a.B.dtype);
+            if (WITH_Y) v6_bcv_convert(s_C, raw_c, a.C.dtype);
+        } else {
+            v6_bc_load(s_B, a.B, a, b, g_lo, t0, t_end);
+            if (WITH_Y) v6_bc_load(s_C, a.C, a, b, g_lo, t0, t_end);
+        }
+        __syncthreads();
+        if (a.bc_vec && t0 + TL < t_end) { /* the next tile into the raw slots just converted */
+            v6_bcv_issue(raw_b, a.B, b, g_lo, t0 + TL, t_end);
+            if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t0 + TL, t_end);
+            asm volatile("cp.async.commit_group;\n" ::);
+        }
+#pragma unroll 1
+        for (int jj = 0; jj < TL; jj += 2 * G) {
+            if (rv <= 0) break; /* past the chunk (its last tile; warp-uniform) */
+#pragma unroll
+            for (int gi = 0; gi < 2; gi++) {
+                /* -- E(i): E channels of step jl -- */
+                {
+                    const bool v = jl < rv;
+                    float uu[E], x[E];
+                    v6_unpack<T, E, W>(ru[gi], uu);
+                    v6_unpack<T, E, W>(rdl[gi], x);
+#pragma unroll
+                    for (int e = 0; e < E; e++) x[e] += bias_e[e];
+                    if (softplus) {
+#pragma unroll
+                        for (int e = 0; e < E; e++) x[e] = softplus_f(x[e]);
+                    }
+#pragma unroll
+                    for (int e = 0; e < E; e++) {
+                        const float dt = v ? x[e] : 0.0f, dtu = v ? x[e] * uu[e] : 0.0f;
+                        *reinterpret_cast<float2 *>(dt_st + gi * DTF + e * RS) = make_float2(dt, dtu);
+                    }
+                    /* refill: delta and u of group i+2 */
+                    v6_ldp<W>(rdl[gi], pdl, jl < rdl_);
+                    v6_ldp<W>(ru[gi], pu, jl < rdl_);
+                    pdl += gdl; pu += gu; rdl_ -= G;
+                }
+                __syncwarp();
+                if (WITH_Y) {
+                    output_prev(gi ^ 1);
+                    /* O(i-1) before S(i): interleaving them raises the
+                     * register peak past 128 (spills) */
+                    asm volatile("" ::: "memory");
+                }
+                /* -- S(i): S states of channel cw through G steps -- */
+                float dd[2 * G];
+#pragma unroll
+                for (int k = 0; k < 2 * G; k += 4) {
+                    const float4 v4 = *reinterpret_cast<const float4 *>(dt_ld + gi * DTF + k);
+                    dd[k] = v4.x; dd[k + 1] = v4.y; dd[k + 2] = v4.z; dd[k + 3] = v4.w;
+                }
+                const float *Bg = Bbase + (jj + gi * G) * 16, *Cg = Cbase + (jj + gi * G) * 16;
+#pragma unroll
+                for (int k = 0; k < G; k++) {
+                    const float dtk = dd[2 * k], dtuk = dd[2 * k + 1];
+                    float bv[S], cv[S];
+#pragma unroll
+                    for (int s = 0; s < S; s += 4) {
+                        const float4 b4 = *reinterpret_cast<const float4 *>(Bg + k * 16 + s);
+                        bv[s] = b4.x; bv[s + 1] = b4.y; bv[s + 2] = b4.z; bv[s + 3] = b4.w;
+                        if (WITH_Y) {
+                            const float4 c4 = *reinterpret_cast<const float4 *>(Cg + k * 16 + s);
+                            cv[s] = c4.x; cv[s + 1] = c4.y; cv[s + 2] = c4.z; cv[s + 3] = c4.w;
+                        }
+                    }
+                    float yk = 0.0f;
+#pragma unroll
+                    for (int s = 0; s < S; s++) {
+                        h[s] = fmaf(fast_ex2(dtk * A2[s]), h[s], dtuk * bv[s]);
+                        if (WITH_Y) yk = s == 0 ? cv[0] * h[0] : fmaf(cv[s], h[s], yk);
+                    }
+                    if (WITH_Y) y_st[gi * YF + k * YS] = yk;
+                    else sumdt += dtk;
+                }
+                rv_prev = rv;
+                rv -= G;
+            }
+        }
+    }
+    if (WITH_Y) {
+        __syncwarp();
+        output_prev(1); /* the last group ran with gi = 1 */
+    }
+}
+
+/* register cap (ptxas, sm_87 and sm_90, no spills): P = 2 at 4 blocks of
+ * 128 per SM (128 registers), P = 4 at 5 (96 registers; 6 blocks, 80
+ * registers, spill) */
+#ifndef MS6_V6_MIN_BLOCKS_P2
+#define MS6_V6_MIN_BLOCKS_P2 4
+#endif
+#ifndef MS6_V6_MIN_BLOCKS_P4
+#define MS6_V6_MIN_BLOCKS_P4 5
+#endif
+template <int P, typename T>
+__global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
+    scan_v6_kernel(const ScanArgs a) {
+    using Sh = V6Shape<P>;
+    constexpr int S = Sh::S, E = Sh::E, WC = Sh::WC, CB = kThreads / P, Npad = 16;
+    extern __shared__ __align__(16) float sm[];
+    const int TL = a.TL;
+    float *s_B = sm;
+    const int bsz = TL * a.gpb * Npad;
+    float *s_C = s_B + bsz;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    float *s_x = s_C + bsz + warp * Sh::WARP_FLOATS; /* the warp's s_dt[2], s_y[2] */
+    unsigned char *raw_b = (unsigned char *)(s_C + bsz + (kThreads / 32) * Sh::WARP_FLOATS); /* bc_vec staging */
+
+    /* 32-bit block coordinates (the grid has fewer than 2^32 blocks) */
+    unsigned id = blockIdx.x;
+    const unsigned tile = id % (unsigned)a.n_tiles;
+    id /= (unsigned)a.n_tiles;
+    const long long b = id % (unsigned)a.batch;
+    const int kc = (int)(id / (unsigned)a.batch) + (a.pass == 2 ? 1 : 0);
+    const long long d0 = (long long)tile * CB;
+    /* state lane: channel c (cw within the warp), states p*S .. p*S+S-1 */
+    const int c = tid / P, p = tid & (P - 1), cw = lane / P;
+    const long long d = d0 + c;
+    const bool dval = d < a.dim;
+    const long long g_lo = d0 / a.dpg;
+    const int gl = dval ? (int)(d / a.dpg - g_lo) : 0;
+    const bool local = a.pass == 1 && kc > 0;
+    /* element lane: channels de .. de+E-1 (all or none below dim: dim % E
+     * == 0), step jl of each group; lanes past dim read channel 0 */
+    const int q = lane >> 3, jl = lane & 7;
+    const long long de0 = d0 + warp * WC + q * E;
+    const bool eval = de0 < a.dim;
+    const long long de = eval ? de0 : 0;
+    float bias_e[E], D_e[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        bias_e[e] = (eval && a.bias) ? a.bias[de + e] : 0.0f;
+        D_e[e] = (eval && a.D) ? a.D[de + e] : 0.0f;
+    }
+
+    float A2[S], h[S];
+    chunk_start_state<S>(a, A2, h, b, d, p, kc, dval);
+    const long long t_begin = (long long)kc * a.chunk_len;
+    const long long t_end = t_begin + a.chunk_len < a.L ? t_begin + a.chunk_len : a.L;
+    const float *Bbase = s_B + gl * TL * Npad + p * S;
+    const float *Cbase = s_C + gl * TL * Npad + p * S;
+    float sumdt = 0.0f;
+    if (local)
+        v6_tiles<P, T, false>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b, Bbase,
+                              Cbase, bias_e, D_e, sumdt);
+    else
+        v6_tiles<P, T, true>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b, Bbase,
+                             Cbase, bias_e, D_e, sumdt);
+
+    /* the thread's coordinates again, read afresh (asm volatile: not CSE'd
+     * with the first reads), cheaper than keeping them live through the
+     * loop: no spill at 128 registers */
+    {
+        unsigned tid2, id2;
+        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid2));
+        asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(id2));
+        const unsigned tile2 = id2 % (unsigned)a.n_tiles;
+        id2 /= (unsigned)a.n_tiles;
+        const long long b2 = id2 % (unsigned)a.batch;
+        const int kc2 = (int)(id2 / (unsigned)a.batch) + (a.pass == 2 ? 1 : 0);
+        const long long d2 = (long long)tile2 * CB + (int)(tid2 / P);
+        const int p2 = tid2 & (P - 1);
+        if (d2 >= a.dim) return;
+        if (a.pass == 1) {
+            /* every state lane summed the dt of every step of its channel */
+            const long long row = ((long long)kc2 * a.batch + b2) * a.dim + d2;
+#pragma unroll
+            for (int s = 0; s < S; s++) a.ch_h[row * Npad + p2 * S + s] = h[s];
+            if (p2 == 0) a.ch_s[row] = sumdt;
+            return;
+        }
+        if (a.hT && (a.pass == 0 || kc2 == a.K - 1)) {
+#pragma unroll
+            for (int s = 0; s < S; s++) {
+                const int n = p2 * S + s;
+                if (n < a.N) a.hT[b2 * a.sbs + d2 * a.sds + n] = h[s];
+            }
+        }
+    }
+}
+
 /* L == 0: the final state is the initial state (or zero). */
 __global__ void scan_empty_kernel(const float *h0, float *hT, long long batch, long long dim, long long N,
                                   long long sbs, long long sds) {
@@ -1057,6 +1515,28 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
+template <int P, typename T>
+cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
+    scan_v6_kernel<P, T><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    return cudaGetLastError();
+}
+
+/* Whether the v6 lanes kernel takes this call (see scan_v6_kernel): B and
+ * C variable, u/delta/z/out with unit channel stride and rows of E-element
+ * vectors (E = 8/P), dim % E == 0, chunks below 2^30 steps, a group's step
+ * in bytes (8 x seq_stride x element size) within 32 bits. */
+bool v6_ok(const ms6_scan_params *p, const ScanArgs &a, int P) {
+    const int E = kV6G / P;
+    if (!a.B.var || !a.C.var || p->dim % E != 0 || a.chunk_len >= (1ll << 30)) return false;
+    auto rows = [&](const ms6_act &x) {
+        const long long es = x.dtype == MS6_DTYPE_F32 ? 4 : 2;
+        const long long gstep = x.seq_stride * kV6G * es;
+        return x.dim_stride == 1 && x.batch_stride % E == 0 && x.seq_stride % E == 0 &&
+               (uintptr_t)x.ptr % (E * es) == 0 && gstep < (1ll << 31) && gstep > -(1ll << 31);
+    };
+    return rows(p->u) && rows(p->delta) && rows(p->out) && (!p->z.ptr || rows(p->z));
+}
+
 /* The lanes variant; MS6_STATUS_UNSUPPORTED (no message) when its shared
  * memory would not fit, so the caller runs the tiled kernel instead. */
 ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int sms) {
@@ -1110,6 +1590,22 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
                 P, a.bc_vec, (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, a.K,
                 a.chunk_len, smem);
     cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t);
+    /* the v6 step loop (fewer instructions per decay) for the calls it
+     * takes, unless MS6_SCAN_V6=0 */
+    if (!ms6_env_is("MS6_SCAN_V6", "0") && v6_ok(p, a, P)) {
+        /* B/C tiles, the warps' exchange buffers, raw B/C staging (bc_vec) */
+        const size_t smem6 = smem +
+                             sizeof(float) * (kThreads / 32) *
+                                 (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
+                             (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
+        if (smem6 <= 48 * 1024) {
+            if (env_ll("MS6_SCAN_VERBOSE", 0)) fprintf(stderr, "scan(lanes v6 P=%d): smem=%zu\n", P, smem6);
+            if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_v6<2, __half> : launch_v6<4, __half>;
+            else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_v6<2, __nv_bfloat16> : launch_v6<4, __nv_bfloat16>;
+            else launch = P == 2 ? launch_v6<2, float> : launch_v6<4, float>;
+            return run_passes(be, a, a.n_tiles * p->batch, smem6, a.K, 16, launch);
+        }
+    }
     if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_lanes<2, __half> : launch_lanes<4, __half>;
     else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_lanes<2, __nv_bfloat16> : launch_lanes<4, __nv_bfloat16>;
     else launch = P == 2 ? launch_lanes<2, float> : launch_lanes<4, float>;
