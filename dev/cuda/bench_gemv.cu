@@ -114,6 +114,25 @@ static char *pool;
 static size_t pool_bytes;
 static float *dx, *dy;
 
+/* us per launch of f(r) over 40 launches after 3 warm-ups, r the rep */
+template <typename F>
+static double time_us(F f) {
+    for (int r = 0; r < 3; r++) f(r);
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    const int reps = 40;
+    CK(cudaEventRecord(a));
+    for (int r = 0; r < reps; r++) f(r);
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return ms * 1e3 / reps;
+}
+
 template <int V, int TPR, int DB, int MINB>
 static void run(const char *label) {
     printf("%-28s", label);
@@ -123,19 +142,9 @@ static void run(const char *label) {
         const int rpb = 256 / TPR, grid = (s.rows + rpb - 1) / rpb;
         auto k = gemv<V, TPR, DB, MINB>;
         CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, s.K * 4));
-        cudaEvent_t a, b;
-        CK(cudaEventCreate(&a));
-        CK(cudaEventCreate(&b));
-        const int reps = 40;
-        for (int r = 0; r < 3; r++) k<<<grid, 256, s.K * 4>>>((const __half *)(pool + (r % copies) * bytes), dx, dy, s.rows, s.K);
-        CK(cudaEventRecord(a));
-        for (int r = 0; r < reps; r++)
+        const double us = time_us([&](int r) {
             k<<<grid, 256, s.K * 4>>>((const __half *)(pool + (r % copies) * bytes), dx, dy, s.rows, s.K);
-        CK(cudaEventRecord(b));
-        CK(cudaEventSynchronize(b));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, a, b));
-        const double us = ms * 1e3 / reps;
+        });
         printf("  %7.2f us %5.2f TB/s", us, bytes / us * 1e-6);
     }
     printf("\n");
@@ -156,17 +165,9 @@ int main() {
     for (const Shape &s : shapes) {
         const size_t bytes = (size_t)s.rows * s.K * 2;
         const int copies = (int)(pool_bytes / bytes);
-        cudaEvent_t a, b;
-        CK(cudaEventCreate(&a));
-        CK(cudaEventCreate(&b));
-        const int reps = 40;
-        CK(cudaEventRecord(a));
-        for (int r = 0; r < reps; r++) readsum<<<sms * 8, 256>>>((const uint4 *)(pool + (r % copies) * bytes), bytes / 16, dy);
-        CK(cudaEventRecord(b));
-        CK(cudaEventSynchronize(b));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, a, b));
-        const double us = ms * 1e3 / reps;
+        const double us = time_us([&](int r) {
+            readsum<<<sms * 8, 256>>>((const uint4 *)(pool + (r % copies) * bytes), bytes / 16, dy);
+        });
         printf("  %7.2f us %5.2f TB/s", us, bytes / us * 1e-6);
     }
     printf("\n");

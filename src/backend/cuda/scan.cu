@@ -223,6 +223,30 @@ struct TileMap {
     int j0, cc0, jstep, ccstep;
 };
 
+/* The end of a thread's chunk (lane p owns states p*S .. p*S+S-1): in
+ * pass 1 (chunk states) the state and the chunk's sum of dt into ch_h /
+ * ch_s, else the final state into hT when this is the last chunk (or the
+ * only pass). One definition for the direct, lanes and v6 kernels. */
+template <int S>
+__device__ __forceinline__ void store_end_state(const ScanArgs &a, const float (&h)[S], float sumdt, long long b,
+                                                long long d, int p, int kc) {
+    if (a.pass == 1) {
+        /* chunk 0: the exact state at its end; others: the local state */
+        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
+#pragma unroll
+        for (int s = 0; s < S; s++) a.ch_h[row * a.Npad + p * S + s] = h[s];
+        if (p == 0) a.ch_s[row] = sumdt;
+        return;
+    }
+    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            const int n = p * S + s;
+            if (n < a.N) a.hT[b * a.sbs + d * a.sds + n] = h[s];
+        }
+    }
+}
+
 /* Pass B: the state entering chunk kc, folded from the chunk states of
  * pass A: chunk 0's is exact, chunks 1..kc-1 started from zero and carry
  * exp(A * sum dt), so h = exp(A2 * sdt_k) h + h_k over k. One definition for
@@ -431,21 +455,7 @@ __global__ void __launch_bounds__(kThreads, 3) scan_kernel(const ScanArgs a) {
     }
 
     if (!dval) return;
-    if (a.pass == 1) {
-        /* chunk 0: the exact state at its end; others: the local state */
-        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
-#pragma unroll
-        for (int s = 0; s < S; s++) a.ch_h[row * Npad + p * S + s] = h[s];
-        if (p == 0) a.ch_s[row] = sumdt;
-        return;
-    }
-    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
-#pragma unroll
-        for (int s = 0; s < S; s++) {
-            const int n = p * S + s;
-            if (n < a.N) a.hT[b * a.sbs + d * a.sds + n] = h[s];
-        }
-    }
+    store_end_state<S>(a, h, sumdt, b, d, p, kc);
 }
 
 /* ---- direct variant: one thread per channel (N <= 16), activations read
@@ -910,25 +920,12 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_LANES_MIN_BLOCKS_P2 : M
         lanes_tiles<P, T, true>(a, h, A2, b, dcl, p, dval, g_lo, t_begin, t_end, s_B, s_C, Bbase, Cbase, Bstep, Cstep,
                                 bias, Dd, sumdt);
 
-    if (a.pass == 1) {
-        /* every lane summed the dt of its own steps */
+    /* pass 1: every lane summed the dt of its own steps */
+    if (a.pass == 1)
 #pragma unroll
         for (int o = P / 2; o > 0; o >>= 1) sumdt += __shfl_xor_sync(0xffffffffu, sumdt, o);
-        if (!dval) return;
-        const long long row = ((long long)kc * a.batch + b) * a.dim + d;
-#pragma unroll
-        for (int s = 0; s < S; s++) a.ch_h[row * Npad + p * S + s] = h[s];
-        if (p == 0) a.ch_s[row] = sumdt;
-        return;
-    }
     if (!dval) return;
-    if (a.hT && (a.pass == 0 || kc == a.K - 1)) {
-#pragma unroll
-        for (int s = 0; s < S; s++) {
-            const int n = p * S + s;
-            if (n < a.N) a.hT[b * a.sbs + d * a.sds + n] = h[s];
-        }
-    }
+    store_end_state<S>(a, h, sumdt, b, d, p, kc);
 }
 
 /* ---- lanes v6 (the default where it applies; MS6_SCAN_V6=0: v5): the lanes kernel's
@@ -1367,21 +1364,8 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_
         const long long d2 = (long long)tile2 * CB + (int)(tid2 / P);
         const int p2 = tid2 & (P - 1);
         if (d2 >= a.dim) return;
-        if (a.pass == 1) {
-            /* every state lane summed the dt of every step of its channel */
-            const long long row = ((long long)kc2 * a.batch + b2) * a.dim + d2;
-#pragma unroll
-            for (int s = 0; s < S; s++) a.ch_h[row * Npad + p2 * S + s] = h[s];
-            if (p2 == 0) a.ch_s[row] = sumdt;
-            return;
-        }
-        if (a.hT && (a.pass == 0 || kc2 == a.K - 1)) {
-#pragma unroll
-            for (int s = 0; s < S; s++) {
-                const int n = p2 * S + s;
-                if (n < a.N) a.hT[b2 * a.sbs + d2 * a.sds + n] = h[s];
-            }
-        }
+        /* pass 1: every state lane summed the dt of every step of its channel */
+        store_end_state<S>(a, h, sumdt, b2, d2, p2, kc2);
     }
 }
 
