@@ -93,6 +93,8 @@ step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" |
 MS6_UPDATE_V4=0 MS6_SCAN_V6=0 step kernels-v5-general 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
+# and with K3 / K4 triggering the next kernel before their wait (MS6_DEC_EARLY=1, opt-in)
+MS6_DEC_EARLY=1 MS6_DEC_K4=1 step model-test-early 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi

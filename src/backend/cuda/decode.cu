@@ -311,6 +311,7 @@ struct K3Params {
     long long ssm_slot_stride;
     const int32_t *slots;
     float *y;
+    int early; /* trigger the dependent launch at the start (see mixer_launch) */
 };
 
 #define K3_PRE 8 /* dt_proj vectors per thread held in registers */
@@ -343,8 +344,13 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
                                                                   (size_t)c * p.N + 4 * t)
                              : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    pdl_wait();
-    pdl_launch();
+    if (!p.early) {
+        pdl_wait();
+        pdl_launch();
+    } else {
+        pdl_launch();
+        pdl_wait();
+    }
     for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) dbc[i] = p.dbc[i];
     __syncthreads();
     /* dt projection: this thread's share of the R weights */
@@ -414,7 +420,8 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
  * single-buffered loop and ~12.5 for two rows per warp, dev/cuda/bench_gemv.cu). ---- */
 template <typename T, int NB, int CH, int R>
 __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
-                                                        float *residual, int dm, int di, float *dbc, int ndbc) {
+                                                        float *residual, int dm, int di, float *dbc, int ndbc,
+                                                        int early) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * DEC_WARPS + warp) * R;
     WarpRows<T, NB, CH, R> wr;
@@ -432,8 +439,13 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
         const int row = row0 + r < dm ? row0 + r : dm - 1;
         rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
     }
-    pdl_wait();
-    pdl_launch();
+    if (!early) {
+        pdl_wait();
+        pdl_launch();
+    } else {
+        pdl_launch();
+        pdl_wait();
+    }
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
     float acc[R][NB];
@@ -521,6 +533,15 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.ssm_slot_stride = p->ssm_slot_stride;
     k3.slots = p->slots;
     k3.y = p->y;
+    /* MS6_DEC_EARLY=1: K3 and K4 trigger their dependents before their
+     * wait instead of after it, so K4's blocks start (and load their first
+     * weights) while K1's last blocks and K3 run, and the next layer's K1
+     * while K4 runs. Safe because no kernel reads early what the kernel two
+     * before it writes: K4 reads the residual (written by the K4 before,
+     * complete once every K1 block passed its wait), K1 its weights and
+     * the conv state (its own, from the step before). */
+    const int early = ms6_env_is("MS6_DEC_EARLY", "1");
+    k3.early = early;
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
     /* out_proj: one row per warp, double-buffered, for d_model >= 2048
@@ -529,9 +550,9 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     const int k4r = ms6_env_is("MS6_DEC_K4", "1") ? 1 : ms6_env_is("MS6_DEC_K4", "2") ? 2 : dm >= 2048 ? 1 : 2;
     if (k4r == 2)
         return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                      (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
+                      (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb, early);
     return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,
-                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb);
+                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb, early);
 }
 
 template <typename T, int NB, int CH>
