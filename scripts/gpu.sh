@@ -147,6 +147,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     [ "$s" = 2.8b ] && prompt=2048
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
+    # opt-in decode variants still to be judged (docs/kernel-notes.md): K3/K4 trigger the next kernel early
+    MS6_DEC_EARLY=1 step "e2e-$s-early" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+      --prompt 32 --gen 256 --reps 2
+    summary+=("  $(e2e_line "e2e-$s-early")")
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
     MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2
