@@ -93,8 +93,12 @@ step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" |
 MS6_UPDATE_V4=0 MS6_SCAN_V6=0 step kernels-v5-general 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
+# batched decode with the fused dt_proj + state update op (decode_batch.cu, opt-in): every batched check on it
+MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_model" || fail=1
 # and with K3 / K4 triggering the next kernel before their wait (MS6_DEC_EARLY=1, opt-in)
 MS6_DEC_EARLY=1 MS6_DEC_K4=1 step model-test-early 120 "$BUILD/tests/test_cuda_model" || fail=1
+# and with x_proj's sums spread over 8 copies of dbc (MS6_DEC_DBC_COPIES, opt-in)
+MS6_DEC_DBC_COPIES=8 step model-test-dbc8 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -151,6 +155,11 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     MS6_DEC_EARLY=1 step "e2e-$s-early" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 256 --reps 2
     summary+=("  $(e2e_line "e2e-$s-early")")
+    MS6_DEC_DBC_COPIES=8 step "e2e-$s-dbc8" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+      --prompt 32 --gen 256 --reps 2
+    summary+=("  $(e2e_line "e2e-$s-dbc8")")
+    step "e2e-$s-ref" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt 32 --gen 256 --reps 2
+    summary+=("  $(e2e_line "e2e-$s-ref")")
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
     MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2
@@ -168,6 +177,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
           --prompt 32 --gen 32 --reps 2
         summary+=("  $(e2e_line "e2e-$s-b$b")")
+        # the same with the fused dt_proj + state update op (MS6_DEC_BATCH_FUSED=1, decode_batch.cu)
+        MS6_DEC_BATCH_FUSED=1 step "e2e-$s-b$b-ssm" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+          --backend cuda --batch $b --prompt 32 --gen 32 --reps 2
+        summary+=("  $(e2e_line "e2e-$s-b$b-ssm")")
       done
     fi
   done

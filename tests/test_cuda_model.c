@@ -17,6 +17,12 @@
  *     decode_persist.cu) == the unfused ops (MS6_CUDA_FUSED=0) within 1e-3 relative
  *     at every step, on the same half weights (models the fused path does not
  *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
+ *   - batched decode with the fused dt_proj + state update op (ssm_step,
+ *     src/backend/cuda/decode_batch.cu, MS6_DEC_BATCH_FUSED=1) == without
+ *     it, 3 and 70 sequences (prefilled, then stepped in order and as a
+ *     permuted subset), in both weight modes; with MS6_DEC_BATCH_FUSED=1 in
+ *     the environment every batched check below (batched == single, the
+ *     greedy batch of 70) runs the op as well (scripts/gpu.sh does so);
  *   - greedy steps (ms6_session_step_greedy, ms6_batch_step_greedy: the
  *     argmax on the device) == ms6_argmax of the same step's logits, for one
  *     sequence and for 70 in a batch (more rows than one lm_head block);
@@ -102,6 +108,77 @@ static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *pr
     free(a);
     free(b);
     free(f);
+}
+
+/* MS6_DEC_BATCH_FUSED on (1) or off; returns the previous setting (0 or 1) */
+static int set_batch_fused(int on) {
+    const char *e = getenv("MS6_DEC_BATCH_FUSED");
+    const int was = e && !strcmp(e, "1");
+    if (on) setenv("MS6_DEC_BATCH_FUSED", "1", 1);
+    else unsetenv("MS6_DEC_BATCH_FUSED");
+    return was;
+}
+
+/* Batched decode steps with the fused ssm_step op against the same steps
+ * without it (dt_proj gemm + state_update), on two batches fed the same
+ * ids: B = 3 and 70 sequences (more than one block of 8 sequences, a
+ * partial last block), each prefilled with 1-3 random tokens, then two
+ * steps of all of them in order and two of a permuted subset (every other
+ * sequence, last first). Each batch has its own graphs, so the variable is
+ * read when each is captured. Returns the worst relative difference of a
+ * logits row. */
+static double batch_fused_check(ms6_model *gpu, const char *name, tu_rng *rng, double tol) {
+    enum { BMAX = 70, STEPS = 4 };
+    const int64_t V = ms6_model_vocab_size(gpu);
+    float *lg[2] = {malloc(sizeof(float) * (size_t)(BMAX * V)), malloc(sizeof(float) * (size_t)(BMAX * V))};
+    const int was = set_batch_fused(0);
+    double worst = 0;
+    ms6_status st = lg[0] && lg[1] ? MS6_STATUS_OK : MS6_STATUS_OUT_OF_MEMORY;
+    for (int bi = 0; bi < 2 && !st; bi++) {
+        const int64_t B = bi ? BMAX : 3;
+        ms6_batch *b[2] = {NULL, NULL};
+        int64_t sl[2][BMAX], step_sl[2][BMAX];
+        int32_t ids[BMAX], pr[3];
+        for (int k = 0; k < 2 && !st; k++) st = ms6_batch_create(gpu, B, &b[k], NULL);
+        for (int64_t i = 0; i < B && !st; i++) {
+            const int64_t L = 1 + i % 3;
+            for (int64_t t = 0; t < L; t++) pr[t] = (int32_t)(tu_next(rng) % (uint64_t)V);
+            for (int k = 0; k < 2 && !st; k++) {
+                set_batch_fused(k);
+                st = ms6_batch_add(b[k], &sl[k][i]);
+                if (!st) st = ms6_batch_prefill(b[k], sl[k][i], pr, L, NULL);
+            }
+        }
+        for (int r = 0; r < STEPS && !st; r++) {
+            /* steps 0, 1: all in order; 2, 3: every other sequence, the last first */
+            int64_t n = 0;
+            for (int64_t i = 0; i < B; i++) {
+                const int64_t j = r < 2 ? i : B - 1 - 2 * i;
+                if (j < 0) break;
+                for (int k = 0; k < 2; k++) step_sl[k][n] = sl[k][j];
+                ids[n++] = (int32_t)(tu_next(rng) % (uint64_t)V);
+            }
+            for (int k = 0; k < 2 && !st; k++) {
+                set_batch_fused(k);
+                st = ms6_batch_step(b[k], step_sl[k], ids, n, lg[k]);
+                CHECK(st == MS6_STATUS_OK, "%s: batch of %lld, step %d (fused ssm %d): %s", name, (long long)B, r, k,
+                      ms6_batch_last_error(b[k]));
+            }
+            for (int64_t i = 0; i < n && !st; i++) {
+                const double e = bc_rel(lg[1] + (size_t)i * V, lg[0] + (size_t)i * V, V);
+                if (!(e <= worst)) worst = e;
+            }
+        }
+        for (int k = 0; k < 2; k++) ms6_batch_free(b[k]);
+    }
+    set_batch_fused(was);
+    CHECK(st == MS6_STATUS_OK, "%s: fused ssm batch check: %s", name, ms6_status_string(st));
+    CHECK(worst <= tol, "%s: batched decode with the fused ssm op vs without: worst row rel err %.3g > %.3g", name,
+          worst, tol);
+    fprintf(stderr, "  %-28s batched decode, fused ssm op vs dt_proj + state update: rel %.2e\n", name, worst);
+    free(lg[0]);
+    free(lg[1]);
+    return worst;
 }
 
 /* Greedy steps against the argmax of the logits of the same steps: a
@@ -229,6 +306,8 @@ static void golden_one(const char *dir, tu_rng *rng) {
          * tensor cores (bf16: 8 bits) where a single step (skinny kernel)
          * reads it in fp32, so the half-mode tolerance applies */
         batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
+        /* half mode: the unfused path's dt_proj (cuBLASLt from 9 rows) rounds dt to the weights' type */
+        batch_fused_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
         if (!mode) { /* the whole-step kernel, for 1 and 2 sequences (the subset steps) */
             setenv("MS6_CUDA_PERSIST", "1", 1);
             batch_check(gpu, name, rng, 2e-2);
@@ -314,6 +393,7 @@ int main(void) {
             const double ep = batch_check(gpu, extra, &rng, 2e-2);
             unsetenv("MS6_CUDA_PERSIST");
             fprintf(stderr, "  %-28s batched vs single rel %.2e (whole-step kernel)\n", extra, ep);
+            batch_fused_check(gpu, extra, &rng, 2e-2);
             ms6_model_free(gpu);
         }
     }

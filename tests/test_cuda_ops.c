@@ -12,6 +12,13 @@
  * embed: bit-exact against the host conversion of the same table row.
  * argmax_rows: equal to ms6_argmax on rows with planted ties (the first
  * index wins), NaNs, -inf, all-NaN rows and widths around the block size.
+ * ssm_step (decode_batch.cu: dt_proj + softplus + state update + D + gate
+ * of a batched decode step): a float64 oracle on the weights rounded to
+ * their dtype, over both dt paths (16-byte vectors of the staged rows for
+ * dt_rank % 8 == 0 halves / % 4 fp32, the scalar loop otherwise), d_state
+ * 4..32, partial channel tiles and sequence blocks, padded and unaligned
+ * dbc rows, optional bias / D / z, padding and out-of-range slots (y 0 /
+ * NaN, no state touched), y padding untouched; unsupported shapes refused.
  * graph: a skinny gemm, a cuBLASLt gemm and an rmsnorm captured once into a
  * CUDA graph, then replayed on fresh inputs uploaded into the same buffers.
  * Exits 77 when no GPU is usable.
@@ -394,6 +401,203 @@ static void test_argmax(ms6_backend *be, tu_rng *rng) {
     }
 }
 
+/* ---- ssm_step ---- */
+
+typedef struct ssm_case {
+    int64_t n, di, N, R;
+    ms6_dtype wt;
+    int ld_pad;     /* extra floats per dbc row; odd: rows not 16-byte aligned */
+    int dbc_shift;  /* dbc starts 1 float past an aligned address */
+    int bias, D, z;
+    int bad_slots;  /* one padding slot (-1) and one past n_slots */
+} ssm_case;
+
+static double softplus_d(double x) { return x > 20.0 ? x : log1p(exp(x)); }
+
+static void run_ssm_case(ms6_backend *be, const ssm_case *c, tu_rng *rng) {
+    const int64_t n = c->n, di = c->di, N = c->N, R = c->R;
+    const int64_t nb = R + 2 * N, ldd = nb + c->ld_pad, ldu = di + 3, ldz = 2 * di, ldy = di + 5;
+    const int64_t n_slots = 2 * n + 3, ss = di * N;
+    const size_t wsz = ms6_dtype_size(c->wt);
+    float *dbc = calloc((size_t)(n * ldd + 4), sizeof(float)), *u = calloc((size_t)(n * ldu), sizeof(float));
+    float *z = calloc((size_t)(n * ldz), sizeof(float)), *bias = malloc(sizeof(float) * (size_t)di);
+    float *A = malloc(sizeof(float) * (size_t)(di * N)), *D = malloc(sizeof(float) * (size_t)di);
+    float *state = malloc(sizeof(float) * (size_t)(n_slots * ss)), *y = malloc(sizeof(float) * (size_t)(n * ldy));
+    double *wd = malloc(sizeof(double) * (size_t)(di * R)), *ref_state = malloc(sizeof(double) * (size_t)(n_slots * ss));
+    double *ref_y = malloc(sizeof(double) * (size_t)(n * di));
+    float *got_state = malloc(sizeof(float) * (size_t)(n_slots * ss)), *got_y = malloc(sizeof(float) * (size_t)(n * ldy));
+    void *w = malloc(wsz * (size_t)(di * R));
+    int32_t *slots = malloc(sizeof(int32_t) * (size_t)n);
+    char what[256];
+    snprintf(what, sizeof what, "ssm_step n=%lld di=%lld N=%lld R=%lld w=%s ld+%d shift=%d bias=%d D=%d z=%d bad=%d",
+             (long long)n, (long long)di, (long long)N, (long long)R, ms6_dtype_name(c->wt), c->ld_pad, c->dbc_shift,
+             c->bias, c->D, c->z, c->bad_slots);
+    /* inputs: dt . W around [-3, 1] before the bias, delta mostly 1e-3..1 */
+    for (int64_t i = 0; i < n * ldd + 4; i++) dbc[i] = (float)tu_uniform_range(rng, -1, 1);
+    for (int64_t i = 0; i < n * ldu; i++) u[i] = (float)tu_uniform_range(rng, -2, 2);
+    for (int64_t i = 0; i < n * ldz; i++) z[i] = (float)tu_uniform_range(rng, -3, 3);
+    for (int64_t i = 0; i < di * R; i++) {
+        const float v = (float)(tu_uniform_range(rng, -1.5, 1.5) / sqrt((double)R));
+        wd[i] = qd(v, c->wt);
+        if (c->wt == MS6_DTYPE_F32) ((float *)w)[i] = v;
+        else ((uint16_t *)w)[i] = c->wt == MS6_DTYPE_F16 ? ms6_f32_to_f16(v) : ms6_f32_to_bf16(v);
+    }
+    for (int64_t i = 0; i < di; i++) {
+        bias[i] = (float)tu_uniform_range(rng, -4, 0);
+        D[i] = (float)tu_uniform_range(rng, -1, 1);
+    }
+    if (di > 3) bias[3] = 24.0f; /* past softplus's threshold */
+    for (int64_t i = 0; i < di * N; i++) A[i] = (float)-tu_uniform_range(rng, 0.05, 8);
+    for (int64_t i = 0; i < n_slots * ss; i++) state[i] = (float)tu_uniform_range(rng, -1, 1);
+    /* distinct slots: a shuffled prefix of 0..n_slots-1 */
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n_slots);
+    for (int64_t i = 0; i < n_slots; i++) perm[i] = (int32_t)i;
+    for (int64_t i = n_slots - 1; i > 0; i--) {
+        const int64_t j = (int64_t)(tu_next(rng) % (uint64_t)(i + 1));
+        const int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+    for (int64_t b = 0; b < n; b++) slots[b] = perm[b];
+    free(perm);
+    if (c->bad_slots && n >= 3) {
+        slots[1] = -1;
+        slots[n - 1] = (int32_t)(n_slots + 5);
+    }
+    for (int64_t i = 0; i < n * ldy; i++) y[i] = 1234.5f; /* the padding columns must keep this */
+    /* the oracle */
+    const float *dd = dbc + c->dbc_shift;
+    for (int64_t i = 0; i < n_slots * ss; i++) ref_state[i] = state[i];
+    for (int64_t b = 0; b < n; b++) {
+        const int32_t sl = slots[b];
+        for (int64_t ch = 0; ch < di; ch++) {
+            if (sl < 0 || sl >= n_slots) {
+                ref_y[b * di + ch] = sl < 0 ? 0.0 : NAN;
+                continue;
+            }
+            double dt = c->bias ? bias[ch] : 0.0;
+            for (int64_t k = 0; k < R; k++) dt += wd[ch * R + k] * dd[b * ldd + k];
+            const double delta = softplus_d(dt), uv = u[b * ldu + ch];
+            double acc = 0;
+            for (int64_t k = 0; k < N; k++) {
+                double *h = &ref_state[sl * ss + ch * N + k];
+                *h = exp(delta * A[ch * N + k]) * *h + delta * uv * dd[b * ldd + R + k];
+                acc += *h * dd[b * ldd + R + N + k];
+            }
+            if (c->D) acc += D[ch] * uv;
+            if (c->z) {
+                const double zv = z[b * ldz + ch];
+                acc *= zv / (1.0 + exp(-zv));
+            }
+            ref_y[b * di + ch] = acc;
+        }
+    }
+    void *d_dbc = NULL, *d_u = NULL, *d_z = NULL, *d_w = NULL, *d_bias = NULL, *d_A = NULL, *d_D = NULL;
+    void *d_state = NULL, *d_slots = NULL, *d_y = NULL;
+    ms6_status st = MS6_STATUS_OK;
+    struct { void **d; const void *h; size_t bytes; } bufs[] = {
+        {&d_dbc, dbc, sizeof(float) * (size_t)(n * ldd + 4)}, {&d_u, u, sizeof(float) * (size_t)(n * ldu)},
+        {&d_z, z, sizeof(float) * (size_t)(n * ldz)},          {&d_w, w, wsz * (size_t)(di * R)},
+        {&d_bias, bias, sizeof(float) * (size_t)di},           {&d_A, A, sizeof(float) * (size_t)(di * N)},
+        {&d_D, D, sizeof(float) * (size_t)di},                 {&d_state, state, sizeof(float) * (size_t)(n_slots * ss)},
+        {&d_slots, slots, sizeof(int32_t) * (size_t)n},        {&d_y, y, sizeof(float) * (size_t)(n * ldy)},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && !st; i++) {
+        st = ms6_backend_alloc(be, bufs[i].bytes, bufs[i].d);
+        if (!st) st = ms6_backend_upload(be, *bufs[i].d, bufs[i].h, bufs[i].bytes);
+    }
+    ms6_ssm_step_params p = {
+        .check_only = 1,
+        .n = n, .d_inner = di, .d_state = N, .dt_rank = R,
+        .dbc = (const float *)d_dbc + c->dbc_shift, .ld_dbc = ldd,
+        .u = d_u, .ld_u = ldu,
+        .z = c->z ? (const float *)d_z : NULL, .ld_z = ldz,
+        .dt_proj = d_w, .dt_proj_dtype = c->wt,
+        .dt_bias = c->bias ? d_bias : NULL,
+        .A = d_A, .D = c->D ? d_D : NULL,
+        .state = d_state, .slot_stride = ss, .n_slots = n_slots,
+        .slots = d_slots,
+        .y = d_y, .ld_y = ldy,
+    };
+    if (!st) st = be->ops->ssm_step(be, &p);
+    CHECK(st == MS6_STATUS_OK, "%s: check_only: %s", what, ms6_backend_last_error(be));
+    p.check_only = 0;
+    if (!st) st = be->ops->ssm_step(be, &p);
+    if (!st) st = ms6_backend_download(be, got_state, d_state, sizeof(float) * (size_t)(n_slots * ss));
+    if (!st) st = ms6_backend_download(be, got_y, d_y, sizeof(float) * (size_t)(n * ldy));
+    CHECK(st == MS6_STATUS_OK, "%s: %s", what, ms6_backend_last_error(be));
+    if (!st) {
+        n_cases++;
+        double num = 0, den = 0, snum = 0, sden = 0;
+        int bad_special = 0, bad_pad = 0;
+        for (int64_t b = 0; b < n; b++) {
+            for (int64_t ch = 0; ch < di; ch++) {
+                const double r = ref_y[b * di + ch], g = got_y[b * ldy + ch];
+                if (isnan(r)) { bad_special += !isnan(g); continue; }
+                if (slots[b] < 0) { bad_special += g != 0.0; continue; }
+                num += (g - r) * (g - r);
+                den += r * r;
+            }
+            for (int64_t ch = di; ch < ldy; ch++) bad_pad += got_y[b * ldy + ch] != 1234.5f;
+        }
+        for (int64_t i = 0; i < n_slots * ss; i++) {
+            const double dlt = got_state[i] - ref_state[i];
+            snum += dlt * dlt;
+            sden += ref_state[i] * ref_state[i];
+        }
+        const double rel = sqrt(num / (den > 0 ? den : 1)), srel = sqrt(snum / (sden > 0 ? sden : 1));
+        CHECK(rel <= 2e-5 && srel <= 2e-5, "%s: rel err y %.3g, state %.3g (> 2e-5)", what, rel, srel);
+        CHECK(bad_special == 0, "%s: %d padding / out-of-range outputs not 0 / NaN", what, bad_special);
+        CHECK(bad_pad == 0, "%s: %d y padding columns written", what, bad_pad);
+    }
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ms6_backend_dealloc(be, *bufs[i].d);
+    free(dbc); free(u); free(z); free(bias); free(A); free(D); free(state); free(y); free(wd); free(ref_state);
+    free(ref_y); free(got_state); free(got_y); free(w); free(slots);
+}
+
+static void test_ssm_step(ms6_backend *be, tu_rng *rng) {
+    if (!be->ops->ssm_step) {
+        CHECK(0, "the cuda backend has no ssm_step op");
+        return;
+    }
+    const ssm_case cases[] = {
+        /* n, di, N, R, wt, ld_pad, shift, bias, D, z, bad */
+        {64, 5120, 16, 160, MS6_DTYPE_F16, 0, 0, 1, 1, 1, 0},  /* 2.8b at batch 64: vector path, 20 vectors a row */
+        {70, 96, 16, 48, MS6_DTYPE_F16, 0, 0, 1, 1, 1, 1},     /* 130m's dt_rank, 70 sequences (a partial block) */
+        {9, 200, 16, 160, MS6_DTYPE_BF16, 0, 0, 0, 1, 1, 1},   /* a partial channel tile */
+        {17, 128, 16, 256, MS6_DTYPE_F16, 4, 0, 1, 0, 1, 0},   /* dt_rank 256, padded dbc rows */
+        {3, 64, 16, 160, MS6_DTYPE_F16, 1, 1, 1, 1, 0, 1},     /* dbc rows unaligned: staged a float at a time */
+        {5, 64, 32, 64, MS6_DTYPE_BF16, 0, 0, 1, 1, 1, 0},     /* N 32: 8 lanes a channel */
+        {11, 80, 8, 16, MS6_DTYPE_F32, 0, 0, 1, 1, 1, 1},      /* fp32 weights, N 8 */
+        {8, 40, 4, 8, MS6_DTYPE_F16, 0, 0, 1, 1, 1, 0},        /* N 4: one lane a channel */
+        {3, 64, 16, 4, MS6_DTYPE_F16, 0, 0, 1, 1, 1, 0},       /* scalar dt loop (dt_rank % 8 != 0) */
+        {13, 96, 8, 5, MS6_DTYPE_BF16, 0, 0, 1, 1, 1, 1},      /* scalar, odd dbc rows */
+        {8, 40, 4, 7, MS6_DTYPE_F32, 0, 0, 0, 0, 0, 0},        /* scalar, N 4, nothing optional */
+        {4, 64, 32, 3, MS6_DTYPE_F32, 2, 1, 1, 1, 1, 1},       /* scalar, N 32 */
+        {256, 512, 16, 96, MS6_DTYPE_BF16, 0, 0, 1, 1, 1, 1},  /* 790m's dt_rank, 256 sequences */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ssm_case(be, &cases[i], rng);
+    /* shapes the op does not take: a clear UNSUPPORTED with check_only */
+    /* (check_only reads no memory: host pointers stand in) */
+    static _Alignas(16) float dummy[64];
+    int32_t sl = 0;
+    ms6_ssm_step_params p = {
+        .check_only = 1, .n = 3, .d_inner = 16, .d_state = 16, .dt_rank = 4,
+        .dbc = dummy, .ld_dbc = 4 + 32, .u = dummy, .ld_u = 16, .dt_proj = dummy, .dt_proj_dtype = MS6_DTYPE_F32,
+        .A = dummy, .state = dummy, .slot_stride = 16 * 16, .n_slots = 3, .slots = &sl, .y = dummy, .ld_y = 16,
+    };
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_OK, "ssm_step: a valid shape refused: %s", ms6_backend_last_error(be));
+    p.d_state = 64; p.ld_dbc = 4 + 128; p.slot_stride = 16 * 64;
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_UNSUPPORTED, "ssm_step: d_state 64 accepted");
+    CHECK(strstr(ms6_backend_last_error(be), "not supported") != NULL, "ssm_step message: %s", ms6_backend_last_error(be));
+    p.d_state = 12; p.ld_dbc = 4 + 24; p.slot_stride = 16 * 12;
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_UNSUPPORTED, "ssm_step: d_state 12 accepted");
+    p.d_state = 16; p.ld_dbc = 4 + 32; p.slot_stride = 16 * 16; p.dt_proj_dtype = (ms6_dtype)7;
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_UNSUPPORTED, "ssm_step: dtype 7 accepted");
+    p.dt_proj_dtype = MS6_DTYPE_F32; p.state = dummy + 1;
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_UNSUPPORTED, "ssm_step: unaligned state accepted");
+    p.state = dummy; p.n = 0;
+    CHECK(be->ops->ssm_step(be, &p) == MS6_STATUS_UNSUPPORTED, "ssm_step: n 0 accepted");
+}
+
 int main(void) {
     uint64_t seed = tu_seed("test_cuda_ops");
     tu_rng rng;
@@ -410,6 +614,7 @@ int main(void) {
     test_embed(be, &rng);
     test_graph(be, &rng);
     test_argmax(be, &rng);
+    test_ssm_step(be, &rng);
     ms6_backend_free(be);
     printf("%d cases\n", n_cases);
     return tu_finish("test_cuda_ops");

@@ -23,10 +23,11 @@ static double now(void) {
 }
 
 enum { OP_START, OP_UPLOAD, OP_EMBED, OP_NORM, OP_IN, OP_CONV, OP_CONV_UPD, OP_XPROJ, OP_DT, OP_SCAN, OP_UPDATE,
-       OP_OUT, OP_HEAD, OP_MIXER, OP_FHEAD, OP_ARGMAX, OP_DOWNLOAD, OP_OTHER, OP_KINDS };
+       OP_OUT, OP_HEAD, OP_MIXER, OP_FHEAD, OP_ARGMAX, OP_DOWNLOAD, OP_SSM, OP_OTHER, OP_KINDS };
 static const char *const op_names[OP_KINDS] = {
     "start",  "upload ids", "embed",   "rmsnorm", "in_proj",       "conv1d",       "conv upd", "x_proj", "dt_proj",
-    "scan",   "state upd",  "out_proj", "lm_head", "mixer (fused)", "head (fused)", "argmax",   "download", "other"};
+    "scan",   "state upd",  "out_proj", "lm_head", "mixer (fused)", "head (fused)", "argmax",   "download",
+    "dt+upd (fused)", "other"};
 #define EVMAX 65536
 static const ms6_backend_ops *g_orig;
 static ms6_backend_ops g_wrap;
@@ -88,6 +89,11 @@ static ms6_status w_fhead(ms6_backend *be, const ms6_norm_gemv_params *p) {
     if (!p->check_only) mark(be, OP_FHEAD);
     return s;
 }
+static ms6_status w_ssm(ms6_backend *be, const ms6_ssm_step_params *p) {
+    ms6_status s = g_orig->ssm_step(be, p);
+    if (!p->check_only) mark(be, OP_SSM);
+    return s;
+}
 static ms6_status w_embed(ms6_backend *be, const ms6_embed_params *p) {
     ms6_status s = g_orig->embed(be, p);
     mark(be, OP_EMBED);
@@ -123,6 +129,7 @@ static void op_events_install(ms6_model *m) {
     if (g_orig->mixer_step) g_wrap.mixer_step = w_mixer;
     if (g_orig->norm_gemv) g_wrap.norm_gemv = w_fhead;
     if (g_orig->argmax_rows) g_wrap.argmax_rows = w_argmax;
+    if (g_orig->ssm_step) g_wrap.ssm_step = w_ssm; /* batched steps with MS6_DEC_BATCH_FUSED=1 */
     g_wrap.decode_step = NULL;
     m->be->ops = &g_wrap;
     for (int i = 0; i < EVMAX; i++) cudaEventCreate(&g_ev[i]);

@@ -50,6 +50,7 @@ typedef struct ms6_embed_params {
  * matrices share w_dtype. With check_only the op launches nothing and
  * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
  * otherwise: the caller then uses the unfused ops). */
+#define MS6_DBC_COPIES 8 /* copies of dbc the fused decode step may spread its sums over */
 typedef struct ms6_mixer_step_params {
     int check_only;
     int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;
@@ -67,6 +68,7 @@ typedef struct ms6_mixer_step_params {
     float *ssm_state;     int64_t ssm_slot_stride;
     const int32_t *slots;               /* (n,) backend memory */
     float *xz, *u, *dbc, *y;
+    int64_t dbc_copies;  /* dbc holds this many (n, nb) copies, all zero on entry (at least 1) */
 } ms6_mixer_step_params;
 
 /* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):
@@ -90,6 +92,40 @@ typedef struct ms6_decode_step_params {
     const ms6_mixer_step_params *layers; /* (n_layer,) host memory */
     ms6_norm_gemv_params head;
 } ms6_decode_step_params;
+
+/* The SSM part of a batched decode step in one optional op (NULL where
+ * absent): for sequence b of n, with state slot s = slots[b], and channel c
+ * of d_inner,
+ *   delta   = softplus(dt_proj[c, :] . dbc[b, 0:dt_rank] + dt_bias[c])
+ *   h       = state[s, c, :] = exp(delta * A[c, :]) * h + delta * u[b, c] * B[b, :]
+ *   y[b, c] = (h . C[b, :] + D[c] * u[b, c]) * silu(z[b, c])
+ * with B = dbc[b, dt_rank : dt_rank + d_state] and C = dbc[b, dt_rank +
+ * d_state : dt_rank + 2*d_state]: the unfused step's dt_proj gemm and
+ * state_update (softplus on, dt_bias, one group) in one pass, without the
+ * delta buffer. dbc is x_proj's output as the step leaves it (falcon_mamba:
+ * after its RMSNorms on dt, B and C). Activations are fp32, row b of each
+ * at ptr + b * ld; dt_bias, D and z are optional (z NULL: no gate). The
+ * state is fp32, slot s at state + s * slot_stride holding (d_inner,
+ * d_state), updated in place; a negative slot is padding (y row = 0, no
+ * state touched); a slot >= n_slots touches no state and gives a NaN y row
+ * (it cannot be reported without a host round trip). With check_only the
+ * op launches nothing and returns MS6_STATUS_OK when it can run these
+ * shapes, MS6_STATUS_UNSUPPORTED otherwise (the caller then uses dt_proj +
+ * state_update). */
+typedef struct ms6_ssm_step_params {
+    int check_only;
+    int64_t n, d_inner, d_state, dt_rank;
+    const float *dbc; int64_t ld_dbc;              /* (n, ld_dbc): dt | B | C, ld_dbc >= dt_rank + 2*d_state */
+    const float *u;   int64_t ld_u;                /* (n, ld_u): the conv output */
+    const float *z;   int64_t ld_z;                /* (n, ld_z): the gate, optional */
+    const void *dt_proj; ms6_dtype dt_proj_dtype;  /* (d_inner, dt_rank) row-major */
+    const float *dt_bias;                          /* (d_inner,), optional */
+    const float *A;                                /* (d_inner, d_state) row-major */
+    const float *D;                                /* (d_inner,), optional */
+    float *state; int64_t slot_stride, n_slots;
+    const int32_t *slots;                          /* (n,) backend memory */
+    float *y;         int64_t ld_y;                /* (n, ld_y) */
+} ms6_ssm_step_params;
 
 typedef struct ms6_backend_ops {
     const char *name;
@@ -119,6 +155,9 @@ typedef struct ms6_backend_ops {
     ms6_status (*argmax_rows)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out);
     /* optional: the whole fused decode step (NULL: mixer_step per layer and norm_gemv) */
     ms6_status (*decode_step)(ms6_backend *be, const ms6_decode_step_params *p);
+    /* optional: dt_proj + state update + gate of a batched decode step
+     * (NULL: the dt_proj gemm and state_update) */
+    ms6_status (*ssm_step)(ms6_backend *be, const ms6_ssm_step_params *p);
 } ms6_backend_ops;
 
 struct ms6_backend {

@@ -14,6 +14,7 @@
  *      falcon_mamba: weightless RMSNorm (mixer_rms_eps) on dt, B and C
  *   5. delta = dt_proj.W . dt             (bias + softplus happen in the scan)
  *   6. y     = scan(u, delta, A, B, C, D, z = xz[:, d_inner:]), continuing the ssm state
+ *      (a batched decode step with MS6_DEC_BATCH_FUSED=1: 5 and 6 in one op, ssm_step)
  *   7. out   = out_proj(y)                (L, d_model), + bias if use_bias
  * then residual += out_last, h = RMSNorm(residual) * norm_f, logits =
  * lm_head(h). Activations are token-major (L, width), as the GEMMs produce
@@ -141,7 +142,8 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->h, sizeof(float) * (size_t)(rows * dm)},
         {(void **)&w->xz, sizeof(float) * (size_t)(rows * 2 * di)},
         {(void **)&w->u, sizeof(float) * (size_t)(rows * di)},
-        {(void **)&w->dbc, sizeof(float) * (size_t)(rows * nb)},
+        /* at least MS6_DBC_COPIES rows per decode sequence of the fused step (n <= 2) */
+        {(void **)&w->dbc, sizeof(float) * (size_t)((rows > 2 * MS6_DBC_COPIES ? rows : 2 * MS6_DBC_COPIES) * nb)},
         {(void **)&w->delta, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->y, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->out, sizeof(float) * (size_t)(rows * dm)},
@@ -508,6 +510,12 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 
 /* ---- decode: the fused mixer step ------------------------------------- */
 
+/* copies of the (n, nb) dbc rows the scratch holds for the fused step */
+static int64_t dbc_copies(const ms6_fwd_scratch *w, int64_t n) {
+    const int64_t rows = w->rows > 2 * MS6_DBC_COPIES ? w->rows : 2 * MS6_DBC_COPIES, k = rows / n;
+    return k < MS6_DBC_COPIES ? k : MS6_DBC_COPIES;
+}
+
 /* The layer's fused-step parameters (ops mixer_step); check_only asks the
  * backend whether it can run them. */
 static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t i, int64_t n,
@@ -532,6 +540,7 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
         .ssm_state = s->ssm + i * ssm_layer(m, s), .ssm_slot_stride = c->d_inner * c->d_state,
         .slots = w->slots,
         .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
+        .dbc_copies = dbc_copies(w, n),
     };
     return p;
 }
@@ -597,7 +606,7 @@ static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     /* the fused op accumulates x_proj into dbc: zero on entry (it leaves it zero) */
     const ms6_model_config *c = &m->cfg.pub;
     RUN(m, msg, "memzero",
-        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(n * (c->dt_rank + 2 * c->d_state))));
+        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(dbc_copies(w, n) * n * (c->dt_rank + 2 * c->d_state))));
     for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
         RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));
@@ -605,6 +614,50 @@ static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     ms6_norm_gemv_params h = head_params(m, w, n, 0);
     RUN(m, msg, "norm_gemv", m->be->ops->norm_gemv(m->be, &h));
     return MS6_STATUS_OK;
+}
+
+/* ---- decode: the batched step's dt_proj + state update as one op ------- */
+
+/* Batches that take the backend's ssm_step op (dt_proj + softplus + state
+ * update + D + gate in one kernel, in place of the dt_proj gemm and
+ * state_update) when MS6_DEC_BATCH_FUSED=1: opt-in until a GPU has measured
+ * it. From 3 sequences (1 and 2 take the fused step where it applies, and
+ * keep the two ops elsewhere, so a single-sequence step stays an
+ * independent reference for batched == single) to 256. */
+#define BATCH_SSM_MIN 3
+#define BATCH_SSM_MAX 256
+
+static ms6_ssm_step_params ssm_step_params(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t i, int64_t n,
+                                           int check_only) {
+    const ms6_model_config *c = &m->cfg.pub;
+    const ms6_layer_weights *L = &m->layers[i];
+    const int64_t di = c->d_inner, N = c->d_state, R = c->dt_rank;
+    ms6_ssm_step_params p = {
+        .check_only = check_only,
+        .n = n, .d_inner = di, .d_state = N, .dt_rank = R,
+        .dbc = w->dbc, .ld_dbc = R + 2 * N,
+        .u = w->u, .ld_u = di,
+        .z = w->xz + di, .ld_z = 2 * di,
+        .dt_proj = L->dt_proj.ptr, .dt_proj_dtype = L->dt_proj.dtype,
+        .dt_bias = L->dt_bias,
+        .A = L->A, .D = L->D,
+        .state = s->ssm + i * ssm_layer(m, s), .slot_stride = di * N, .n_slots = 2 * s->n_seq,
+        .slots = w->slots,
+        .y = w->y, .ld_y = di,
+    };
+    return p;
+}
+
+/* Whether this step's layers run ssm_step: opted in, a batch in range, and
+ * the backend takes every layer's shapes (check_only). */
+static int batch_ssm_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n) {
+    const char *e = getenv("MS6_DEC_BATCH_FUSED");
+    if (!m->be->ops->ssm_step || !e || strcmp(e, "1") || n < BATCH_SSM_MIN || n > BATCH_SSM_MAX) return 0;
+    for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
+        ms6_ssm_step_params p = ssm_step_params(m, s, w, i, n, 1);
+        if (m->be->ops->ssm_step(m->be, &p) != MS6_STATUS_OK) return 0;
+    }
+    return 1;
 }
 
 /* The device part of a decode step: from the ids and slots already in
@@ -617,6 +670,7 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
     ms6_status st = embed_op(m, w, n, msg);
     if (st != MS6_STATUS_OK) return st;
     if (fused_step_ok(m, s, w, n)) return fused_step(m, s, w, n, msg);
+    const int ssm_fused = batch_ssm_ok(m, s, w, n);
     for (int64_t i = 0; i < c->n_layer; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
         st = rmsnorm(m, msg, n, dm, w->out, dm, w->h, dm, w->residual, i > 0, Lw->norm, c->norm_eps);
@@ -636,7 +690,16 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
         };
         RUN(m, msg, "conv1d_update", m->be->ops->conv1d_update(m->be, &cu));
         st = x_proj(m, w, Lw, n, MS6_DTYPE_F32, MS6_DTYPE_F32, msg);
-        if (st == MS6_STATUS_OK) st = dt_proj(m, w, Lw, n, MS6_DTYPE_F32, msg);
+        if (st != MS6_STATUS_OK) return st;
+        if (ssm_fused) {
+            /* dt_proj + softplus + state update + D + gate in one op */
+            ms6_ssm_step_params sp = ssm_step_params(m, s, w, i, n, 0);
+            RUN(m, msg, "ssm_step", m->be->ops->ssm_step(m->be, &sp));
+            st = out_proj(m, w, Lw, n, MS6_DTYPE_F32, 0, msg);
+            if (st != MS6_STATUS_OK) return st;
+            continue;
+        }
+        st = dt_proj(m, w, Lw, n, MS6_DTYPE_F32, msg);
         if (st != MS6_STATUS_OK) return st;
         /* one scan step per sequence, state updated in place */
         ms6_state_update_params su = {

@@ -112,6 +112,7 @@ static const ms6_backend_ops cuda_ops = {
     /* norm_gemv */ ms6_cuda_norm_gemv,
     /* argmax_rows */ ms6_cuda_argmax_rows,
     /* decode_step */ ms6_cuda_decode_step,
+    /* ssm_step */ ms6_cuda_ssm_step,
 };
 
 extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {

@@ -57,6 +57,7 @@ ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p);
 ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_params *p); /* decode.cu */
 ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p);
 ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_step_params *p); /* decode_persist.cu */
+ms6_status ms6_cuda_ssm_step(ms6_backend *be, const ms6_ssm_step_params *p); /* decode_batch.cu */
 ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out); /* argmax.cu */
 
 /* Bytes of pk_scratch (allocated with the context). */

@@ -12,7 +12,8 @@
  *                   d_model floats per sequence), in_proj rows as a gemv; the
  *                   block owning x rows c.. also owns conv channels c..: conv
  *                   update + bias + SiLU -> u, then that block's share of
- *                   x_proj (its 16 columns) added to dbc with atomics; z rows
+ *                   x_proj (its 16 columns) added to dbc with atomics (into
+ *                   one of MS6_DEC_DBC_COPIES copies, K3 sums them); z rows
  *                   are stored raw.
  *   K3 ssm          per channel: delta = softplus(dt_proj[c] . dt + bias),
  *                   state update over d_state, + D*u, * silu(z) -> y.
@@ -162,7 +163,9 @@ struct K1Params {
     const int32_t *slots;
     float *u, *xz;
     const void *x_proj; /* (nb, di) */
-    float *dbc;         /* (NB, nb), accumulated into */
+    float *dbc;         /* (copies, NB, nb), accumulated into: block i into copy i % copies */
+    int copies;
+    long long cs;       /* floats per copy (n * nb) */
 };
 
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
@@ -295,7 +298,8 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
             for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q % R) * 8 + e], part);
 #pragma unroll
             for (int o = R >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-            if (q < R * p.nb && q % R == 0) atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
+            if (q < R * p.nb && q % R == 0)
+                atomicAdd(p.dbc + (blockIdx.x % p.copies) * p.cs + (size_t)b * p.nb + q / R, part);
         }
     }
 }
@@ -306,7 +310,9 @@ struct K3Params {
     int di, N, R, nb, G;
     const void *dt_w;      /* (di, R) */
     const float *dt_bias, *A, *D;
-    const float *dbc, *u, *xz;
+    const float *dbc, *u, *xz; /* dbc: (copies, NB, nb), summed here */
+    int copies;
+    long long cs;
     float *ssm;
     long long ssm_slot_stride;
     const int32_t *slots;
@@ -351,7 +357,11 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
         pdl_launch();
         pdl_wait();
     }
-    for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) dbc[i] = p.dbc[i];
+    for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) {
+        float v = p.dbc[i];
+        for (int k = 1; k < p.copies; k++) v += p.dbc[k * p.cs + i];
+        dbc[i] = v;
+    }
     __syncthreads();
     /* dt projection: this thread's share of the R weights */
     float dt[NB];
@@ -512,6 +522,15 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
+    /* x_proj's partial sums go to `copies` copies of dbc (fewer same-address
+     * atomics per L2 slice; K3 adds the copies): MS6_DEC_DBC_COPIES, at most
+     * what the caller's buffer holds (p->dbc_copies), default 1 */
+    const char *ce = getenv("MS6_DEC_DBC_COPIES");
+    int copies = ce ? atoi(ce) : 1;
+    if (copies > p->dbc_copies) copies = (int)p->dbc_copies;
+    if (copies < 1) copies = 1;
+    k1.copies = copies;
+    k1.cs = (long long)p->n * nb;
     /* two rows per warp: one row per warp (double-buffered, twice the
      * blocks, each recomputing the RMSNorm) measured slower on every shape */
     cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1, 2>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
@@ -527,6 +546,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.A = p->A;
     k3.D = p->D;
     k3.dbc = p->dbc;
+    k3.copies = copies;
+    k3.cs = k1.cs;
     k3.u = p->u;
     k3.xz = p->xz;
     k3.ssm = p->ssm_state;
@@ -550,9 +571,9 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     const int k4r = ms6_env_is("MS6_DEC_K4", "1") ? 1 : ms6_env_is("MS6_DEC_K4", "2") ? 2 : dm >= 2048 ? 1 : 2;
     if (k4r == 2)
         return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                      (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb, early);
+                      (const float *)p->y, p->residual, dm, di, p->dbc, copies * (int)p->n * nb, early);
     return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,
-                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, (int)p->n * nb, early);
+                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, copies * (int)p->n * nb, early);
 }
 
 template <typename T, int NB, int CH>
@@ -567,6 +588,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
+    k1.copies = 1;
     return launch(c, k_norm_gemv<T, NB, 0, CH, 2>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
 }
 
