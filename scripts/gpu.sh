@@ -91,6 +91,9 @@ grep -E "warning" "$LOG/build.log" | head -10
 step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" || fail=1
 # the kernels a default run does not pick: the general state update kernel, the v5 scan step loop
 MS6_UPDATE_V4=0 MS6_SCAN_V6=0 step kernels-v5-general 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+# the scan's v6 with part of the decays on the polynomial exp2 (MS6_SCAN_POLY, opt-in), at the host's P and P = 2
+MS6_SCAN_POLY=1 step kernels-poly1 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+MS6_SCAN_POLY=1 MS6_SCAN_P=2 step kernels-poly1-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
 # batched decode with the fused dt_proj + state update op (decode_batch.cu, opt-in): every batched check on it
@@ -117,6 +120,11 @@ fi
 # ---- benchmarks ----
 step bench-scan 300 "$BUILD/mamba-s6" bench scan --backend cuda
 step bench-scan-json 300 "$BUILD/mamba-s6" bench scan --backend cuda --json
+# opt-in scan variants still to be judged, alternating with the default (docs/kernel-notes.md)
+for v in 1 4; do
+  MS6_SCAN_POLY=$v step "bench-scan-poly$v" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
+  step "bench-scan-ref$v" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
+done
 # kernel workbenches under dev/cuda (not part of the build): built against
 # the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1
 if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then

@@ -53,7 +53,9 @@
  * Development variables (read per call; docs/kernel-notes.md, dev/cuda/
  * sweep.sh, dev/cuda/tune.sh): MS6_SCAN_DIRECT (0 = tiled, 1 = direct;
  * unset = lanes), MS6_SCAN_V6 (0 = the lanes kernel's v5 step loop instead
- * of v6 for the calls v6 takes, see scan_v6_kernel), MS6_SCAN_P
+ * of v6 for the calls v6 takes, see scan_v6_kernel), MS6_SCAN_POLY (1..4:
+ * the v6 kernel with part of its decays by a polynomial exp2 on the FMA
+ * pipe, poly_exp2.h and v6_launch_for; 0/unset: none), MS6_SCAN_P
  * (lanes per channel, 2 or 4), MS6_SCAN_BC_VEC
  * (0 = generic B/C staging in the lanes kernel), MS6_SCAN_ASYNC (direct:
  * 0 = register pipeline),
@@ -65,6 +67,7 @@
  * reference src/backend/cpu/ref.c (tests/test_cuda_kernels.c).
  */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/poly_exp2.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1088,6 +1091,17 @@ template <> __device__ __forceinline__ void v6_ldp<4>(unsigned (&r)[4], const vo
         : "+r"(r[0]), "+r"(r[1]), "+r"(r[2]), "+r"(r[3]) : "r"((int)pred), "l"(p));
 }
 
+/* Decay (step k of the group, state s of the lane's S): 2^x on the MUFU,
+ * or by the polynomial (poly_exp2.h, FMA and integer pipes, 11
+ * instructions) for NPOLY of a group's G*S decays per lane, spread evenly
+ * (k and s are unrolled-loop constants: the choice costs nothing). NPOLY = 0:
+ * every decay on the MUFU (the default kernels). */
+template <int S, int NPOLY>
+__device__ __forceinline__ float v6_decay(float x, int k, int s) {
+    if (NPOLY > 0 && ((k * S + s) * NPOLY) % (kV6G * S) < NPOLY) return ms6_poly_exp2(x);
+    return fast_ex2(x);
+}
+
 /* The step loop of the v6 kernel over the block's chunk. Groups of G steps;
  * per group i one __syncwarp, with s_dt and s_y double-buffered by the
  * group's parity (two groups per loop iteration):
@@ -1099,7 +1113,7 @@ template <> __device__ __forceinline__ void v6_ldp<4>(unsigned (&r)[4], const vo
  * __syncwarp of group i-1). Loads, two register slots each: delta and u
  * of group i+2 are issued in E(i); u (again: the first copy's slot is
  * refilled before O(i)) and z of group i+1 in O(i-1). */
-template <int P, typename T, bool WITH_Y>
+template <int P, typename T, bool WITH_Y, int NPOLY>
 __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P], long long b,
                                          int p, int cw, int q, int jl, bool eval, long long de, long long g_lo,
                                          long long t_begin, long long t_end, float *s_B, float *s_C, float *s_x,
@@ -1269,7 +1283,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
                     float yk = 0.0f;
 #pragma unroll
                     for (int s = 0; s < S; s++) {
-                        h[s] = fmaf(fast_ex2(dtk * A2[s]), h[s], dtuk * bv[s]);
+                        h[s] = fmaf(v6_decay<S, NPOLY>(dtk * A2[s], k, s), h[s], dtuk * bv[s]);
                         if (WITH_Y) yk = s == 0 ? cv[0] * h[0] : fmaf(cv[s], h[s], yk);
                     }
                     if (WITH_Y) y_st[gi * YF + k * YS] = yk;
@@ -1295,11 +1309,16 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
-template <int P, typename T>
+template <int P, typename T, int F1, int F2>
 __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
     using Sh = V6Shape<P>;
     constexpr int S = Sh::S, E = Sh::E, WC = Sh::WC, CB = kThreads / P, Npad = 16;
+    /* polynomial decays per lane and group of G steps (of G*S): F1/16 of
+     * them in the state-only loop (pass 1, chunks 1..K-2), F2/16 in the
+     * full loop (MS6_SCAN_POLY; 0 and 0 by default) */
+    static_assert((F1 * kV6G * S) % 16 == 0 && (F2 * kV6G * S) % 16 == 0 && F1 <= 16 && F2 <= 16, "poly fraction");
+    constexpr int NP1 = F1 * kV6G * S / 16, NP2 = F2 * kV6G * S / 16;
     extern __shared__ __align__(16) float sm[];
     const int TL = a.TL;
     float *s_B = sm;
@@ -1344,11 +1363,11 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_
     const float *Cbase = s_C + gl * TL * Npad + p * S;
     float sumdt = 0.0f;
     if (local)
-        v6_tiles<P, T, false>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b, Bbase,
-                              Cbase, bias_e, D_e, sumdt);
+        v6_tiles<P, T, false, NP1>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+                                   Bbase, Cbase, bias_e, D_e, sumdt);
     else
-        v6_tiles<P, T, true>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b, Bbase,
-                             Cbase, bias_e, D_e, sumdt);
+        v6_tiles<P, T, true, NP2>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+                                  Bbase, Cbase, bias_e, D_e, sumdt);
 
     /* the thread's coordinates again, read afresh (asm volatile: not CSE'd
      * with the first reads), cheaper than keeping them live through the
@@ -1499,10 +1518,28 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
-template <int P, typename T>
+template <int P, typename T, int F1, int F2>
 cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
-    scan_v6_kernel<P, T><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    scan_v6_kernel<P, T, F1, F2><<<(unsigned)blocks, kThreads, smem, st>>>(a);
     return cudaGetLastError();
+}
+
+/* The v6 kernel for MS6_SCAN_POLY = v (docs/kernel-notes.md, "v6 with the
+ * polynomial exp2"): the sixteenths of the decays computed by the
+ * polynomial instead of the MUFU, (state-only loop of pass 1, full loop):
+ * 1: (2, 1), the balanced choice by the SASS counts; 2: (3, 1); 3: (1, 1);
+ * 4: (2, 0), the full loop unchanged; otherwise (0, 0), the default
+ * kernel. */
+typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
+template <int P, typename T>
+scan_launch_fn v6_launch_for(long long poly) {
+    switch (poly) {
+    case 1: return launch_v6<P, T, 2, 1>;
+    case 2: return launch_v6<P, T, 3, 1>;
+    case 3: return launch_v6<P, T, 1, 1>;
+    case 4: return launch_v6<P, T, 2, 0>;
+    default: return launch_v6<P, T, 0, 0>;
+    }
 }
 
 /* Whether the v6 lanes kernel takes this call (see scan_v6_kernel): B and
@@ -1583,10 +1620,15 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
                                  (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
                              (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
         if (smem6 <= 48 * 1024) {
-            if (env_ll("MS6_SCAN_VERBOSE", 0)) fprintf(stderr, "scan(lanes v6 P=%d): smem=%zu\n", P, smem6);
-            if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_v6<2, __half> : launch_v6<4, __half>;
-            else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_v6<2, __nv_bfloat16> : launch_v6<4, __nv_bfloat16>;
-            else launch = P == 2 ? launch_v6<2, float> : launch_v6<4, float>;
+            /* MS6_SCAN_POLY = 1..4: part of the decays by the polynomial
+             * exp2 (v6_launch_for) */
+            const long long poly = env_ll("MS6_SCAN_POLY", 0);
+            if (env_ll("MS6_SCAN_VERBOSE", 0))
+                fprintf(stderr, "scan(lanes v6 P=%d, poly=%lld): smem=%zu\n", P, poly, smem6);
+            if (dt == MS6_DTYPE_F16) launch = P == 2 ? v6_launch_for<2, __half>(poly) : v6_launch_for<4, __half>(poly);
+            else if (dt == MS6_DTYPE_BF16)
+                launch = P == 2 ? v6_launch_for<2, __nv_bfloat16>(poly) : v6_launch_for<4, __nv_bfloat16>(poly);
+            else launch = P == 2 ? v6_launch_for<2, float>(poly) : v6_launch_for<4, float>(poly);
             return run_passes(be, a, a.n_tiles * p->batch, smem6, a.K, 16, launch);
         }
     }
