@@ -46,6 +46,9 @@ finish() {
     printf '%s\n' "${summary[@]}"
     echo
     cat "$LOG/bench-scan.log" 2>/dev/null
+    for f in "$LOG"/bench-scan-poly*.log "$LOG"/bench-scan-ref*.log; do
+      [ -f "$f" ] && { echo "-- $(basename "$f" .log)"; grep '^scan' "$f"; }
+    done
     [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
