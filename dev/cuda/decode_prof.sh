@@ -2,9 +2,7 @@
 # dev/cuda/decode_prof.sh - per-op decode time (dev/cuda/decode_prof.c) on
 # random-init models: for each of SHAPES (default "130m 2.8b") and BATCHES
 # (default "1 8 64"), one table. Builds the library into build-gpu first.
-. scripts/deps-env.sh
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
-  cmake --build build-gpu -j16 >/dev/null || exit 1
+. dev/cuda/build-gpu.sh
 nvcc -O2 -Iinclude -Isrc -x cu -c dev/cuda/decode_prof.c -o build-gpu/decode_prof.o &&
   nvcc build-gpu/decode_prof.o build-gpu/libmamba_s6.a -lcublasLt -lcublas \
     $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lpthread -o build-gpu/decode_prof || exit 1

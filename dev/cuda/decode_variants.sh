@@ -4,11 +4,7 @@
 # one per word; "-" the defaults), for each of SHAPES. Alternates the
 # variants REPS times so drift shows. Builds into build-gpu unless
 # NOBUILD=1.
-. scripts/deps-env.sh
-if [ "${NOBUILD:-0}" != 1 ]; then
-  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
-    cmake --build build-gpu -j16 >/dev/null || exit 1
-fi
+. dev/cuda/build-gpu.sh
 B=build-gpu/mamba-s6
 mkdir -p /tmp/ms6-e2e
 for s in ${SHAPES:-130m 1.4b 2.8b}; do

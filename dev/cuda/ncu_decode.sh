@@ -5,9 +5,7 @@
 # random-init models. SHAPES (default "130m 2.8b"), KERNELS (a regex of
 # kernel names, default the per-layer decode kernels), SKIP/COUNT (launches
 # skipped / profiled). Builds the library into build-gpu first.
-. scripts/deps-env.sh
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
-  cmake --build build-gpu -j16 >/dev/null || exit 1
+. dev/cuda/build-gpu.sh
 mkdir -p /tmp/ms6-e2e
 m=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
 m=$m,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size

@@ -4,9 +4,7 @@
 # word, each with MS6_CUDA_PERSIST=1; "-" the kernel's defaults; "perlayer"
 # the per-layer kernels), then the MS6_PK_PROFILE breakdown with the
 # defaults, for each of SHAPES.
-. scripts/deps-env.sh
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS=90 "${cmake_extra[@]}" >/dev/null &&
-  cmake --build build-gpu -j16 >/dev/null || exit 1
+. dev/cuda/build-gpu.sh
 B=build-gpu/mamba-s6
 mkdir -p /tmp/ms6-e2e
 for s in ${SHAPES:-130m 1.4b 2.8b}; do
