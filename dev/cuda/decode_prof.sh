@@ -6,10 +6,8 @@
 nvcc -O2 -Iinclude -Isrc -x cu -c dev/cuda/decode_prof.c -o build-gpu/decode_prof.o &&
   nvcc build-gpu/decode_prof.o build-gpu/libmamba_s6.a -lcublasLt -lcublas \
     $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lpthread -o build-gpu/decode_prof || exit 1
-mkdir -p /tmp/ms6-e2e
 for s in ${SHAPES:-130m 2.8b}; do
-  d=/tmp/ms6-e2e/$s
-  [ -f $d/model.safetensors ] || build-gpu/mamba-s6 init --shape $s -o $d --dtype f16 > /dev/null
+  d=$(ms6_model $s)
   for b in ${BATCHES:-1 8 64}; do
     timeout 60 build-gpu/decode_prof $d $b 16
   done

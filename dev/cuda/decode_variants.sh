@@ -6,10 +6,8 @@
 # NOBUILD=1.
 . dev/cuda/build-gpu.sh
 B=build-gpu/mamba-s6
-mkdir -p /tmp/ms6-e2e
 for s in ${SHAPES:-130m 1.4b 2.8b}; do
-  d=/tmp/ms6-e2e/$s
-  [ -f $d/model.safetensors ] || $B init --shape $s -o $d --dtype f16 > /dev/null
+  d=$(ms6_model $s)
   for r in $(seq ${REPS:-1}); do
     for v in ${VARIANTS:--}; do
       envs=()

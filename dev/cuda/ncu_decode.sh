@@ -6,12 +6,10 @@
 # kernel names, default the per-layer decode kernels), SKIP/COUNT (launches
 # skipped / profiled). Builds the library into build-gpu first.
 . dev/cuda/build-gpu.sh
-mkdir -p /tmp/ms6-e2e
 m=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
 m=$m,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size
 for s in ${SHAPES:-130m 2.8b}; do
-  d=/tmp/ms6-e2e/$s
-  [ -f $d/model.safetensors ] || build-gpu/mamba-s6 init --shape $s -o $d --dtype f16 > /dev/null
+  d=$(ms6_model $s)
   echo "== $s"
   timeout 200 ncu --clock-control none --graph-profiling node -k regex:"${KERNELS:-k_norm_gemv|k_ssm|k_outproj}" \
     --launch-skip ${SKIP:-400} --launch-count ${COUNT:-6} --metrics $m \
