@@ -178,6 +178,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
+      # the opt-in decode variants on the real shape too
+      MS6_DEC_EARLY=1 MS6_DEC_DBC_COPIES=8 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-early-dbc8" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
