@@ -105,6 +105,8 @@ MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_mo
 MS6_DEC_EARLY=1 MS6_DEC_K4=1 step model-test-early 120 "$BUILD/tests/test_cuda_model" || fail=1
 # and with x_proj's sums spread over 8 copies of dbc (MS6_DEC_DBC_COPIES, opt-in)
 MS6_DEC_DBC_COPIES=8 step model-test-dbc8 120 "$BUILD/tests/test_cuda_model" || fail=1
+# and with the RMSNorm's rinv applied after the dot products (MS6_DEC_NORM1, opt-in)
+MS6_DEC_NORM1=1 step model-test-norm1 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -169,6 +171,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     MS6_DEC_DBC_COPIES=8 step "e2e-$s-dbc8" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 256 --reps 2
     summary+=("  $(e2e_line "e2e-$s-dbc8")")
+    MS6_DEC_NORM1=1 step "e2e-$s-norm1" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+      --prompt 32 --gen 256 --reps 2
+    summary+=("  $(e2e_line "e2e-$s-norm1")")
     step "e2e-$s-ref" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt 32 --gen 256 --reps 2
     summary+=("  $(e2e_line "e2e-$s-ref")")
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
@@ -179,7 +184,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       # the opt-in decode variants on the real shape too
-      MS6_DEC_EARLY=1 MS6_DEC_DBC_COPIES=8 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-early-dbc8" 200 \
+      MS6_DEC_EARLY=1 MS6_DEC_DBC_COPIES=8 MS6_DEC_NORM1=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-variants" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
