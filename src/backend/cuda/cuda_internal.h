@@ -137,6 +137,30 @@ static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1
 
 static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
 static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
+static __device__ __forceinline__ float tof(float v) { return v; }
+
+/* Asynchronous 16- and 4-byte copies global -> shared (cp.async; sm_80+),
+ * and the wait for all of this thread's. */
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void cp_async4(void *dst, const void *src) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
+}
+static __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+/* One 16-byte store (a float4 assignment compiles to four 4-byte stores
+ * when the alignment is not provable). */
+static __device__ __forceinline__ void st_v4(float *p, float a, float b, float c, float d) {
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+/* A call ptxas schedules nothing across: every load above it is issued
+ * before any use below it waits (without it ptxas may move uses of the
+ * first loads above the last ones, a second round trip per thread). */
+static __device__ __noinline__ void phase_fence() { asm volatile("" ::: "memory"); }
 
 /* the sum of v over the 32 lanes of a warp, in every lane */
 static __device__ __forceinline__ float warp_sum(float v) {

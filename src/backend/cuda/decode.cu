@@ -61,6 +61,13 @@ static __device__ __forceinline__ void pdl_launch() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+/* the wait on the kernel before and the trigger of the one after; early:
+ * the trigger first (MS6_DEC_EARLY, see mixer_launch) */
+static __device__ __forceinline__ void pdl_sync(int early) {
+    if (early) pdl_launch();
+    pdl_wait();
+    if (!early) pdl_launch();
+}
 
 
 static __device__ __forceinline__ uint4 ld_stream(const void *p) {
@@ -173,9 +180,9 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-/* R rows per warp (R == 1: double-buffered), DEC_WARPS * R per block */
-template <typename T, int NB, int CONV, int CH, int R>
+template <typename T, int NB, int CONV, int CH>
 __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
+    constexpr int R = DEC_ROWS; /* rows per warp (one row per warp, double-buffered, measured slower) */
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
@@ -256,7 +263,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    wr.template run<R == 1>(lane, h, p.dim, acc);
+    wr.run(lane, h, p.dim, acc);
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int row = row0 + r;
@@ -360,13 +367,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
                                                                   (size_t)c * p.N + 4 * t)
                              : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    if (!p.early) {
-        pdl_wait();
-        pdl_launch();
-    } else {
-        pdl_launch();
-        pdl_wait();
-    }
+    pdl_sync(p.early);
     for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) {
         float v = p.dbc[i];
         for (int k = 1; k < p.copies; k++) v += p.dbc[k * p.cs + i];
@@ -459,13 +460,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
         const int row = row0 + r < dm ? row0 + r : dm - 1;
         rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
     }
-    if (!early) {
-        pdl_wait();
-        pdl_launch();
-    } else {
-        pdl_launch();
-        pdl_wait();
-    }
+    pdl_sync(early);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
     float acc[R][NB];
@@ -542,9 +537,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.copies = copies;
     k1.cs = (long long)p->n * nb;
     k1.norm1 = ms6_env_is("MS6_DEC_NORM1", "1");
-    /* two rows per warp: one row per warp (double-buffered, twice the
-     * blocks, each recomputing the RMSNorm) measured slower on every shape */
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1, 2>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
@@ -580,11 +573,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
      * (1.4b: 1.181 vs 1.207 ms/token, 2.8b: 2.256 vs 2.320), two rows per
      * warp below (130m: 0.277 vs 0.291); MS6_DEC_K4=1|2 forces either */
     const int k4r = ms6_env_is("MS6_DEC_K4", "1") ? 1 : ms6_env_is("MS6_DEC_K4", "2") ? 2 : dm >= 2048 ? 1 : 2;
+    const int ndbc = copies * (int)p->n * nb;
     if (k4r == 2)
         return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                      (const float *)p->y, p->residual, dm, di, p->dbc, copies * (int)p->n * nb, early);
+                      (const float *)p->y, p->residual, dm, di, p->dbc, ndbc, early);
     return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,
-                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, copies * (int)p->n * nb, early);
+                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, ndbc, early);
 }
 
 template <typename T, int NB, int CH>
@@ -601,7 +595,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.ldo = p->ldo;
     k1.copies = 1;
     k1.norm1 = ms6_env_is("MS6_DEC_NORM1", "1");
-    return launch(c, k_norm_gemv<T, NB, 0, CH, 2>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
+    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
 }
 
 /* 16-byte weight vectors in flight per row and lane, for rows of K halves:

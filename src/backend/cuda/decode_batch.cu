@@ -91,30 +91,6 @@ struct SsmArgs {
     float *y;
 };
 
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async4(void *dst, const void *src) {
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
-
-/* One 16-byte store (see state_update.cu: a float4 assignment may compile
- * to four 4-byte stores when the alignment is not provable). */
-__device__ __forceinline__ void st_v4(float *p, float a, float b, float c, float d) {
-    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-}
-
-/* A call ptxas schedules nothing across (state_update.cu's v4_phase_fence):
- * every load above it is issued before any use below it waits. */
-__device__ __noinline__ void phase_fence() { asm volatile("" ::: "memory"); }
-
-__device__ __forceinline__ float wload(const __half *p) { return __half2float(*p); }
-__device__ __forceinline__ float wload(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-__device__ __forceinline__ float wload(const float *p) { return *p; }
-
 /* the weights of one 16-byte vector as fp32: 8 halves or 4 floats */
 template <typename T> struct Vec { static constexpr int E = 8; };
 template <> struct Vec<float> { static constexpr int E = 4; };
@@ -248,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, 4) ssm_step_kernel(const SsmArgs a) 
     } else {
         const T *wrow = (const T *)a.w + dl * a.R;
         for (int k = q; k < a.R; k += LPC) {
-            const float wk = wload(wrow + k);
+            const float wk = tof(wrow[k]);
 #pragma unroll
             for (int j = 0; j < S; j++) acc[j] = fmaf(wk, sm[j * a.srow + k], acc[j]);
         }

@@ -117,12 +117,6 @@ static __device__ __forceinline__ void bulk_load(void *dst, const void *src, uns
                  "l"(src), "r"(bytes), "r"(smem_u32(bar))
                  : "memory");
 }
-static __device__ __forceinline__ void cp_async4(void *dst, const void *src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
-}
-static __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst)), "l"(src) : "memory");
-}
 static __device__ __forceinline__ void cp_async_commit_wait() {
     asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;" ::: "memory");
 }

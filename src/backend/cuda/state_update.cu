@@ -326,9 +326,6 @@ void launch_fast(const UpdArgs &a, int lpc, long long blocks, cudaStream_t st) {
 constexpr int kV4Threads = 128;
 constexpr int kV4Seqs = 4; /* sequences per thread */
 
-__device__ __forceinline__ float v4f(float v) { return v; }
-__device__ __forceinline__ float v4f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float v4f(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ void v4st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void v4st(__half *p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void v4st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
@@ -354,17 +351,6 @@ __device__ __forceinline__ void v4cvt4(const V4Quad<__nv_bfloat16> &r, float (&v
     v[0] = lo.x; v[1] = lo.y; v[2] = hi.x; v[3] = hi.y;
 }
 
-/* One 16-byte store (a float4 assignment, as in the fast path above,
- * compiles to four 4-byte stores when the alignment is not provable). */
-__device__ __forceinline__ void st_v4(float *p, float a, float b, float c, float d) {
-    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-}
-
-/* A call ptxas schedules nothing across: every load above it is issued
- * before any use below it waits. Without it ptxas moved uses of the first
- * loads above the last ones (waits before the last loads went out, up to a
- * second round trip per thread), differently for each instantiation. */
-__device__ __noinline__ void v4_phase_fence() { asm volatile("" ::: "memory"); }
 
 template <int LPC, typename T>
 __global__ void __launch_bounds__(kV4Threads) update_v4_kernel(const UpdArgs a) {
@@ -419,12 +405,12 @@ __global__ void __launch_bounds__(kV4Threads) update_v4_kernel(const UpdArgs a) 
     float bias = 0.0f, Dv = 0.0f; /* predicated loads, no branch */
     if (a.bias) bias = a.bias[dl];
     if (a.D) Dv = a.D[dl];
-    v4_phase_fence();
+    phase_fence();
 
     /* ---- phase 2 ---- */
     /* the own sequence's per-channel work, once per (sequence, channel) */
-    const float dt0 = v4f(dtr) + bias, sp = softplus_f(dt0);
-    const float dt = a.softplus ? sp : dt0, xv = v4f(xr);
+    const float dt0 = tof(dtr) + bias, sp = softplus_f(dt0);
+    const float dt = a.softplus ? sp : dt0, xv = tof(xr);
     const float dtx_own = dt * xv, dtl_own = dt * kLog2e;
     float y[S];
 #pragma unroll
@@ -452,7 +438,7 @@ __global__ void __launch_bounds__(kV4Threads) update_v4_kernel(const UpdArgs a) 
 #pragma unroll
     for (int j = 1; j < S; j++) so = js == j ? slot[j] : so;
     yo = fmaf(Dv, xv, yo);
-    const float gate = silu_f(v4f(zr));
+    const float gate = silu_f(tof(zr));
     yo *= a.has_z ? gate : 1.0f;
     if (so < 0) yo = 0.0f;                                  /* padding */
     else if (so >= n_slots) yo = __int_as_float(0x7fffffff); /* slot out of range */
