@@ -1042,8 +1042,7 @@ __device__ __forceinline__ void v6_bcv_issue(unsigned char *raw, const DevBC &bc
     const bool v = t < t_end;
     if (bc.dtype == MS6_DTYPE_F32) {
         const float *src = (const float *)bc.ptr + (v ? b * bc.bs + g * bc.gs + t * bc.ts + n0 : 0);
-        const unsigned dst = (unsigned)__cvta_generic_to_shared(raw + threadIdx.x * 16);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(v ? 16 : 0));
+        cp_async16(raw + threadIdx.x * 16, src, v ? 16 : 0);
     } else {
         const unsigned short *src = (const unsigned short *)bc.ptr + (v ? b * bc.bs + g * bc.gs + t * bc.ts + n0 : 0);
         const unsigned dst = (unsigned)__cvta_generic_to_shared(raw + threadIdx.x * 8);
@@ -1166,7 +1165,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
     if (a.bc_vec) {
         v6_bcv_issue(raw_b, a.B, b, g_lo, t_begin, t_end);
         if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t_begin, t_end);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
     }
     float *const dt_st = s_x + q * E * RS + 2 * jl;   /* element lane's (dt, dt*u) slots */
     const float *const dt_ld = s_x + cw * RS;         /* state lane's row */
@@ -1210,7 +1209,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
     };
 
     for (long long t0 = t_begin; t0 < t_end; t0 += TL) {
-        if (a.bc_vec) asm volatile("cp.async.wait_all;\n" ::: "memory"); /* this thread's copies of the tile */
+        if (a.bc_vec) cp_async_wait_all(); /* this thread's copies of the tile */
         __syncthreads(); /* the previous tile's B/C have been read */
         if (a.bc_vec) {
             v6_bcv_convert(s_B, raw_b, a.B.dtype);
@@ -1223,7 +1222,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
         if (a.bc_vec && t0 + TL < t_end) { /* the next tile into the raw slots just converted */
             v6_bcv_issue(raw_b, a.B, b, g_lo, t0 + TL, t_end);
             if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t0 + TL, t_end);
-            asm volatile("cp.async.commit_group;\n" ::);
+            cp_async_commit();
         }
 #pragma unroll 1
         for (int jj = 0; jj < TL; jj += 2 * G) {
