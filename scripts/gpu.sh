@@ -164,18 +164,16 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     [ "$s" = 2.8b ] && prompt=2048
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
-    # opt-in decode variants still to be judged (docs/kernel-notes.md): K3/K4 trigger the next kernel early
-    MS6_DEC_EARLY=1 step "e2e-$s-early" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
-      --prompt 32 --gen 256 --reps 2
-    summary+=("  $(e2e_line "e2e-$s-early")")
-    MS6_DEC_DBC_COPIES=8 step "e2e-$s-dbc8" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
-      --prompt 32 --gen 256 --reps 2
-    summary+=("  $(e2e_line "e2e-$s-dbc8")")
-    MS6_DEC_NORM1=1 step "e2e-$s-norm1" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
-      --prompt 32 --gen 256 --reps 2
-    summary+=("  $(e2e_line "e2e-$s-norm1")")
-    step "e2e-$s-ref" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt 32 --gen 256 --reps 2
-    summary+=("  $(e2e_line "e2e-$s-ref")")
+    # opt-in decode variants still to be judged (docs/kernel-notes.md), NAME:SETTING each, and the
+    # default at the same settings (ref)
+    for v in early:MS6_DEC_EARLY=1 dbc8:MS6_DEC_DBC_COPIES=8 norm1:MS6_DEC_NORM1=1 ref:; do
+      setting=${v#*:}
+      [ -n "$setting" ] && export "$setting"
+      step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+        --prompt 32 --gen 256 --reps 2
+      [ -n "$setting" ] && unset "${setting%%=*}"
+      summary+=("  $(e2e_line "e2e-$s-${v%%:*}")")
+    done
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
     MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2
