@@ -95,18 +95,16 @@ step ctest-cuda 300 bash -c "cd '$BUILD' && ctest -R cuda --output-on-failure" |
 # the kernels a default run does not pick: the general state update kernel, the v5 scan step loop
 MS6_UPDATE_V4=0 MS6_SCAN_V6=0 step kernels-v5-general 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # the scan's v6 with part of the decays on the polynomial exp2 (MS6_SCAN_POLY, opt-in), at the host's P and P = 2
-MS6_SCAN_POLY=1 step kernels-poly1 120 "$BUILD/tests/test_cuda_kernels" || fail=1
-MS6_SCAN_POLY=1 MS6_SCAN_P=2 step kernels-poly1-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+MS6_SCAN_POLY=4 step kernels-poly4 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+MS6_SCAN_POLY=4 MS6_SCAN_P=2 step kernels-poly4-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
-# batched decode with the fused dt_proj + state update op (decode_batch.cu, opt-in): every batched check on it
+# batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
 MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_model" || fail=1
-# and with K3 / K4 triggering the next kernel before their wait (MS6_DEC_EARLY=1, opt-in)
-MS6_DEC_EARLY=1 MS6_DEC_K4=1 step model-test-early 120 "$BUILD/tests/test_cuda_model" || fail=1
-# and with x_proj's sums spread over 8 copies of dbc (MS6_DEC_DBC_COPIES, opt-in)
-MS6_DEC_DBC_COPIES=8 step model-test-dbc8 120 "$BUILD/tests/test_cuda_model" || fail=1
-# and with the RMSNorm's rinv applied after the dot products (MS6_DEC_NORM1, opt-in)
-MS6_DEC_NORM1=1 step model-test-norm1 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the state update and out_proj in one kernel (K34, MS6_DEC_K34=1, opt-in), at either width
+for cb in 16 32; do
+  MS6_DEC_K34=1 MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
+done
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -126,7 +124,7 @@ fi
 step bench-scan 300 "$BUILD/mamba-s6" bench scan --backend cuda
 step bench-scan-json 300 "$BUILD/mamba-s6" bench scan --backend cuda --json
 # opt-in scan variants still to be judged, alternating with the default (docs/kernel-notes.md)
-for v in 1 4; do
+for v in 4; do
   MS6_SCAN_POLY=$v step "bench-scan-poly$v" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
   step "bench-scan-ref$v" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
 done
@@ -155,7 +153,7 @@ fi
 if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   e2e_dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
   mkdir -p "$e2e_dir"
-  e2e_line() { awk -v n="$1" '/^(prefill|decode) /{printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
+  e2e_line() { awk -v n="$1" '/^(prefill|decode) [0-9.]+ /{printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
     if [ ! -f "$e2e_dir/$s/model.safetensors" ]; then
       step "init-$s" 240 "$BUILD/mamba-s6" init --shape "$s" -o "$e2e_dir/$s" --dtype f16 || continue
@@ -165,13 +163,13 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
     # opt-in decode variants still to be judged (docs/kernel-notes.md), NAME:SETTING each, and the
-    # default at the same settings (ref)
-    for v in early:MS6_DEC_EARLY=1 dbc8:MS6_DEC_DBC_COPIES=8 norm1:MS6_DEC_NORM1=1 ref:; do
-      setting=${v#*:}
-      [ -n "$setting" ] && export "$setting"
+    # default at the same settings (ref); SETTING is VAR=VALUE[,VAR=VALUE...]
+    for v in k34:MS6_DEC_K34=1 k34c16:MS6_DEC_K34=1,MS6_DEC_K34_CB=16 k34c32:MS6_DEC_K34=1,MS6_DEC_K34_CB=32 ref:; do
+      IFS=, read -ra kv <<< "${v#*:}"
+      for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
-      [ -n "$setting" ] && unset "${setting%%=*}"
+      for x in "${kv[@]}"; do unset "${x%%=*}"; done
       summary+=("  $(e2e_line "e2e-$s-${v%%:*}")")
     done
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
@@ -182,7 +180,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       # the opt-in decode variants on the real shape too
-      MS6_DEC_EARLY=1 MS6_DEC_DBC_COPIES=8 MS6_DEC_NORM1=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-variants" 200 \
+      MS6_DEC_K34=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-variants" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
@@ -190,14 +188,13 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       summary+=("  $(e2e_line "e2e-$s-nograph")")
     fi
     if [ "$s" = 2.8b ]; then
-      for b in 8 64; do
-        step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
-          --prompt 32 --gen 32 --reps 2
-        summary+=("  $(e2e_line "e2e-$s-b$b")")
-        # the same with the fused dt_proj + state update op (MS6_DEC_BATCH_FUSED=1, decode_batch.cu)
-        MS6_DEC_BATCH_FUSED=1 step "e2e-$s-b$b-ssm" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
-          --backend cuda --batch $b --prompt 32 --gen 32 --reps 2
-        summary+=("  $(e2e_line "e2e-$s-b$b-ssm")")
+      # batched decode with and without the fused dt_proj + state update op (MS6_DEC_BATCH_FUSED=1|0)
+      for b in 8 16 32 64; do
+        for f in 0 1; do
+          MS6_DEC_BATCH_FUSED=$f step "e2e-$s-b$b-ssm$f" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+            --backend cuda --batch $b --prompt 32 --gen 32 --reps 2
+          summary+=("  $(e2e_line "e2e-$s-b$b-ssm$f")")
+        done
       done
     fi
   done

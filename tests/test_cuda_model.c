@@ -110,11 +110,12 @@ static void fused_vs_unfused(ms6_model *gpu, const char *name, const int32_t *pr
     free(f);
 }
 
-/* MS6_DEC_BATCH_FUSED on (1) or off; returns the previous setting (0 or 1) */
+/* MS6_DEC_BATCH_FUSED forced on (1) or off (0), or unset (-1: the default
+ * by batch size); returns the previous setting */
 static int set_batch_fused(int on) {
     const char *e = getenv("MS6_DEC_BATCH_FUSED");
-    const int was = e && !strcmp(e, "1");
-    if (on) setenv("MS6_DEC_BATCH_FUSED", "1", 1);
+    const int was = !e || !*e ? -1 : !strcmp(e, "1");
+    if (on >= 0) setenv("MS6_DEC_BATCH_FUSED", on ? "1" : "0", 1);
     else unsetenv("MS6_DEC_BATCH_FUSED");
     return was;
 }

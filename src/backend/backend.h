@@ -46,11 +46,12 @@ typedef struct ms6_embed_params {
  * (d_inner, d_conv-1), ssm_state + slot * ssm_slot_stride (d_inner,
  * d_state), both fp32, updated in place. xz (n, 2*d_inner), u (n, d_inner),
  * dbc (n, dt_rank + 2*d_state) and y (n, d_inner) are fp32 scratch; dbc
- * must be zero on entry and is zero again on return. The four
+ * and the MS6_DBC_EXTRA floats after it (the op's own counters) must be
+ * zero on entry and are zero again on return. The four
  * matrices share w_dtype. With check_only the op launches nothing and
  * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
  * otherwise: the caller then uses the unfused ops). */
-#define MS6_DBC_COPIES 8 /* copies of dbc the fused decode step may spread its sums over */
+#define MS6_DBC_EXTRA 4
 typedef struct ms6_mixer_step_params {
     int check_only;
     int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;
@@ -68,7 +69,6 @@ typedef struct ms6_mixer_step_params {
     float *ssm_state;     int64_t ssm_slot_stride;
     const int32_t *slots;               /* (n,) backend memory */
     float *xz, *u, *dbc, *y;
-    int64_t dbc_copies;  /* dbc holds this many (n, nb) copies, all zero on entry (at least 1) */
 } ms6_mixer_step_params;
 
 /* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):

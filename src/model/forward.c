@@ -14,7 +14,7 @@
  *      falcon_mamba: weightless RMSNorm (mixer_rms_eps) on dt, B and C
  *   5. delta = dt_proj.W . dt             (bias + softplus happen in the scan)
  *   6. y     = scan(u, delta, A, B, C, D, z = xz[:, d_inner:]), continuing the ssm state
- *      (a batched decode step with MS6_DEC_BATCH_FUSED=1: 5 and 6 in one op, ssm_step)
+ *      (a batched decode step of 3-16 sequences: 5 and 6 in one op, ssm_step)
  *   7. out   = out_proj(y)                (L, d_model), + bias if use_bias
  * then residual += out_last, h = RMSNorm(residual) * norm_f, logits =
  * lm_head(h). Activations are token-major (L, width), as the GEMMs produce
@@ -142,8 +142,8 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->h, sizeof(float) * (size_t)(rows * dm)},
         {(void **)&w->xz, sizeof(float) * (size_t)(rows * 2 * di)},
         {(void **)&w->u, sizeof(float) * (size_t)(rows * di)},
-        /* at least MS6_DBC_COPIES rows per decode sequence of the fused step (n <= 2) */
-        {(void **)&w->dbc, sizeof(float) * (size_t)((rows > 2 * MS6_DBC_COPIES ? rows : 2 * MS6_DBC_COPIES) * nb)},
+        /* and the fused step's counters after the rows */
+        {(void **)&w->dbc, sizeof(float) * (size_t)(rows * nb + MS6_DBC_EXTRA)},
         {(void **)&w->delta, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->y, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->out, sizeof(float) * (size_t)(rows * dm)},
@@ -510,12 +510,6 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 
 /* ---- decode: the fused mixer step ------------------------------------- */
 
-/* copies of the (n, nb) dbc rows the scratch holds for the fused step */
-static int64_t dbc_copies(const ms6_fwd_scratch *w, int64_t n) {
-    const int64_t rows = w->rows > 2 * MS6_DBC_COPIES ? w->rows : 2 * MS6_DBC_COPIES, k = rows / n;
-    return k < MS6_DBC_COPIES ? k : MS6_DBC_COPIES;
-}
-
 /* The layer's fused-step parameters (ops mixer_step); check_only asks the
  * backend whether it can run them. */
 static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t i, int64_t n,
@@ -540,7 +534,6 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
         .ssm_state = s->ssm + i * ssm_layer(m, s), .ssm_slot_stride = c->d_inner * c->d_state,
         .slots = w->slots,
         .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
-        .dbc_copies = dbc_copies(w, n),
     };
     return p;
 }
@@ -603,10 +596,11 @@ static ms6_status whole_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
     ms6_status st = whole_step(m, s, w, n, msg);
     if (st != MS6_STATUS_UNSUPPORTED) return st;
-    /* the fused op accumulates x_proj into dbc: zero on entry (it leaves it zero) */
+    /* the fused op accumulates x_proj into dbc and counts in the floats
+     * after it: zero on entry (it leaves them zero) */
     const ms6_model_config *c = &m->cfg.pub;
     RUN(m, msg, "memzero",
-        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(dbc_copies(w, n) * n * (c->dt_rank + 2 * c->d_state))));
+        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(n * (c->dt_rank + 2 * c->d_state) + MS6_DBC_EXTRA)));
     for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
         RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));
@@ -620,11 +614,14 @@ static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 
 /* Batches that take the backend's ssm_step op (dt_proj + softplus + state
  * update + D + gate in one kernel, in place of the dt_proj gemm and
- * state_update) when MS6_DEC_BATCH_FUSED=1: opt-in until a GPU has measured
- * it. From 3 sequences (1 and 2 take the fused step where it applies, and
- * keep the two ops elsewhere, so a single-sequence step stays an
- * independent reference for batched == single) to 256. */
+ * state_update): by default 3 to BATCH_SSM_AUTO sequences (measured on a
+ * 2.8b shape, H200: batch 8 3.607 vs 3.987 ms per step, batch 64 5.301 vs
+ * 4.878), MS6_DEC_BATCH_FUSED=1 for 3 to 256, =0 never. Not for 1 and 2
+ * (they take the fused step where it applies, and keep the two ops
+ * elsewhere, so a single-sequence step stays an independent reference for
+ * batched == single). */
 #define BATCH_SSM_MIN 3
+#define BATCH_SSM_AUTO 16
 #define BATCH_SSM_MAX 256
 
 static ms6_ssm_step_params ssm_step_params(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t i, int64_t n,
@@ -652,7 +649,8 @@ static ms6_ssm_step_params ssm_step_params(ms6_model *m, ms6_fwd_state *s, ms6_f
  * the backend takes every layer's shapes (check_only). */
 static int batch_ssm_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n) {
     const char *e = getenv("MS6_DEC_BATCH_FUSED");
-    if (!m->be->ops->ssm_step || !e || strcmp(e, "1") || n < BATCH_SSM_MIN || n > BATCH_SSM_MAX) return 0;
+    const int64_t max = !e || !*e ? BATCH_SSM_AUTO : !strcmp(e, "1") ? BATCH_SSM_MAX : 0;
+    if (!m->be->ops->ssm_step || n < BATCH_SSM_MIN || n > max) return 0;
     for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
         ms6_ssm_step_params p = ssm_step_params(m, s, w, i, n, 1);
         if (m->be->ops->ssm_step(m->be, &p) != MS6_STATUS_OK) return 0;

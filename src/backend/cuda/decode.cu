@@ -12,8 +12,7 @@
  *                   d_model floats per sequence), in_proj rows as a gemv; the
  *                   block owning x rows c.. also owns conv channels c..: conv
  *                   update + bias + SiLU -> u, then that block's share of
- *                   x_proj (its 16 columns) added to dbc with atomics (into
- *                   one of MS6_DEC_DBC_COPIES copies, K3 sums them); z rows
+ *                   x_proj (its 16 columns) added to dbc with atomics; z rows
  *                   are stored raw.
  *   K3 ssm          per channel: delta = softplus(dt_proj[c] . dt + bias),
  *                   state update over d_state, + D*u, * silu(z) -> y.
@@ -61,12 +60,12 @@ static __device__ __forceinline__ void pdl_launch() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-/* the wait on the kernel before and the trigger of the one after; early:
- * the trigger first (MS6_DEC_EARLY, see mixer_launch) */
-static __device__ __forceinline__ void pdl_sync(int early) {
-    if (early) pdl_launch();
+/* the wait on the kernel before, then the trigger of the one after (the
+ * trigger before the wait, measured: 130m 0.300 vs 0.286 ms/token, 1.4b
+ * 1.262 vs 1.207, 2.8b 2.283 vs 2.324; docs/kernel-notes.md) */
+static __device__ __forceinline__ void pdl_sync() {
     pdl_wait();
-    if (!early) pdl_launch();
+    pdl_launch();
 }
 
 
@@ -170,10 +169,7 @@ struct K1Params {
     const int32_t *slots;
     float *u, *xz;
     const void *x_proj; /* (nb, di) */
-    float *dbc;         /* (copies, NB, nb), accumulated into: block i into copy i % copies */
-    int copies;
-    long long cs;       /* floats per copy (n * nb) */
-    int norm1;          /* rinv applied after the dot products (MS6_DEC_NORM1=1) */
+    float *dbc;         /* (NB, nb), accumulated into */
 };
 
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
@@ -217,17 +213,16 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
             }
         }
     }
-    pdl_wait();
-    pdl_launch();
-    /* RMSNorm: h = residual * rinv * norm. With p.norm1 (MS6_DEC_NORM1=1,
-     * opt-in) the norm weights are loaded with the residual and rinv is
-     * applied to the dot products instead of to h: one pass over dim and
-     * one barrier instead of two of each before the first FMA. */
-    float ss[NB], post[NB];
+    pdl_sync();
+    /* RMSNorm: h = residual * norm in one pass over dim with the sum of
+     * squares, and rinv applied to the finished dot products: one L2 round
+     * trip and one barrier before the first FMA (130m 0.268 vs 0.286
+     * ms/token with h scaled in a second pass; 1.4b and 2.8b the same) */
+    float ss[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) ss[b] = 0.0f;
     for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS) {
-        const float g = p.norm1 ? p.norm[k] : 1.0f;
+        const float g = p.norm[k];
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             const float v = p.residual[(size_t)b * p.dim + k];
@@ -248,15 +243,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 #pragma unroll
         for (int i = 0; i < DEC_WARPS; i++) t += red[i][b];
         rinv[b] = rsqrtf(t / (float)p.dim + p.eps);
-        post[b] = p.norm1 ? rinv[b] : 1.0f;
-    }
-    if (!p.norm1) {
-        for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS) {
-            const float g = p.norm[k];
-#pragma unroll
-            for (int b = 0; b < NB; b++) h[b * p.dim + k] = h[b * p.dim + k] * rinv[b] * g;
-        }
-        __syncthreads();
     }
     float acc[R][NB];
 #pragma unroll
@@ -272,7 +258,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             if (lane != b) continue;
-            const float x = acc[r][b] * post[b] + bias;
+            const float x = acc[r][b] * rinv[b] + bias;
             if (!CONV) {
                 p.out[(size_t)b * p.ldo + row] = x;
             } else if (row >= p.di) {
@@ -316,7 +302,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 #pragma unroll
             for (int o = R >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
             if (q < R * p.nb && q % R == 0)
-                atomicAdd(p.dbc + (blockIdx.x % p.copies) * p.cs + (size_t)b * p.nb + q / R, part);
+                atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
 }
@@ -327,14 +313,11 @@ struct K3Params {
     int di, N, R, nb, G;
     const void *dt_w;      /* (di, R) */
     const float *dt_bias, *A, *D;
-    const float *dbc, *u, *xz; /* dbc: (copies, NB, nb), summed here */
-    int copies;
-    long long cs;
+    const float *dbc, *u, *xz; /* dbc: (NB, nb) */
     float *ssm;
     long long ssm_slot_stride;
     const int32_t *slots;
     float *y;
-    int early; /* trigger the dependent launch at the start (see mixer_launch) */
 };
 
 #define K3_PRE 8 /* dt_proj vectors per thread held in registers */
@@ -367,12 +350,8 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
                                                                   (size_t)c * p.N + 4 * t)
                              : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    pdl_sync(p.early);
-    for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) {
-        float v = p.dbc[i];
-        for (int k = 1; k < p.copies; k++) v += p.dbc[k * p.cs + i];
-        dbc[i] = v;
-    }
+    pdl_sync();
+    for (int i = threadIdx.x; i < NB * p.nb; i += DEC_THREADS) dbc[i] = p.dbc[i];
     __syncthreads();
     /* dt projection: this thread's share of the R weights */
     float dt[NB];
@@ -441,8 +420,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
  * single-buffered loop and ~12.5 for two rows per warp, dev/cuda/bench_gemv.cu). ---- */
 template <typename T, int NB, int CH, int R>
 __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float *bias, const float *y,
-                                                        float *residual, int dm, int di, float *dbc, int ndbc,
-                                                        int early) {
+                                                        float *residual, int dm, int di, float *dbc, int ndbc) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * DEC_WARPS + warp) * R;
     WarpRows<T, NB, CH, R> wr;
@@ -460,7 +438,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
         const int row = row0 + r < dm ? row0 + r : dm - 1;
         rv[r] = lane < NB ? residual[(size_t)lane * dm + row] + (bias ? bias[row] : 0.0f) : 0.0f;
     }
-    pdl_sync(early);
+    pdl_sync();
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < ndbc; i += DEC_THREADS) dbc[i] = 0.0f;
     float acc[R][NB];
@@ -476,6 +454,214 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
 #pragma unroll
         for (int b = 0; b < NB; b++)
             if (lane == b) residual[(size_t)b * dm + row] = rv[r] + acc[r][b];
+    }
+}
+
+/* ---- K34 (MS6_DEC_K34=1, opt-in until measured): K3 and K4 in one
+ * kernel, split by channels instead of by output rows. A block owns CB
+ * channels c0..: their dt_proj + softplus + state update + D*u + gate (as
+ * K3; y of its CB channels stays in shared memory), then its split-K share
+ * of out_proj: for every row, out_proj[row][c0 .. c0+CB) . y[c0 .. c0+CB),
+ * added into the residual with 16-byte reductions of 4 rows
+ * (red.global.add.v4.f32 on sm_90). The block's weight slice streams from
+ * before the wait (DEPTH rounds of 4 rows per thread in flight), so it
+ * overlaps K1's tail and the state update's latency chain, and one kernel
+ * boundary per layer goes. The last block to stage dbc zeroes it for the
+ * next layer (its ticket: the counter after dbc). The residual's sums come
+ * in a different order each run (rounding-level differences). ---- */
+struct K34Params {
+    int dm, di, N, R, nb;
+    const void *dt_w; /* (di, R) */
+    const float *dt_bias, *A, *D;
+    float *dbc;       /* (NB, nb), zeroed here by the last block */
+    unsigned *ticket; /* zero on entry and on return */
+    const float *u, *xz;
+    float *ssm;
+    long long ssm_slot_stride;
+    const int32_t *slots;
+    const void *w;    /* out_proj (dm, di) */
+    const float *bias;
+    float *residual;  /* (NB, dm) */
+};
+
+#define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
+#define K34_PRE 4 /* dt_proj vectors per thread held in registers */
+
+/* 4 rows of the thread's 16-byte column of the slice, round it */
+template <typename T, int CB>
+static __device__ __forceinline__ void k34_load(uint4 (&b)[4], const T *w, int it, int rw, int dm, int di) {
+    constexpr int RB = DEC_WARPS * (32 / (CB / 8)) * 4;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int row = it * RB + rw + k;
+        row = row < dm ? row : dm - 1;
+        b[k] = ld_stream(w + (size_t)row * di);
+    }
+}
+
+static __device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float4 *>(p), make_float4(a, b, c, d));
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+    atomicAdd(p + 2, c);
+    atomicAdd(p + 3, d);
+#endif
+}
+
+template <typename T, int NB, int CB, int DEPTH>
+__global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
+    constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
+    constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
+    constexpr int RG = 32 / CC;           /* row groups of 4 per warp */
+    __shared__ float dbcs[NB * DEC_MAX_DBC];
+    __shared__ float ys[NB][CB];
+    __shared__ int last;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int c0 = blockIdx.x * CB;
+    /* out_proj: lane (g, cc) of a warp takes rows it * RB + rw + 0..3 of
+     * columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
+    const int cc = lane % CC, rw = (warp * RG + lane / CC) * 4;
+    const int nit = (p.dm + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
+    const T *wb = (const T *)p.w + c0 + cc * 8;
+    uint4 buf[DEPTH][4];
+#pragma unroll
+    for (int d = 0; d < DEPTH; d++)
+        if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+    /* the state update: TPC threads per channel, states t, t + TPC, ... */
+    const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
+    float A[K34_SPT], st[NB][K34_SPT];
+    int slot[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) slot[b] = p.slots[b];
+#pragma unroll
+    for (int j = 0; j < K34_SPT; j++) {
+        const int sidx = t + j * TPC;
+        A[j] = sidx < p.N ? p.A[(size_t)c * p.N + sidx] * kLog2e : 0.0f;
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+            st[b][j] = sidx < p.N && slot[b] >= 0
+                           ? p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx]
+                           : 0.0f;
+    }
+    const float D = p.D[c], dtb = p.dt_bias ? p.dt_bias[c] : 0.0f;
+    const T *wr = (const T *)p.dt_w + (size_t)c * p.R;
+    const int nv = (p.R & 7) == 0 ? p.R / 8 : 0;
+    uint4 dw[K34_PRE];
+#pragma unroll
+    for (int i = 0; i < K34_PRE; i++) {
+        const int v = t + i * TPC;
+        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
+    }
+    pdl_sync();
+    for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
+    __syncthreads();
+    /* every block has its copy of dbc once the ticket reaches the grid */
+    if (tid == 0) last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
+    float dt[NB];
+#pragma unroll
+    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
+    if (nv) {
+#pragma unroll
+        for (int i = 0; i < K34_PRE; i++) {
+            const int v = t + i * TPC;
+            if (v >= nv) break;
+            float wf[8];
+            unpack8(dw[i], wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbcs[b * p.nb + v * 8 + e], dt[b]);
+        }
+        for (int v = t + K34_PRE * TPC; v < nv; v += TPC) {
+            float wf[8];
+            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbcs[b * p.nb + v * 8 + e], dt[b]);
+        }
+    } else {
+        for (int k = t; k < p.R; k += TPC) {
+            const float wk = tof(wr[k]);
+#pragma unroll
+            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbcs[b * p.nb + k], dt[b]);
+        }
+    }
+#pragma unroll
+    for (int b = 0; b < NB; b++) {
+        float d = dt[b];
+#pragma unroll
+        for (int o = TPC >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        const float delta = softplus_f(d + dtb);
+        const float uv = p.u[(size_t)b * p.di + c], du = delta * uv;
+        const float *Bv = dbcs + b * p.nb + p.R, *Cv = Bv + p.N;
+        float part = 0.0f;
+#pragma unroll
+        for (int j = 0; j < K34_SPT; j++) {
+            const int sidx = t + j * TPC;
+            if (sidx < p.N && slot[b] >= 0) {
+                const float h = fast_ex2(delta * A[j]) * st[b][j] + du * Bv[sidx];
+                p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = h;
+                part = fmaf(h, Cv[sidx], part);
+            }
+        }
+#pragma unroll
+        for (int o = TPC >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+        if (t == 0) {
+            const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
+            ys[b][cl] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
+        }
+    }
+    __syncthreads();
+    float yv[NB][8];
+#pragma unroll
+    for (int b = 0; b < NB; b++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
+    const bool addb = p.bias && blockIdx.x == 0;
+    for (int it0 = 0; it0 < nit; it0 += DEPTH) {
+#pragma unroll
+        for (int d = 0; d < DEPTH; d++) {
+            const int it = it0 + d;
+            if (it >= nit) break; /* the same for the whole block */
+            float part[4][NB];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float wf[8];
+                unpack8(buf[d][k], wf, T());
+#pragma unroll
+                for (int b = 0; b < NB; b++) {
+                    float a = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) a = fmaf(wf[e], yv[b][e], a);
+                    part[k][b] = a;
+                }
+            }
+            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+#pragma unroll
+            for (int o = CC >> 1; o > 0; o >>= 1)
+#pragma unroll
+                for (int k = 0; k < 4; k++)
+#pragma unroll
+                    for (int b = 0; b < NB; b++) part[k][b] += __shfl_xor_sync(0xffffffffu, part[k][b], o);
+            const int row = it * (DEC_WARPS * RG * 4) + rw;
+            if (row < p.dm) {
+#pragma unroll
+                for (int b = 0; b < NB; b++) {
+                    if (cc != b) continue;
+                    float v[4];
+#pragma unroll
+                    for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
+                    red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
+                }
+            }
+        }
+    }
+    if (last) {
+        for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
+        if (tid == 0) *p.ticket = 0u;
     }
 }
 
@@ -500,6 +686,44 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
 }
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
+
+/* K34's channels per block (0: K3 + K4 instead): MS6_DEC_K34=1 turns it
+ * on (opt-in until measured), MS6_DEC_K34_CB=16|32 forces the width; by
+ * default 32 when that still gives 120 blocks or more, else 16 */
+static int k34_cb(const ms6_mixer_step_params *p) {
+    if (!ms6_env_is("MS6_DEC_K34", "1")) return 0;
+    int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : ms6_env_is("MS6_DEC_K34_CB", "32") ? 32
+             : p->d_inner / 32 >= 120 ? 32 : 16;
+    if (p->d_inner % cb || p->d_model % 4 || p->d_state > K34_SPT * (DEC_THREADS / cb) || !ms6_aligned16(p->residual))
+        return 0;
+    return cb;
+}
+
+template <typename T, int NB>
+static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+    K34Params k;
+    k.dm = (int)p->d_model;
+    k.di = (int)p->d_inner;
+    k.N = (int)p->d_state;
+    k.R = (int)p->dt_rank;
+    k.nb = k.R + 2 * k.N;
+    k.dt_w = p->dt_proj;
+    k.dt_bias = p->dt_bias;
+    k.A = p->A;
+    k.D = p->D;
+    k.dbc = p->dbc;
+    k.ticket = (unsigned *)(p->dbc + p->n * k.nb);
+    k.u = p->u;
+    k.xz = p->xz;
+    k.ssm = p->ssm_state;
+    k.ssm_slot_stride = p->ssm_slot_stride;
+    k.slots = p->slots;
+    k.w = p->out_proj;
+    k.bias = p->out_proj_bias;
+    k.residual = p->residual;
+    if (k34_cb(p) == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, k.di / 32, 0, k);
+    return launch(c, k_ssm_out<T, NB, 16, 3>, k.di / 16, 0, k);
+}
 
 /* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
 template <typename T, int NB, int CH1, int CH4>
@@ -527,16 +751,6 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    /* x_proj's partial sums go to `copies` copies of dbc (fewer same-address
-     * atomics per L2 slice; K3 adds the copies): MS6_DEC_DBC_COPIES, at most
-     * what the caller's buffer holds (p->dbc_copies), default 1 */
-    const char *ce = getenv("MS6_DEC_DBC_COPIES");
-    int copies = ce ? atoi(ce) : 1;
-    if (copies > p->dbc_copies) copies = (int)p->dbc_copies;
-    if (copies < 1) copies = 1;
-    k1.copies = copies;
-    k1.cs = (long long)p->n * nb;
-    k1.norm1 = ms6_env_is("MS6_DEC_NORM1", "1");
     cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
@@ -550,35 +764,25 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.A = p->A;
     k3.D = p->D;
     k3.dbc = p->dbc;
-    k3.copies = copies;
-    k3.cs = k1.cs;
     k3.u = p->u;
     k3.xz = p->xz;
     k3.ssm = p->ssm_state;
     k3.ssm_slot_stride = p->ssm_slot_stride;
     k3.slots = p->slots;
     k3.y = p->y;
-    /* MS6_DEC_EARLY=1: K3 and K4 trigger their dependents before their
-     * wait instead of after it, so K4's blocks start (and load their first
-     * weights) while K1's last blocks and K3 run, and the next layer's K1
-     * while K4 runs. Safe because no kernel reads early what the kernel two
-     * before it writes: K4 reads the residual (written by the K4 before,
-     * complete once every K1 block passed its wait), K1 its weights and
-     * the conv state (its own, from the step before). */
-    const int early = ms6_env_is("MS6_DEC_EARLY", "1");
-    k3.early = early;
+    if (k34_cb(p)) return k34_launch<T, NB>(c, p);
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
     /* out_proj: one row per warp, double-buffered, for d_model >= 2048
      * (1.4b: 1.181 vs 1.207 ms/token, 2.8b: 2.256 vs 2.320), two rows per
      * warp below (130m: 0.277 vs 0.291); MS6_DEC_K4=1|2 forces either */
     const int k4r = ms6_env_is("MS6_DEC_K4", "1") ? 1 : ms6_env_is("MS6_DEC_K4", "2") ? 2 : dm >= 2048 ? 1 : 2;
-    const int ndbc = copies * (int)p->n * nb;
+    const int ndbc = (int)p->n * nb;
     if (k4r == 2)
         return launch(c, k_outproj<T, NB, CH4, 2>, gemv_grid(dm), 0, (const T *)p->out_proj, p->out_proj_bias,
-                      (const float *)p->y, p->residual, dm, di, p->dbc, ndbc, early);
+                      (const float *)p->y, p->residual, dm, di, p->dbc, ndbc);
     return launch(c, k_outproj<T, NB, CH4, 1>, (dm + DEC_WARPS - 1) / DEC_WARPS, 0, (const T *)p->out_proj,
-                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, ndbc, early);
+                  p->out_proj_bias, (const float *)p->y, p->residual, dm, di, p->dbc, ndbc);
 }
 
 template <typename T, int NB, int CH>
@@ -593,8 +797,6 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
-    k1.copies = 1;
-    k1.norm1 = ms6_env_is("MS6_DEC_NORM1", "1");
     return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
 }
 
