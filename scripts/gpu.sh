@@ -101,10 +101,13 @@ MS6_SCAN_POLY=4 MS6_SCAN_P=2 step kernels-poly4-p2 120 "$BUILD/tests/test_cuda_k
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
 # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
 MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the state update and out_proj in one kernel (K34, MS6_DEC_K34=1, opt-in), at either width
+# the state update and out_proj in one kernel (K34) forced on at either width, and off (the
+# golden models take it by default); in_proj with 4 rows per warp (MS6_DEC_K1R=4, opt-in)
 for cb in 16 32; do
   MS6_DEC_K34=1 MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
+MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_K1R=4 step model-test-k1r4 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -164,7 +167,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # opt-in decode variants still to be judged (docs/kernel-notes.md), NAME:SETTING each, and the
     # default at the same settings (ref); SETTING is VAR=VALUE[,VAR=VALUE...]
-    for v in k34:MS6_DEC_K34=1 k34c16:MS6_DEC_K34=1,MS6_DEC_K34_CB=16 k34c32:MS6_DEC_K34=1,MS6_DEC_K34_CB=32 ref:; do
+    for v in k34on:MS6_DEC_K34=1 k34off:MS6_DEC_K34=0 k1r4:MS6_DEC_K1R=4 k1r4k34:MS6_DEC_K1R=4,MS6_DEC_K34=1 ref:; do
       IFS=, read -ra kv <<< "${v#*:}"
       for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
@@ -180,7 +183,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       # the opt-in decode variants on the real shape too
-      MS6_DEC_K34=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-variants" 200 \
+      MS6_DEC_K34=0 MS6_DEC_K1R=4 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-variants" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \

@@ -18,6 +18,9 @@
  *                   state update over d_state, + D*u, * silu(z) -> y.
  *   K4 outproj      residual += out_proj . y (+ bias); the residual stays
  *                   fp32; block 0 zeroes dbc for the next layer.
+ * or, for the smaller models, K3 and K4 as one kernel split by channels:
+ *   K34 ssm_out     K3 for a block's 32 channels, then their share of
+ *                   out_proj added into the residual with atomics.
  * The head is K1 without the conv epilogue (norm_f + lm_head). The K2 of
  * the first version (x_proj as its own kernel) is folded into K1.
  *
@@ -176,9 +179,11 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-template <typename T, int NB, int CONV, int CH>
+/* R rows per warp: 2 (one row per warp, double-buffered, measured slower),
+ * or 4 with CH 2 (MS6_DEC_K1R=4, opt-in: the same bytes in flight per lane,
+ * half the warps, so a 2.8b in_proj's 10240 rows fit the SMs in one wave) */
+template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
 __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
-    constexpr int R = DEC_ROWS; /* rows per warp (one row per warp, double-buffered, measured slower) */
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
@@ -457,7 +462,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
     }
 }
 
-/* ---- K34 (MS6_DEC_K34=1, opt-in until measured): K3 and K4 in one
+/* ---- K34 (the default for d_inner <= 3072, see k34_cb): K3 and K4 in one
  * kernel, split by channels instead of by output rows. A block owns CB
  * channels c0..: their dt_proj + softplus + state update + D*u + gate (as
  * K3; y of its CB channels stays in shared memory), then its split-K share
@@ -685,15 +690,22 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
-static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
+static int gemv_grid(int rows, int r = DEC_ROWS) { return (rows + DEC_WARPS * r - 1) / (DEC_WARPS * r); }
 
-/* K34's channels per block (0: K3 + K4 instead): MS6_DEC_K34=1 turns it
- * on (opt-in until measured), MS6_DEC_K34_CB=16|32 forces the width; by
- * default 32 when that still gives 120 blocks or more, else 16 */
+/* K1 with 4 rows per warp (see k_norm_gemv): MS6_DEC_K1R=4, where the
+ * block's 32 x rows stay inside x (d_inner % 32 == 0) */
+static int k1r4(const ms6_mixer_step_params *p) { return ms6_env_is("MS6_DEC_K1R", "4") && p->d_inner % 32 == 0; }
+
+/* K34's channels per block, 0 for K3 + K4 instead. K34 by default for
+ * d_inner up to 3072 (130m: 0.234 vs 0.262 ms/token; 1.4b, d_inner 4096:
+ * 1.239 vs 1.178; 2.8b: 2.218 vs 2.222), MS6_DEC_K34=1|0 forces it on or
+ * off; 32 channels (64-byte row pieces of out_proj) unless
+ * MS6_DEC_K34_CB=16 (slower on all three: 0.252 / 1.336 / 2.515) */
 static int k34_cb(const ms6_mixer_step_params *p) {
-    if (!ms6_env_is("MS6_DEC_K34", "1")) return 0;
-    int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : ms6_env_is("MS6_DEC_K34_CB", "32") ? 32
-             : p->d_inner / 32 >= 120 ? 32 : 16;
+    const char *e = getenv("MS6_DEC_K34");
+    const int on = e && *e ? !strcmp(e, "1") : p->d_inner <= 3072;
+    if (!on) return 0;
+    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : 32;
     if (p->d_inner % cb || p->d_model % 4 || p->d_state > K34_SPT * (DEC_THREADS / cb) || !ms6_aligned16(p->residual))
         return 0;
     return cb;
@@ -751,7 +763,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    cudaError_t e = k1r4(p) ? launch(c, k_norm_gemv<T, NB, 1, 2, 4>, gemv_grid(2 * di, 4), sizeof(float) * NB * dm, k1)
+                            : launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;

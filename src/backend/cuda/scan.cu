@@ -53,9 +53,10 @@
  * Development variables (read per call; docs/kernel-notes.md, dev/cuda/
  * sweep.sh, dev/cuda/tune.sh): MS6_SCAN_DIRECT (0 = tiled, 1 = direct;
  * unset = lanes), MS6_SCAN_V6 (0 = the lanes kernel's v5 step loop instead
- * of v6 for the calls v6 takes, see scan_v6_kernel), MS6_SCAN_POLY (1..4:
- * the v6 kernel with part of its decays by a polynomial exp2 on the FMA
- * pipe, poly_exp2.h and v6_launch_for; 0/unset: none), MS6_SCAN_P
+ * of v6 for the calls v6 takes, see scan_v6_kernel), MS6_SCAN_POLY (0:
+ * every decay on the MUFU; 1..4: the v6 kernel with part of its decays by
+ * a polynomial exp2 on the FMA pipe, poly_exp2.h and v6_launch_for; unset:
+ * 4), MS6_SCAN_P
  * (lanes per channel, 2 or 4), MS6_SCAN_BC_VEC
  * (0 = generic B/C staging in the lanes kernel), MS6_SCAN_ASYNC (direct:
  * 0 = register pipeline),
@@ -1527,8 +1528,9 @@ cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStre
  * polynomial exp2"): the sixteenths of the decays computed by the
  * polynomial instead of the MUFU, (state-only loop of pass 1, full loop):
  * 1: (2, 1), the balanced choice by the SASS counts; 2: (3, 1); 3: (1, 1);
- * 4: (2, 0), the full loop unchanged; otherwise (0, 0), the default
- * kernel. */
+ * 4: (2, 0), the full loop unchanged, the default (1.5-2.4 % faster than
+ * (0, 0) on the shapes split over L, the same on the others: bench scan,
+ * H200); otherwise (0, 0). */
 typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
 template <int P, typename T>
 scan_launch_fn v6_launch_for(long long poly) {
@@ -1619,9 +1621,9 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
                                  (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
                              (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
         if (smem6 <= 48 * 1024) {
-            /* MS6_SCAN_POLY = 1..4: part of the decays by the polynomial
-             * exp2 (v6_launch_for) */
-            const long long poly = env_ll("MS6_SCAN_POLY", 0);
+            /* MS6_SCAN_POLY = 0..4: part of the decays by the polynomial
+             * exp2 (v6_launch_for), 4 by default */
+            const long long poly = env_ll("MS6_SCAN_POLY", 4);
             if (env_ll("MS6_SCAN_VERBOSE", 0))
                 fprintf(stderr, "scan(lanes v6 P=%d, poly=%lld): smem=%zu\n", P, poly, smem6);
             if (dt == MS6_DTYPE_F16) launch = P == 2 ? v6_launch_for<2, __half>(poly) : v6_launch_for<4, __half>(poly);
