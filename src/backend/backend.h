@@ -51,7 +51,7 @@ typedef struct ms6_embed_params {
  * matrices share w_dtype. With check_only the op launches nothing and
  * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
  * otherwise: the caller then uses the unfused ops). */
-#define MS6_DBC_EXTRA 4
+#define MS6_DBC_EXTRA 1024
 typedef struct ms6_mixer_step_params {
     int check_only;
     int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;

@@ -179,9 +179,8 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
-/* R rows per warp: 2 (one row per warp, double-buffered, measured slower),
- * or 4 with CH 2 (MS6_DEC_K1R=4, opt-in: the same bytes in flight per lane,
- * half the warps, so a 2.8b in_proj's 10240 rows fit the SMs in one wave) */
+/* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
+ * in_proj in one wave, measured slower: docs/kernel-notes.md) */
 template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
 __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     extern __shared__ float h[]; /* (NB, dim) */
@@ -476,10 +475,11 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
  * in a different order each run (rounding-level differences). ---- */
 struct K34Params {
     int dm, di, N, R, nb;
+    int rs, rows; /* blocks per channel slice, rows of out_proj per block (a multiple of 4) */
     const void *dt_w; /* (di, R) */
     const float *dt_bias, *A, *D;
     float *dbc;       /* (NB, nb), zeroed here by the last block */
-    unsigned *ticket; /* zero on entry and on return */
+    unsigned *ticket; /* zero on entry and on return: [0] the grid's, [1 + slice] each slice's (rs > 1) */
     const float *u, *xz;
     float *ssm;
     long long ssm_slot_stride;
@@ -524,11 +524,14 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     __shared__ float ys[NB][CB];
     __shared__ int last;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int c0 = blockIdx.x * CB;
-    /* out_proj: lane (g, cc) of a warp takes rows it * RB + rw + 0..3 of
-     * columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
-    const int cc = lane % CC, rw = (warp * RG + lane / CC) * 4;
-    const int nit = (p.dm + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
+    /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
+     * the first of them writes the state */
+    const int c0 = (blockIdx.x / p.rs) * CB, rsi = blockIdx.x % p.rs;
+    const int r0 = rsi * p.rows, r1 = min(r0 + p.rows, p.dm);
+    /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
+     * of columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
+    const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
+    const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
     uint4 buf[DEPTH][4];
 #pragma unroll
@@ -608,7 +611,8 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             const int sidx = t + j * TPC;
             if (sidx < p.N && slot[b] >= 0) {
                 const float h = fast_ex2(delta * A[j]) * st[b][j] + du * Bv[sidx];
-                p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = h;
+                if (p.rs == 1) p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = h;
+                st[b][j] = h;
                 part = fmaf(h, Cv[sidx], part);
             }
         }
@@ -620,12 +624,19 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         }
     }
     __syncthreads();
+    /* rs > 1: the slice's blocks all read the old state before their wait;
+     * the last of them to get here writes the new one (at the end) */
+    __shared__ int slast;
+    if (p.rs > 1 && tid == 0) {
+        slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
+        if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+    }
     float yv[NB][8];
 #pragma unroll
     for (int b = 0; b < NB; b++)
 #pragma unroll
         for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
-    const bool addb = p.bias && blockIdx.x == 0;
+    const bool addb = p.bias && c0 == 0;
     for (int it0 = 0; it0 < nit; it0 += DEPTH) {
 #pragma unroll
         for (int d = 0; d < DEPTH; d++) {
@@ -652,7 +663,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
                     for (int b = 0; b < NB; b++) part[k][b] += __shfl_xor_sync(0xffffffffu, part[k][b], o);
             const int row = it * (DEC_WARPS * RG * 4) + rw;
-            if (row < p.dm) {
+            if (row < r1) {
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     if (cc != b) continue;
@@ -667,6 +678,18 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     if (last) {
         for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
         if (tid == 0) *p.ticket = 0u;
+    }
+    if (p.rs > 1) {
+        __syncthreads();
+        if (slast)
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int j = 0; j < K34_SPT; j++) {
+                    const int sidx = t + j * TPC;
+                    if (sidx < p.N && slot[b] >= 0)
+                        p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
+                }
     }
 }
 
@@ -690,22 +713,20 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
-static int gemv_grid(int rows, int r = DEC_ROWS) { return (rows + DEC_WARPS * r - 1) / (DEC_WARPS * r); }
-
-/* K1 with 4 rows per warp (see k_norm_gemv): MS6_DEC_K1R=4, where the
- * block's 32 x rows stay inside x (d_inner % 32 == 0) */
-static int k1r4(const ms6_mixer_step_params *p) { return ms6_env_is("MS6_DEC_K1R", "4") && p->d_inner % 32 == 0; }
+static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
 /* K34's channels per block, 0 for K3 + K4 instead. K34 by default for
  * d_inner up to 3072 (130m: 0.234 vs 0.262 ms/token; 1.4b, d_inner 4096:
  * 1.239 vs 1.178; 2.8b: 2.218 vs 2.222), MS6_DEC_K34=1|0 forces it on or
  * off; 32 channels (64-byte row pieces of out_proj) unless
- * MS6_DEC_K34_CB=16 (slower on all three: 0.252 / 1.336 / 2.515) */
+ * MS6_DEC_K34_CB=16 (slower on all three: 0.252 / 1.336 / 2.515) or 64
+ * (128-byte pieces, the rows split over up to 8 blocks per slice to fill
+ * the SMs twice; opt-in, to be measured) */
 static int k34_cb(const ms6_mixer_step_params *p) {
     const char *e = getenv("MS6_DEC_K34");
     const int on = e && *e ? !strcmp(e, "1") : p->d_inner <= 3072;
     if (!on) return 0;
-    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : 32;
+    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : ms6_env_is("MS6_DEC_K34_CB", "64") ? 64 : 32;
     if (p->d_inner % cb || p->d_model % 4 || p->d_state > K34_SPT * (DEC_THREADS / cb) || !ms6_aligned16(p->residual))
         return 0;
     return cb;
@@ -733,8 +754,17 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     k.w = p->out_proj;
     k.bias = p->out_proj_bias;
     k.residual = p->residual;
-    if (k34_cb(p) == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, k.di / 32, 0, k);
-    return launch(c, k_ssm_out<T, NB, 16, 3>, k.di / 16, 0, k);
+    const int cb = k34_cb(p), slices = k.di / cb;
+    k.rs = 1;
+    if (cb == 64) {
+        k.rs = 2 * c->prop.multiProcessorCount / slices;
+        k.rs = k.rs < 1 ? 1 : k.rs > 8 ? 8 : k.rs;
+        if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
+    }
+    k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
+    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, slices * k.rs, 0, k);
+    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, slices, 0, k);
+    return launch(c, k_ssm_out<T, NB, 16, 3>, slices, 0, k);
 }
 
 /* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
@@ -763,8 +793,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    cudaError_t e = k1r4(p) ? launch(c, k_norm_gemv<T, NB, 1, 2, 4>, gemv_grid(2 * di, 4), sizeof(float) * NB * dm, k1)
-                            : launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
