@@ -18,8 +18,8 @@
  *                   state update over d_state, + D*u, * silu(z) -> y.
  *   K4 outproj      residual += out_proj . y (+ bias); the residual stays
  *                   fp32; block 0 zeroes dbc for the next layer.
- * or, for the smaller models, K3 and K4 as one kernel split by channels:
- *   K34 ssm_out     K3 for a block's 32 channels, then their share of
+ * or, by default, K3 and K4 as one kernel split by channels:
+ *   K34 ssm_out     K3 for a block's 32 or 64 channels, then their share of
  *                   out_proj added into the residual with atomics.
  * The head is K1 without the conv epilogue (norm_f + lm_head). The K2 of
  * the first version (x_proj as its own kernel) is folded into K1.
@@ -461,7 +461,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
     }
 }
 
-/* ---- K34 (the default for d_inner <= 3072, see k34_cb): K3 and K4 in one
+/* ---- K34 (the default, see k34_cb): K3 and K4 in one
  * kernel, split by channels instead of by output rows. A block owns CB
  * channels c0..: their dt_proj + softplus + state update + D*u + gate (as
  * K3; y of its CB channels stays in shared memory), then its split-K share
@@ -471,7 +471,11 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
  * before the wait (DEPTH rounds of 4 rows per thread in flight), so it
  * overlaps K1's tail and the state update's latency chain, and one kernel
  * boundary per layer goes. The last block to stage dbc zeroes it for the
- * next layer (its ticket: the counter after dbc). The residual's sums come
+ * next layer (its ticket: the counter after dbc). With 64 channels the
+ * rows are split over rs blocks per slice: each computes the slice's state
+ * update (the same values from the same inputs) and the last of them to get
+ * past it writes the new state at its end (a ticket per slice), so no block
+ * can overwrite a state another has yet to read. The residual's sums come
  * in a different order each run (rounding-level differences). ---- */
 struct K34Params {
     int dm, di, N, R, nb;
@@ -715,21 +719,25 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
-/* K34's channels per block, 0 for K3 + K4 instead. K34 by default for
- * d_inner up to 3072 (130m: 0.234 vs 0.262 ms/token; 1.4b, d_inner 4096:
- * 1.239 vs 1.178; 2.8b: 2.218 vs 2.222), MS6_DEC_K34=1|0 forces it on or
- * off; 32 channels (64-byte row pieces of out_proj) unless
- * MS6_DEC_K34_CB=16 (slower on all three: 0.252 / 1.336 / 2.515) or 64
- * (128-byte pieces, the rows split over up to 8 blocks per slice to fill
- * the SMs twice; opt-in, to be measured) */
+/* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
+ * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
+ * slice) up to d_inner 2048, else 64 (128-byte pieces, the rows split over
+ * up to 8 blocks per slice to fill the SMs twice); MS6_DEC_K34_CB=16|32|64
+ * forces a width. Measured (H200, bench generate --prompt 32 --gen 256,
+ * ms/token; K3 + K4 / 32 / 64 channels; 16 channels slower everywhere):
+ * 130m 0.262 / 0.232 / 0.266, 370m 0.592 / 0.561 / -, 790m 0.927 / 0.852 /
+ * 0.820, 1.4b 1.179 / 1.246 / 1.183, 2.8b 2.228 / 2.230 / 2.127. */
 static int k34_cb(const ms6_mixer_step_params *p) {
-    const char *e = getenv("MS6_DEC_K34");
-    const int on = e && *e ? !strcmp(e, "1") : p->d_inner <= 3072;
-    if (!on) return 0;
-    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16") ? 16 : ms6_env_is("MS6_DEC_K34_CB", "64") ? 64 : 32;
-    if (p->d_inner % cb || p->d_model % 4 || p->d_state > K34_SPT * (DEC_THREADS / cb) || !ms6_aligned16(p->residual))
-        return 0;
-    return cb;
+    if (ms6_env_is("MS6_DEC_K34", "0")) return 0;
+    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16")   ? 16
+                   : ms6_env_is("MS6_DEC_K34_CB", "32") ? 32
+                   : ms6_env_is("MS6_DEC_K34_CB", "64") ? 64
+                   : p->d_inner <= 2048                 ? 32
+                                                        : 64;
+    if (p->d_model % 4 || !ms6_aligned16(p->residual)) return 0;
+    for (int w = cb; w >= 16; w /= 2) /* a narrower slice where the width does not fit */
+        if (p->d_inner % w == 0 && p->d_state <= K34_SPT * (DEC_THREADS / w)) return w;
+    return 0;
 }
 
 template <typename T, int NB>
