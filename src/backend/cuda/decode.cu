@@ -311,6 +311,45 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     }
 }
 
+/* dt[b] = this thread's share of the dt_proj row wr (R weights) against
+ * the staged dbc rows (NB, nb; dt_low first): with nv = R / 8 vectors the
+ * vectors t, t + G, ..., the first PRE of them from dw (loaded before the
+ * wait), the rest from global memory; with nv = 0 (R % 8 != 0) the weights
+ * t, t + G, ... one by one. The caller sums the G threads' shares. */
+template <typename T, int NB, int PRE>
+static __device__ __forceinline__ void dt_dot(float (&dt)[NB], const uint4 (&dw)[PRE], const T *wr, int R, int nv,
+                                              int t, int G, const float *dbc, int nb) {
+#pragma unroll
+    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
+    if (nv) {
+#pragma unroll
+        for (int i = 0; i < PRE; i++) {
+            const int v = t + i * G;
+            if (v >= nv) break;
+            float wf[8];
+            unpack8(dw[i], wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbc[b * nb + v * 8 + e], dt[b]);
+        }
+        for (int v = t + PRE * G; v < nv; v += G) {
+            float wf[8];
+            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+#pragma unroll
+                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbc[b * nb + v * 8 + e], dt[b]);
+        }
+    } else {
+        for (int k = t; k < R; k += G) {
+            const float wk = tof(wr[k]);
+#pragma unroll
+            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbc[b * nb + k], dt[b]);
+        }
+    }
+}
+
 /* ---- K3: dt_proj + softplus + state update + D*u + gate, G = d_state/4
  * threads per channel, each owning 4 states ---- */
 struct K3Params {
@@ -359,39 +398,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
     __syncthreads();
     /* dt projection: this thread's share of the R weights */
     float dt[NB];
-#pragma unroll
-    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
-    if (nv) {
-#pragma unroll
-        for (int i = 0; i < K3_PRE; i++) {
-            const int v = t + i * G;
-            if (v >= nv) break;
-            float wf[8];
-            unpack8(dw[i], wf, T());
-#pragma unroll
-            for (int b = 0; b < NB; b++) {
-                const float *x = dbc + (size_t)b * p.nb + v * 8;
-#pragma unroll
-                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
-            }
-        }
-        for (int v = t + K3_PRE * G; v < nv; v += G) {
-            float wf[8];
-            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
-#pragma unroll
-            for (int b = 0; b < NB; b++) {
-                const float *x = dbc + (size_t)b * p.nb + v * 8;
-#pragma unroll
-                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], x[e], dt[b]);
-            }
-        }
-    } else {
-        for (int k = t; k < p.R; k += G) {
-            const float wk = tof(wr[k]);
-#pragma unroll
-            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbc[(size_t)b * p.nb + k], dt[b]);
-        }
-    }
+    dt_dot<T, NB, K3_PRE>(dt, dw, wr, p.R, nv, t, G, dbc, p.nb);
 #pragma unroll
     for (int b = 0; b < NB; b++) {
         float d = dt[b];
@@ -519,7 +526,24 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-template <typename T, int NB, int CB, int DEPTH>
+/* the 4 rows of round it into the thread's ring slot (cp.async, 16 bytes
+ * each; slot s of thread i at ring[(4 s + k) * DEC_THREADS + i]) */
+template <typename T, int CB>
+static __device__ __forceinline__ void k34_issue(uint4 *ring, int slot, const T *w, int it, int rw, int dm, int di) {
+    constexpr int RB = DEC_WARPS * (32 / (CB / 8)) * 4;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int row = it * RB + rw + k;
+        row = row < dm ? row : dm - 1;
+        cp_async16(ring + (size_t)(4 * slot + k) * DEC_THREADS + threadIdx.x, w + (size_t)row * di);
+    }
+}
+
+/* DEPTH rounds of the weight slice in flight: in registers, or with SM
+ * (MS6_DEC_K34_SMEM=1, opt-in) in a ring in shared memory filled by
+ * cp.async, each thread reading back only what it copied (no barrier), so
+ * the rounds in flight cost no registers: 6 rounds of 16 KB per block. */
+template <typename T, int NB, int CB, int DEPTH, bool SM = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -537,10 +561,17 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
-    uint4 buf[DEPTH][4];
+    extern __shared__ uint4 ring[]; /* SM: (DEPTH, 4, DEC_THREADS) */
+    uint4 buf[SM ? 1 : DEPTH][4];
 #pragma unroll
-    for (int d = 0; d < DEPTH; d++)
-        if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+    for (int d = 0; d < DEPTH; d++) {
+        if (SM) {
+            if (d < nit) k34_issue<T, CB>(ring, d, wb, d, rw, p.dm, p.di);
+            cp_async_commit(); /* one group per round, empty or not */
+        } else if (d < nit) {
+            k34_load<T, CB>(buf[SM ? 0 : d], wb, d, rw, p.dm, p.di);
+        }
+    }
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -572,35 +603,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* every block has its copy of dbc once the ticket reaches the grid */
     if (tid == 0) last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
     float dt[NB];
-#pragma unroll
-    for (int b = 0; b < NB; b++) dt[b] = 0.0f;
-    if (nv) {
-#pragma unroll
-        for (int i = 0; i < K34_PRE; i++) {
-            const int v = t + i * TPC;
-            if (v >= nv) break;
-            float wf[8];
-            unpack8(dw[i], wf, T());
-#pragma unroll
-            for (int b = 0; b < NB; b++)
-#pragma unroll
-                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbcs[b * p.nb + v * 8 + e], dt[b]);
-        }
-        for (int v = t + K34_PRE * TPC; v < nv; v += TPC) {
-            float wf[8];
-            unpack8(*reinterpret_cast<const uint4 *>(wr + v * 8), wf, T());
-#pragma unroll
-            for (int b = 0; b < NB; b++)
-#pragma unroll
-                for (int e = 0; e < 8; e++) dt[b] = fmaf(wf[e], dbcs[b * p.nb + v * 8 + e], dt[b]);
-        }
-    } else {
-        for (int k = t; k < p.R; k += TPC) {
-            const float wk = tof(wr[k]);
-#pragma unroll
-            for (int b = 0; b < NB; b++) dt[b] = fmaf(wk, dbcs[b * p.nb + k], dt[b]);
-        }
-    }
+    dt_dot<T, NB, K34_PRE>(dt, dw, wr, p.R, nv, t, TPC, dbcs, p.nb);
 #pragma unroll
     for (int b = 0; b < NB; b++) {
         float d = dt[b];
@@ -647,10 +650,19 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             const int it = it0 + d;
             if (it >= nit) break; /* the same for the whole block */
             float part[4][NB];
+            uint4 v[4];
+            if (SM) {
+                cp_async_wait_group<DEPTH - 1>(); /* this round's group has landed */
+#pragma unroll
+                for (int k = 0; k < 4; k++) v[k] = ring[(size_t)(4 * d + k) * DEC_THREADS + tid];
+            } else {
+#pragma unroll
+                for (int k = 0; k < 4; k++) v[k] = buf[SM ? 0 : d][k];
+            }
 #pragma unroll
             for (int k = 0; k < 4; k++) {
                 float wf[8];
-                unpack8(buf[d][k], wf, T());
+                unpack8(v[k], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     float a = 0.0f;
@@ -659,7 +671,12 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     part[k][b] = a;
                 }
             }
-            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+            if (SM) { /* the slot's values are in v and used above: refill it */
+                if (it + DEPTH < nit) k34_issue<T, CB>(ring, d, wb, it + DEPTH, rw, p.dm, p.di);
+                cp_async_commit();
+            } else if (it + DEPTH < nit) {
+                k34_load<T, CB>(buf[SM ? 0 : d], wb, it + DEPTH, rw, p.dm, p.di);
+            }
 #pragma unroll
             for (int o = CC >> 1; o > 0; o >>= 1)
 #pragma unroll
@@ -740,6 +757,16 @@ static int k34_cb(const ms6_mixer_step_params *p) {
     return 0;
 }
 
+/* K34 with its ring in shared memory: K34_RING rounds of 16 KB per block,
+ * above the 48 KB default (the attribute set once per kernel) */
+#define K34_RING 6
+static cudaError_t k34_smem_launch(ms6_cuda_ctx *c, void (*kern)(K34Params), int grid, const K34Params &k) {
+    const size_t smem = (size_t)K34_RING * 4 * DEC_THREADS * sizeof(uint4);
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    return launch(c, kern, grid, smem, k);
+}
+
 template <typename T, int NB>
 static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     K34Params k;
@@ -770,6 +797,11 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
+    if (ms6_env_is("MS6_DEC_K34_SMEM", "1")) {
+        if (cb == 64) return k34_smem_launch(c, k_ssm_out<T, NB, 64, K34_RING, true>, slices * k.rs, k);
+        if (cb == 32) return k34_smem_launch(c, k_ssm_out<T, NB, 32, K34_RING, true>, slices, k);
+        return k34_smem_launch(c, k_ssm_out<T, NB, 16, K34_RING, true>, slices, k);
+    }
     if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, slices * k.rs, 0, k);
     if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, slices, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, slices, 0, k);

@@ -120,7 +120,6 @@ static __device__ __forceinline__ void bulk_load(void *dst, const void *src, uns
 static __device__ __forceinline__ void cp_async_commit_wait() {
     asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;" ::: "memory");
 }
-static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 /* the consumer warps' own barrier (named barrier 1; the producer is not in it) */
 static __device__ __forceinline__ void bar_c() { asm volatile("bar.sync 1, %0;" ::"n"(PK_CTHREADS) : "memory"); }
 
