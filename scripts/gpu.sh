@@ -108,10 +108,6 @@ for cb in 16 32 64; do
   MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
 MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K34 with its weight rounds in a shared-memory ring (MS6_DEC_K34_SMEM=1, opt-in), at both default widths
-for cb in 32 64; do
-  MS6_DEC_K34_SMEM=1 MS6_DEC_K34_CB=$cb step model-test-k34-smem-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
-done
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -172,9 +168,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
-    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md): K3 + K4 instead of K34, K34 at 32 and 64 channels,
-    # K34 with the shared-memory ring
-    for v in k34off:MS6_DEC_K34=0 k34c32:MS6_DEC_K34_CB=32 k34c64:MS6_DEC_K34_CB=64 k34smem:MS6_DEC_K34_SMEM=1 ref:; do
+    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md): K3 + K4 instead of K34, K34 at 32 and 64 channels
+    for v in k34off:MS6_DEC_K34=0 k34c32:MS6_DEC_K34_CB=32 k34c64:MS6_DEC_K34_CB=64 ref:; do
       IFS=, read -ra kv <<< "${v#*:}"
       for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \

@@ -151,11 +151,6 @@ static __device__ __forceinline__ void cp_async4(void *dst, const void *src) {
 }
 static __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-/* until at most N of this thread's committed groups are still in flight */
-template <int N>
-static __device__ __forceinline__ void cp_async_wait_group() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 /* One 16-byte store (a float4 assignment compiles to four 4-byte stores
  * when the alignment is not provable). */

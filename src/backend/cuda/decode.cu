@@ -526,24 +526,7 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-/* the 4 rows of round it into the thread's ring slot (cp.async, 16 bytes
- * each; slot s of thread i at ring[(4 s + k) * DEC_THREADS + i]) */
-template <typename T, int CB>
-static __device__ __forceinline__ void k34_issue(uint4 *ring, int slot, const T *w, int it, int rw, int dm, int di) {
-    constexpr int RB = DEC_WARPS * (32 / (CB / 8)) * 4;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        int row = it * RB + rw + k;
-        row = row < dm ? row : dm - 1;
-        cp_async16(ring + (size_t)(4 * slot + k) * DEC_THREADS + threadIdx.x, w + (size_t)row * di);
-    }
-}
-
-/* DEPTH rounds of the weight slice in flight: in registers, or with SM
- * (MS6_DEC_K34_SMEM=1, opt-in) in a ring in shared memory filled by
- * cp.async, each thread reading back only what it copied (no barrier), so
- * the rounds in flight cost no registers: 6 rounds of 16 KB per block. */
-template <typename T, int NB, int CB, int DEPTH, bool SM = false>
+template <typename T, int NB, int CB, int DEPTH>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -561,17 +544,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
-    extern __shared__ uint4 ring[]; /* SM: (DEPTH, 4, DEC_THREADS) */
-    uint4 buf[SM ? 1 : DEPTH][4];
+    uint4 buf[DEPTH][4];
 #pragma unroll
-    for (int d = 0; d < DEPTH; d++) {
-        if (SM) {
-            if (d < nit) k34_issue<T, CB>(ring, d, wb, d, rw, p.dm, p.di);
-            cp_async_commit(); /* one group per round, empty or not */
-        } else if (d < nit) {
-            k34_load<T, CB>(buf[SM ? 0 : d], wb, d, rw, p.dm, p.di);
-        }
-    }
+    for (int d = 0; d < DEPTH; d++)
+        if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -650,19 +626,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             const int it = it0 + d;
             if (it >= nit) break; /* the same for the whole block */
             float part[4][NB];
-            uint4 v[4];
-            if (SM) {
-                cp_async_wait_group<DEPTH - 1>(); /* this round's group has landed */
-#pragma unroll
-                for (int k = 0; k < 4; k++) v[k] = ring[(size_t)(4 * d + k) * DEC_THREADS + tid];
-            } else {
-#pragma unroll
-                for (int k = 0; k < 4; k++) v[k] = buf[SM ? 0 : d][k];
-            }
 #pragma unroll
             for (int k = 0; k < 4; k++) {
                 float wf[8];
-                unpack8(v[k], wf, T());
+                unpack8(buf[d][k], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     float a = 0.0f;
@@ -671,12 +638,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     part[k][b] = a;
                 }
             }
-            if (SM) { /* the slot's values are in v and used above: refill it */
-                if (it + DEPTH < nit) k34_issue<T, CB>(ring, d, wb, it + DEPTH, rw, p.dm, p.di);
-                cp_async_commit();
-            } else if (it + DEPTH < nit) {
-                k34_load<T, CB>(buf[SM ? 0 : d], wb, it + DEPTH, rw, p.dm, p.di);
-            }
+            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
 #pragma unroll
             for (int o = CC >> 1; o > 0; o >>= 1)
 #pragma unroll
@@ -757,16 +719,6 @@ static int k34_cb(const ms6_mixer_step_params *p) {
     return 0;
 }
 
-/* K34 with its ring in shared memory: K34_RING rounds of 16 KB per block,
- * above the 48 KB default (the attribute set once per kernel) */
-#define K34_RING 6
-static cudaError_t k34_smem_launch(ms6_cuda_ctx *c, void (*kern)(K34Params), int grid, const K34Params &k) {
-    const size_t smem = (size_t)K34_RING * 4 * DEC_THREADS * sizeof(uint4);
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return e;
-    return launch(c, kern, grid, smem, k);
-}
-
 template <typename T, int NB>
 static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     K34Params k;
@@ -797,11 +749,6 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
-    if (ms6_env_is("MS6_DEC_K34_SMEM", "1")) {
-        if (cb == 64) return k34_smem_launch(c, k_ssm_out<T, NB, 64, K34_RING, true>, slices * k.rs, k);
-        if (cb == 32) return k34_smem_launch(c, k_ssm_out<T, NB, 32, K34_RING, true>, slices, k);
-        return k34_smem_launch(c, k_ssm_out<T, NB, 16, K34_RING, true>, slices, k);
-    }
     if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, slices * k.rs, 0, k);
     if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, slices, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, slices, 0, k);
