@@ -108,6 +108,9 @@ for cb in 16 32 64; do
   MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
 MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the shorter latency chains after the waits (opt-in): K1's vector RMSNorm, K34's u and z hoisted
+MS6_DEC_VEC=1 MS6_DEC_HOIST=1 step model-test-vec-hoist 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_DEC_K34_CB=64 step model-test-vec-hoist-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -168,8 +171,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
-    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md): K3 + K4 instead of K34, K34 at 32 and 64 channels
-    for v in k34off:MS6_DEC_K34=0 k34c32:MS6_DEC_K34_CB=32 k34c64:MS6_DEC_K34_CB=64 ref:; do
+    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md): K3 + K4 instead of K34; the opt-in vector RMSNorm
+    # in K1 and u / z hoisted in K34, each and both
+    for v in k34off:MS6_DEC_K34=0 vec:MS6_DEC_VEC=1 hoist:MS6_DEC_HOIST=1 vechoist:MS6_DEC_VEC=1,MS6_DEC_HOIST=1 ref:; do
       IFS=, read -ra kv <<< "${v#*:}"
       for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
@@ -184,8 +188,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
-      # and with the other K34 width and K3 + K4
-      MS6_DEC_K34_CB=64 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34c64" 200 \
+      # and with the other K34 width plus the opt-in latency changes, and K3 + K4
+      MS6_DEC_K34_CB=64 MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34c64" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
@@ -197,6 +201,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: fused vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec-hoist" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do

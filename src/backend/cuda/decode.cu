@@ -175,14 +175,16 @@ struct K1Params {
     float *dbc;         /* (NB, nb), accumulated into */
 };
 
+#define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
+
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
 /* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
  * in_proj in one wave, measured slower: docs/kernel-notes.md) */
-template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
-__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
+template <typename T, int NB, int CONV, int CH, int R, bool VEC>
+static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
@@ -217,6 +219,18 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
             }
         }
     }
+    /* VEC (MS6_DEC_VEC=1, opt-in): the norm weights go to h before the
+     * wait (cp.async, each thread its own float4s), and after it every
+     * residual float4 of the thread is requested at once: one L2 round trip
+     * where the scalar loop below keeps about three loads in flight (its
+     * own instantiation, bounded to the blocks per SM of the scalar one) */
+    const int nv4 = p.dim >> 2;
+    if (VEC) {
+        for (int q = threadIdx.x; q < nv4; q += DEC_THREADS)
+#pragma unroll
+            for (int b = 0; b < NB; b++) cp_async16(h + b * p.dim + 4 * q, p.norm + 4 * q);
+        cp_async_commit();
+    }
     pdl_sync();
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
@@ -225,13 +239,37 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     float ss[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) ss[b] = 0.0f;
-    for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS) {
-        const float g = p.norm[k];
+    if (VEC) {
+        float4 rv[NB][K1_VEC];
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            const float v = p.residual[(size_t)b * p.dim + k];
-            h[b * p.dim + k] = v * g;
-            ss[b] += v * v;
+        for (int b = 0; b < NB; b++)
+#pragma unroll
+            for (int j = 0; j < K1_VEC; j++) {
+                const int q = threadIdx.x + j * DEC_THREADS;
+                rv[b][j] = q < nv4 ? reinterpret_cast<const float4 *>(p.residual + (size_t)b * p.dim)[q]
+                                   : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+        cp_async_wait_all();
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+#pragma unroll
+            for (int j = 0; j < K1_VEC; j++) {
+                const int q = threadIdx.x + j * DEC_THREADS;
+                if (q >= nv4) break;
+                float4 *hp = reinterpret_cast<float4 *>(h + b * p.dim) + q;
+                const float4 g = *hp, v = rv[b][j];
+                *hp = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
+                ss[b] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            }
+    } else {
+        for (int k = threadIdx.x; k < p.dim; k += DEC_THREADS) {
+            const float g = p.norm[k];
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                const float v = p.residual[(size_t)b * p.dim + k];
+                h[b * p.dim + k] = v * g;
+                ss[b] += v * v;
+            }
         }
     }
 #pragma unroll
@@ -309,6 +347,17 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
                 atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
+}
+
+template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
+__global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
+    norm_gemv_body<T, NB, CONV, CH, R, false>(p);
+}
+/* with the vector RMSNorm (MS6_DEC_VEC=1), held to the scalar kernel's
+ * blocks per SM (64 registers with CH 4, 128 with CH 8) */
+template <typename T, int NB, int CONV, int CH>
+__global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true>(p);
 }
 
 /* dt[b] = this thread's share of the dt_proj row wr (R weights) against
@@ -526,7 +575,10 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-template <typename T, int NB, int CB, int DEPTH>
+/* HOIST (MS6_DEC_HOIST=1, opt-in until measured): u and z requested with
+ * dbc right after the wait instead of when the state update reaches them,
+ * two L2 round trips less on the path to the first out_proj FMA */
+template <typename T, int NB, int CB, int DEPTH, bool HOIST = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -574,6 +626,13 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
     }
     pdl_sync();
+    float uvh[NB], zh[NB];
+    if (HOIST)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            uvh[b] = p.u[(size_t)b * p.di + c];
+            zh[b] = t == 0 ? p.xz[(size_t)b * 2 * p.di + p.di + c] : 0.0f;
+        }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
@@ -586,7 +645,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
         for (int o = TPC >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
         const float delta = softplus_f(d + dtb);
-        const float uv = p.u[(size_t)b * p.di + c], du = delta * uv;
+        const float uv = HOIST ? uvh[b] : p.u[(size_t)b * p.di + c], du = delta * uv;
         const float *Bv = dbcs + b * p.nb + p.R, *Cv = Bv + p.N;
         float part = 0.0f;
 #pragma unroll
@@ -602,7 +661,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
         for (int o = TPC >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
         if (t == 0) {
-            const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
+            const float z = HOIST ? zh[b] : p.xz[(size_t)b * 2 * p.di + p.di + c];
             ys[b][cl] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
         }
     }
@@ -696,6 +755,14 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
+/* K1's vector RMSNorm (MS6_DEC_VEC=1, opt-in until measured; one
+ * sequence): 16-byte aligned norm weights and residual rows, dim within
+ * K1_VEC float4s per thread */
+static int k1_vec(const float *norm, const float *residual, int dim) {
+    return ms6_env_is("MS6_DEC_VEC", "1") && ms6_aligned16(norm) && ms6_aligned16(residual) && dim % 4 == 0 &&
+           dim <= 4 * K1_VEC * DEC_THREADS;
+}
+
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
@@ -749,6 +816,11 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
+    if (ms6_env_is("MS6_DEC_HOIST", "1")) {
+        if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3, true>, slices * k.rs, 0, k);
+        if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3, true>, slices, 0, k);
+        return launch(c, k_ssm_out<T, NB, 16, 3, true>, slices, 0, k);
+    }
     if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, slices * k.rs, 0, k);
     if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, slices, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, slices, 0, k);
@@ -780,7 +852,13 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    cudaError_t e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    cudaError_t e;
+    bool vec = false;
+    if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
+        vec = k1_vec(p->norm, p->residual, dm);
+        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+    }
+    if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     K3Params k3;
     k3.di = di;
@@ -826,7 +904,12 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
-    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), sizeof(float) * NB * (size_t)p->dim, k1);
+    const size_t smem = sizeof(float) * NB * (size_t)p->dim;
+    if constexpr (NB == 1) {
+        if (k1_vec(p->norm, p->x, (int)p->dim))
+            return launch(c, k_norm_gemv_vec<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
+    }
+    return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
 }
 
 /* 16-byte weight vectors in flight per row and lane, for rows of K halves:
