@@ -99,6 +99,8 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
   MS6_SCAN_POLY=0 step kernels-poly0 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   MS6_SCAN_POLY=0 MS6_SCAN_P=2 step kernels-poly0-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 fi
+# the conv update with 4 channels per thread (MS6_CONV_UPD_VEC=1, opt-in): the whole kernel sweep
+MS6_CONV_UPD_VEC=1 step kernels-conv-upd-vec 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
 # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -209,6 +211,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
           --prompt 32 --gen 32 --reps 2
         summary+=("  $(e2e_line "e2e-$s-b$b")")
+        # with the 4-channel conv update (MS6_CONV_UPD_VEC=1, opt-in)
+        MS6_CONV_UPD_VEC=1 step "e2e-$s-b$b-convvec" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+          --backend cuda --batch $b --prompt 32 --gen 32 --reps 2
+        summary+=("  $(e2e_line "e2e-$s-b$b-convvec")")
       done
     fi
   done

@@ -186,15 +186,16 @@ static void sweep(ms6_backend *be, tu_rng *rng) {
                 check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim * c.L), msg);
             }
         }
-        for (int di = 0; di < 3; di++, k++) {
+        for (int di = 0; di < 6; di++, k++) {
+            /* dim 7, and 68 (4-channel groups: MS6_CONV_UPD_VEC's kernel for K = 4, f32) */
             kh_conv_update_case c = {0};
-            c.batch = 5; c.dim = 7; c.K = K; c.io = dts[di];
+            c.batch = 5; c.dim = di < 3 ? 7 : 68; c.K = K; c.io = dts[di % 3];
             c.has_bias = k % 2; c.activation = (k / 2) % 2; c.use_indices = (k % 3) != 0;
             msg[0] = 0;
             kh_result r;
             ms6_status st = kh_run_conv_update(be, &c, rng, &r, msg);
-            snprintf(what, sizeof what, "[cuda] conv1d_update K=%lld idx=%d %s", (long long)K, c.use_indices,
-                     ms6_dtype_name(c.io));
+            snprintf(what, sizeof what, "[cuda] conv1d_update K=%lld dim=%lld idx=%d %s", (long long)K,
+                     (long long)c.dim, c.use_indices, ms6_dtype_name(c.io));
             check_result(what, st, &r, tol_io_n(c.io, c.batch * c.dim), msg);
         }
     }
