@@ -101,6 +101,9 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
 fi
 # the conv update with 4 channels per thread (MS6_CONV_UPD_VEC=1, opt-in): the whole kernel sweep
 MS6_CONV_UPD_VEC=1 step kernels-conv-upd-vec 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+# split-K candidates in the timed cuBLASLt choice (MS6_GEMM_SPLITK=1, opt-in): the ops and the models
+MS6_GEMM_SPLITK=1 step ops-splitk 120 "$BUILD/tests/test_cuda_ops" || fail=1
+MS6_GEMM_SPLITK=1 step model-test-splitk 120 "$BUILD/tests/test_cuda_model" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
 # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -211,10 +214,15 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
           --prompt 32 --gen 32 --reps 2
         summary+=("  $(e2e_line "e2e-$s-b$b")")
-        # with the 4-channel conv update (MS6_CONV_UPD_VEC=1, opt-in)
-        MS6_CONV_UPD_VEC=1 step "e2e-$s-b$b-convvec" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
-          --backend cuda --batch $b --prompt 32 --gen 32 --reps 2
-        summary+=("  $(e2e_line "e2e-$s-b$b-convvec")")
+        # with the 4-channel conv update (MS6_CONV_UPD_VEC=1), split-K gemm candidates (MS6_GEMM_SPLITK=1), both
+        for v in convvec:MS6_CONV_UPD_VEC=1 splitk:MS6_GEMM_SPLITK=1 both:MS6_CONV_UPD_VEC=1,MS6_GEMM_SPLITK=1; do
+          IFS=, read -ra kv <<< "${v#*:}"
+          for x in "${kv[@]}"; do export "$x"; done
+          step "e2e-$s-b$b-${v%%:*}" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+            --batch $b --prompt 32 --gen 32 --reps 2
+          for x in "${kv[@]}"; do unset "${x%%=*}"; done
+          summary+=("  $(e2e_line "e2e-$s-b$b-${v%%:*}")")
+        done
       done
     fi
   done

@@ -159,16 +159,19 @@ static void test_gemm(ms6_backend *be, tu_rng *rng) {
                     if (k % 3 == 2) { c.padx = 1; c.padw = 3; c.pady = 1; }
                     run_gemm_case(be, &c, rng);
                 }
-    /* model-sized matrices: lm_head-like, x_proj-like (few long rows), a prefill chunk */
-    const int64_t big[][3] = {{1, 50280, 768}, {1, 192, 5120}, {2, 1536, 160}, {64, 2048, 768}, {300, 1024, 512}};
+    /* model-sized matrices: lm_head-like, x_proj-like (few long rows), a prefill chunk, and a
+     * batched decode out_proj (64 rows, long K, added into an fp32 y: its algorithm is timed,
+     * with MS6_GEMM_SPLITK=1 among split-K candidates) */
+    const int64_t big[][3] = {{1, 50280, 768}, {1, 192, 5120}, {2, 1536, 160}, {64, 2048, 768}, {300, 1024, 512},
+                              {64, 1024, 4096}};
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
         gemm_case c = {0};
         c.M = big[s][0]; c.N = big[s][1]; c.K = big[s][2];
         c.xt = s % 2 ? MS6_DTYPE_BF16 : MS6_DTYPE_F16;
         c.wt = c.xt;
-        c.yt = s == 3 ? MS6_DTYPE_F32 : c.xt;
+        c.yt = s == 3 || s == 5 ? MS6_DTYPE_F32 : c.xt;
         c.bias = s == 2;
-        c.accumulate = s == 4;
+        c.accumulate = s == 4 || s == 5;
         run_gemm_case(be, &c, rng);
     }
     /* the same shape twice reuses the cached cuBLASLt plan */
