@@ -360,6 +360,17 @@ __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(
     norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true>(p);
 }
 
+/* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
+ * (vectors t, t + G, ...; nv of them in the row), before the wait */
+template <typename T, int PRE>
+static __device__ __forceinline__ void dt_load(uint4 (&dw)[PRE], const T *wr, int nv, int t, int G) {
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        const int v = t + i * G;
+        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 /* dt[b] = this thread's share of the dt_proj row wr (R weights) against
  * the staged dbc rows (NB, nb; dt_low first): with nv = R / 8 vectors the
  * vectors t, t + G, ..., the first PRE of them from dw (loaded before the
@@ -428,11 +439,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_ssm(K3Params p) {
     const T *wr = (const T *)p.dt_w + (size_t)c * p.R;
     const int nv = (p.R & 7) == 0 ? p.R / 8 : 0;
     uint4 dw[K3_PRE];
-#pragma unroll
-    for (int i = 0; i < K3_PRE; i++) {
-        const int v = t + i * G;
-        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
-    }
+    dt_load(dw, wr, nv, t, G);
     int slot[NB];
     float4 st[NB];
 #pragma unroll
@@ -620,11 +627,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const T *wr = (const T *)p.dt_w + (size_t)c * p.R;
     const int nv = (p.R & 7) == 0 ? p.R / 8 : 0;
     uint4 dw[K34_PRE];
-#pragma unroll
-    for (int i = 0; i < K34_PRE; i++) {
-        const int v = t + i * TPC;
-        dw[i] = v < nv ? *reinterpret_cast<const uint4 *>(wr + v * 8) : make_uint4(0, 0, 0, 0);
-    }
+    dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     float uvh[NB], zh[NB];
     if (HOIST)
