@@ -228,5 +228,11 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   done
 fi
 
+# where the decode kernels' warps wait (ncu, standalone; MS6_GPU_NCU=1, about a minute; the
+# script uses build-gpu)
+if [ "${MS6_GPU_NCU:-0}" = 1 ] && [ "$BUILD" = build-gpu ] && command -v ncu > /dev/null; then
+  NOBUILD=1 STALLS=1 SHAPES="130m 2.8b" COUNT=3 step ncu-decode 200 bash dev/cuda/ncu_decode.sh
+fi
+
 finish
 exit $fail
