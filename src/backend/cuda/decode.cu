@@ -595,7 +595,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     __shared__ int last;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
-     * the first of them writes the state */
+     * with rs > 1 the last of them to finish the state update writes it */
     const int c0 = (blockIdx.x / p.rs) * CB, rsi = blockIdx.x % p.rs;
     const int r0 = rsi * p.rows, r1 = min(r0 + p.rows, p.dm);
     /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
