@@ -50,6 +50,7 @@ finish() {
       [ -f "$f" ] && { echo "-- $(basename "$f" .log)"; grep '^scan' "$f"; }
     done
     [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
+    [ -f "$LOG/bench-splitk.log" ] && cat "$LOG/bench-splitk.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
   } > "$LOG/summary.txt"
@@ -149,6 +150,11 @@ if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
     step build-scan-workbench 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/scan_workbench.cu \
       "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/scan_workbench"; then
     step scan-workbench 150 "$BUILD/scan_workbench"
+  fi
+  # split-K out_proj streaming by weight layout (dev/cuda/bench_splitk.cu: K34's access vs W^T)
+  if [ -f dev/cuda/bench_splitk.cu ] &&
+    step build-bench-splitk 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" dev/cuda/bench_splitk.cu -o "$BUILD/bench_splitk"; then
+    step bench-splitk 60 "$BUILD/bench_splitk"
   fi
   if [ -f dev/cuda/bench_gemm.c ] &&
     step build-bench-gemm 60 gcc -O2 -std=c11 -Iinclude -Isrc -DMS6_HAVE_CUDA=1 dev/cuda/bench_gemm.c \
