@@ -153,7 +153,7 @@ if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
   fi
   # split-K out_proj streaming by weight layout (dev/cuda/bench_splitk.cu: K34's access vs W^T)
   if [ -f dev/cuda/bench_splitk.cu ] &&
-    step build-bench-splitk 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" dev/cuda/bench_splitk.cu -o "$BUILD/bench_splitk"; then
+    step build-bench-splitk 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/bench_splitk.cu -o "$BUILD/bench_splitk"; then
     step bench-splitk 60 "$BUILD/bench_splitk"
   fi
   if [ -f dev/cuda/bench_gemm.c ] &&

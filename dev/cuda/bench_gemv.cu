@@ -8,28 +8,9 @@
  * one is used), MINB (launch bounds: blocks of 256 threads per SM). A plain
  * read of the same bytes (sum, grid-stride) is the ceiling. Standalone, not
  * part of the build:
- *   nvcc -O3 -arch=sm_90 dev/cuda/bench_gemv.cu -o bench_gemv && ./bench_gemv
+ *   nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/bench_gemv.cu -o bench_gemv && ./bench_gemv
  */
-#include <cuda_fp16.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#define CK(x)                                                                                 \
-    do {                                                                                      \
-        cudaError_t e_ = (x);                                                                 \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));        \
-            exit(1);                                                                          \
-        }                                                                                     \
-    } while (0)
-
-static __device__ __forceinline__ uint4 ld_stream(const void *p) {
-    uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-                 : "l"(p));
-    return r;
-}
+#include "bench_common.cuh"
 
 template <int V>
 static __device__ __forceinline__ void load(uint4 (&b)[V], const __half *w, int base, int tpr, int sub, int nv) {
@@ -92,19 +73,6 @@ __global__ void __launch_bounds__(256, MINB) gemv(const __half *W, const float *
     if (sub == 0 && row < rows) y[row] = acc;
 }
 
-__global__ void __launch_bounds__(256) readsum(const uint4 *p, size_t n, float *out) {
-    float s = 0.f;
-    const size_t stride = (size_t)gridDim.x * 256;
-    size_t i = (size_t)blockIdx.x * 256 + threadIdx.x;
-    for (; i + 3 * stride < n; i += 4 * stride) {
-        const uint4 a = ld_stream(p + i), b = ld_stream(p + i + stride), c = ld_stream(p + i + 2 * stride),
-                    d = ld_stream(p + i + 3 * stride);
-        s += __uint_as_float(a.x ^ b.y ^ c.z ^ d.w);
-    }
-    for (; i < n; i += stride) s += __uint_as_float(ld_stream(p + i).x);
-    if (s == 12345.f) out[0] = s;
-}
-
 struct Shape {
     const char *name;
     int rows, K;
@@ -113,25 +81,6 @@ static const Shape shapes[] = {{"in_proj", 10240, 2560}, {"out_proj", 2560, 5120
 static char *pool;
 static size_t pool_bytes;
 static float *dx, *dy;
-
-/* us per launch of f(r) over 40 launches after 3 warm-ups, r the rep */
-template <typename F>
-static double time_us(F f) {
-    for (int r = 0; r < 3; r++) f(r);
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    const int reps = 40;
-    CK(cudaEventRecord(a));
-    for (int r = 0; r < reps; r++) f(r);
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    CK(cudaEventDestroy(a));
-    CK(cudaEventDestroy(b));
-    return ms * 1e3 / reps;
-}
 
 template <int V, int TPR, int DB, int MINB>
 static void run(const char *label) {

@@ -12,38 +12,15 @@
  * ceiling. Shapes: 2.8b (2560 x 5120) and 1.4b (2048 x 4096); W rotated
  * through copies totalling > 20x the L2 so every launch reads from DRAM.
  * Standalone, not part of the build:
- *   nvcc -O3 -arch=sm_90 dev/cuda/bench_splitk.cu -o bench_splitk && ./bench_splitk
+ *   nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/bench_splitk.cu -o bench_splitk && ./bench_splitk
  */
-#include <cuda_fp16.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#define CK(x)                                                                                 \
-    do {                                                                                      \
-        cudaError_t e_ = (x);                                                                 \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));        \
-            exit(1);                                                                          \
-        }                                                                                     \
-    } while (0)
-
-static __device__ __forceinline__ uint4 ld_stream(const void *p) {
-    uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-                 : "l"(p));
-    return r;
-}
+#include "bench_common.cuh"
 
 static __device__ __forceinline__ float dot8(const uint4 &v, const float *y) {
-    const __half2 *h = reinterpret_cast<const __half2 *>(&v);
-    float s = 0.f;
+    float f[8], s = 0.f;
+    unpack8(v, f, __half());
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const float2 f = __half22float2(h[i]);
-        s = fmaf(f.x, y[2 * i], s);
-        s = fmaf(f.y, y[2 * i + 1], s);
-    }
+    for (int e = 0; e < 8; e++) s = fmaf(f[e], y[e], s);
     return s;
 }
 
@@ -107,33 +84,17 @@ __global__ void __launch_bounds__(512) transposed(const __half *Wt, const float 
         for (int c = 0; c < CB; c += DEPTH) {
 #pragma unroll
             for (int d = 0; d < DEPTH; d++) {
-                const __half2 *h = reinterpret_cast<const __half2 *>(&buf[d]);
+                float f[8];
+                unpack8(buf[d], f, __half());
                 const float yc = ys[c + d];
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float2 f = __half22float2(h[i]);
-                    acc[2 * i] = fmaf(f.x, yc, acc[2 * i]);
-                    acc[2 * i + 1] = fmaf(f.y, yc, acc[2 * i + 1]);
-                }
+                for (int e = 0; e < 8; e++) acc[e] = fmaf(f[e], yc, acc[e]);
                 if (c + d + DEPTH < CB) buf[d] = ld_stream(w + (size_t)(c + d + DEPTH) * dm);
             }
         }
         atomicAdd(reinterpret_cast<float4 *>(out + 8 * j), make_float4(acc[0], acc[1], acc[2], acc[3]));
         atomicAdd(reinterpret_cast<float4 *>(out + 8 * j + 4), make_float4(acc[4], acc[5], acc[6], acc[7]));
     }
-}
-
-__global__ void __launch_bounds__(256) readsum(const uint4 *p, size_t n, float *out) {
-    float s = 0.f;
-    const size_t stride = (size_t)gridDim.x * 256;
-    size_t i = (size_t)blockIdx.x * 256 + threadIdx.x;
-    for (; i + 3 * stride < n; i += 4 * stride) {
-        const uint4 a = ld_stream(p + i), b = ld_stream(p + i + stride), c = ld_stream(p + i + 2 * stride),
-                    d = ld_stream(p + i + 3 * stride);
-        s += __uint_as_float(a.x ^ b.y ^ c.z ^ d.w);
-    }
-    for (; i < n; i += stride) s += __uint_as_float(ld_stream(p + i).x);
-    if (s == 12345.f) out[0] = s;
 }
 
 struct Shape {
@@ -145,25 +106,6 @@ static char *pool;
 static size_t pool_bytes;
 static float *dy, *dout;
 static int sms;
-
-/* us per launch of f(r) over 40 launches after 3 warm-ups, r the rep */
-template <typename F>
-static double time_us(F f) {
-    for (int r = 0; r < 3; r++) f(r);
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    const int reps = 40;
-    CK(cudaEventRecord(a));
-    for (int r = 0; r < reps; r++) f(r);
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    CK(cudaEventDestroy(a));
-    CK(cudaEventDestroy(b));
-    return ms * 1e3 / reps;
-}
 
 static void cell(double us, size_t bytes) { printf("  %7.2f us %5.2f TB/s", us, bytes / us * 1e-6); }
 

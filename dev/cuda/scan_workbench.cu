@@ -25,6 +25,8 @@
  */
 #include "mamba_s6.h"
 
+#include "bench_common.cuh" /* before N: the library header uses the name */
+
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -33,14 +35,6 @@
 #include <string.h>
 
 #define N 16
-#define CK(x)                                                                                    \
-    do {                                                                                         \
-        cudaError_t e_ = (x);                                                                    \
-        if (e_ != cudaSuccess) {                                                                 \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));          \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
 
 struct Prob {
     long long B, D, L;

@@ -152,6 +152,16 @@ static __device__ __forceinline__ void cp_async4(void *dst, const void *src) {
 static __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 
+/* One 16-byte load of data read once (weights streamed by the decode
+ * kernels): read-only path, not kept in L1. */
+static __device__ __forceinline__ uint4 ld_stream(const void *p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
 /* One 16-byte store (a float4 assignment compiles to four 4-byte stores
  * when the alignment is not provable). */
 static __device__ __forceinline__ void st_v4(float *p, float a, float b, float c, float d) {

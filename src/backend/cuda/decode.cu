@@ -72,14 +72,6 @@ static __device__ __forceinline__ void pdl_sync() {
 }
 
 
-static __device__ __forceinline__ uint4 ld_stream(const void *p) {
-    uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-                 : "l"(p));
-    return r;
-}
-
 
 /* ---- warp gemv core: R rows of W (K halves each, K % 8 == 0) against NB
  * fp32 vectors x (row b at x + b*ldx). Lane partial sums. ---- */
