@@ -645,7 +645,7 @@ static ms6_ssm_step_params ssm_step_params(ms6_model *m, ms6_fwd_state *s, ms6_f
     return p;
 }
 
-/* Whether this step's layers run ssm_step: opted in, a batch in range, and
+/* Whether this step's layers run ssm_step: a batch in range (above), and
  * the backend takes every layer's shapes (check_only). */
 static int batch_ssm_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n) {
     const char *e = getenv("MS6_DEC_BATCH_FUSED");
@@ -693,29 +693,27 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
             /* dt_proj + softplus + state update + D + gate in one op */
             ms6_ssm_step_params sp = ssm_step_params(m, s, w, i, n, 0);
             RUN(m, msg, "ssm_step", m->be->ops->ssm_step(m->be, &sp));
-            st = out_proj(m, w, Lw, n, MS6_DTYPE_F32, 0, msg);
+        } else {
+            st = dt_proj(m, w, Lw, n, MS6_DTYPE_F32, msg);
             if (st != MS6_STATUS_OK) return st;
-            continue;
+            /* one scan step per sequence, state updated in place */
+            ms6_state_update_params su = {
+                .batch = n, .dim = di, .d_state = N, .n_groups = 1, .n_state_slots = 2 * s->n_seq,
+                .state = s->ssm + i * ssm_layer(m, s),
+                .state_batch_stride = di * N, .state_dim_stride = N,
+                .x = {w->u, MS6_DTYPE_F32, di, 1, 0},
+                .dt = {w->delta, MS6_DTYPE_F32, di, 1, 0},
+                .A = Lw->A, .A_dim_stride = N, .A_state_stride = 1,
+                .B = {w->dbc + R, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
+                .C = {w->dbc + R + N, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
+                .D = Lw->D, .dt_bias = Lw->dt_bias,
+                .z = {w->xz + di, MS6_DTYPE_F32, 2 * di, 1, 0},
+                .out = {w->y, MS6_DTYPE_F32, di, 1, 0},
+                .dt_softplus = 1,
+                .state_batch_indices = w->slots,
+            };
+            RUN(m, msg, "state_update", m->be->ops->state_update(m->be, &su));
         }
-        st = dt_proj(m, w, Lw, n, MS6_DTYPE_F32, msg);
-        if (st != MS6_STATUS_OK) return st;
-        /* one scan step per sequence, state updated in place */
-        ms6_state_update_params su = {
-            .batch = n, .dim = di, .d_state = N, .n_groups = 1, .n_state_slots = 2 * s->n_seq,
-            .state = s->ssm + i * ssm_layer(m, s),
-            .state_batch_stride = di * N, .state_dim_stride = N,
-            .x = {w->u, MS6_DTYPE_F32, di, 1, 0},
-            .dt = {w->delta, MS6_DTYPE_F32, di, 1, 0},
-            .A = Lw->A, .A_dim_stride = N, .A_state_stride = 1,
-            .B = {w->dbc + R, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
-            .C = {w->dbc + R + N, MS6_DTYPE_F32, MS6_BC_VARIABLE, nb, 0, 0, 1, 0},
-            .D = Lw->D, .dt_bias = Lw->dt_bias,
-            .z = {w->xz + di, MS6_DTYPE_F32, 2 * di, 1, 0},
-            .out = {w->y, MS6_DTYPE_F32, di, 1, 0},
-            .dt_softplus = 1,
-            .state_batch_indices = w->slots,
-        };
-        RUN(m, msg, "state_update", m->be->ops->state_update(m->be, &su));
         st = out_proj(m, w, Lw, n, MS6_DTYPE_F32, 0, msg);
         if (st != MS6_STATUS_OK) return st;
     }

@@ -781,8 +781,16 @@ static int k34_cb(const ms6_mixer_step_params *p) {
     return 0;
 }
 
+template <typename T, int NB, bool HOIST>
+static cudaError_t k34_grid(ms6_cuda_ctx *c, const K34Params &k, int cb, int blocks) {
+    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3, HOIST>, blocks, 0, k);
+    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3, HOIST>, blocks, 0, k);
+    return launch(c, k_ssm_out<T, NB, 16, 3, HOIST>, blocks, 0, k);
+}
+
+/* K34 at cb channels per block (k34_cb) */
 template <typename T, int NB>
-static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
+static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, int cb) {
     K34Params k;
     k.dm = (int)p->d_model;
     k.di = (int)p->d_inner;
@@ -803,7 +811,7 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
     k.w = p->out_proj;
     k.bias = p->out_proj_bias;
     k.residual = p->residual;
-    const int cb = k34_cb(p), slices = k.di / cb;
+    const int slices = k.di / cb;
     k.rs = 1;
     if (cb == 64) {
         k.rs = 2 * c->prop.multiProcessorCount / slices;
@@ -811,14 +819,8 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p) {
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
-    if (ms6_env_is("MS6_DEC_HOIST", "1")) {
-        if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3, true>, slices * k.rs, 0, k);
-        if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3, true>, slices, 0, k);
-        return launch(c, k_ssm_out<T, NB, 16, 3, true>, slices, 0, k);
-    }
-    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, slices * k.rs, 0, k);
-    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, slices, 0, k);
-    return launch(c, k_ssm_out<T, NB, 16, 3>, slices, 0, k);
+    return ms6_env_is("MS6_DEC_HOIST", "1") ? k34_grid<T, NB, true>(c, k, cb, slices * k.rs)
+                                            : k34_grid<T, NB, false>(c, k, cb, slices * k.rs);
 }
 
 /* CH1: K1's vectors in flight (rows of d_model), CH4: K4's (rows of d_inner) */
@@ -855,6 +857,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
+    const int cb = k34_cb(p);
+    if (cb) return k34_launch<T, NB>(c, p, cb);
     K3Params k3;
     k3.di = di;
     k3.N = N;
@@ -872,7 +876,6 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k3.ssm_slot_stride = p->ssm_slot_stride;
     k3.slots = p->slots;
     k3.y = p->y;
-    if (k34_cb(p)) return k34_launch<T, NB>(c, p);
     e = launch(c, k_ssm<T, NB>, (di * k3.G + DEC_THREADS - 1) / DEC_THREADS, 0, k3);
     if (e != cudaSuccess) return e;
     /* out_proj: one row per warp, double-buffered, for d_model >= 2048
