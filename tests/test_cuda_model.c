@@ -18,11 +18,12 @@
  *     at every step, on the same half weights (models the fused path does not
  *     take, fp32 weights and falcon_mamba, compare the unfused path to itself);
  *   - batched decode with the fused dt_proj + state update op (ssm_step,
- *     src/backend/cuda/decode_batch.cu, MS6_DEC_BATCH_FUSED=1) == without
- *     it, 3 and 70 sequences (prefilled, then stepped in order and as a
- *     permuted subset), in both weight modes; with MS6_DEC_BATCH_FUSED=1 in
- *     the environment every batched check below (batched == single, the
- *     greedy batch of 70) runs the op as well (scripts/gpu.sh does so);
+ *     src/backend/cuda/decode_batch.cu; by default for 3-16 sequences)
+ *     forced on == forced off (MS6_DEC_BATCH_FUSED=1 / 0), 3 and 70
+ *     sequences (prefilled, then stepped in order and as a permuted
+ *     subset), in both weight modes; the other batched checks below take
+ *     the default, and with MS6_DEC_BATCH_FUSED=1 in the environment the op
+ *     at every batch size (scripts/gpu.sh does so);
  *   - greedy steps (ms6_session_step_greedy, ms6_batch_step_greedy: the
  *     argmax on the device) == ms6_argmax of the same step's logits, for one
  *     sequence and for 70 in a batch (more rows than one lm_head block);
