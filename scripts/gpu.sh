@@ -100,11 +100,8 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
   MS6_SCAN_POLY=0 step kernels-poly0 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   MS6_SCAN_POLY=0 MS6_SCAN_P=2 step kernels-poly0-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 fi
-# the conv update with 4 channels per thread (MS6_CONV_UPD_VEC=1, opt-in): the whole kernel sweep
-MS6_CONV_UPD_VEC=1 step kernels-conv-upd-vec 120 "$BUILD/tests/test_cuda_kernels" || fail=1
-# split-K candidates in the timed cuBLASLt choice (MS6_GEMM_SPLITK=1, opt-in): the ops and the models
-MS6_GEMM_SPLITK=1 step ops-splitk 120 "$BUILD/tests/test_cuda_ops" || fail=1
-MS6_GEMM_SPLITK=1 step model-test-splitk 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
+MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
 MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
 # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -115,9 +112,8 @@ for cb in 16 64; do
   MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
 MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the shorter latency chains after the waits (opt-in): K1's vector RMSNorm, K34's u and z hoisted
-MS6_DEC_VEC=1 MS6_DEC_HOIST=1 step model-test-vec-hoist 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_DEC_K34_CB=64 step model-test-vec-hoist-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K1's scalar RMSNorm loop (the vector one is the default for one sequence)
+MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -183,9 +179,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
-    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md): K3 + K4 instead of K34; the opt-in vector RMSNorm
-    # in K1 and u / z hoisted in K34, each and both
-    for v in k34off:MS6_DEC_K34=0 vec:MS6_DEC_VEC=1 hoist:MS6_DEC_HOIST=1 vechoist:MS6_DEC_VEC=1,MS6_DEC_HOIST=1 ref:; do
+    # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
+    for v in ${MS6_GPU_E2E_VARIANTS:-k34off:MS6_DEC_K34=0 vec0:MS6_DEC_VEC=0 ref:}; do
       IFS=, read -ra kv <<< "${v#*:}"
       for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
@@ -200,8 +195,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
-      # and with the other K34 width plus the opt-in latency changes, and K3 + K4
-      MS6_DEC_K34_CB=64 MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34c64" 200 \
+      # and with the other K34 width, and K3 + K4
+      MS6_DEC_K34_CB=64 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34c64" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
@@ -213,7 +208,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: fused vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_VEC=1 MS6_DEC_HOIST=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec-hoist" 200 \
+      MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
@@ -221,8 +216,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         step "e2e-$s-b$b" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --batch $b \
           --prompt 32 --gen 32 --reps 2
         summary+=("  $(e2e_line "e2e-$s-b$b")")
-        # with the 4-channel conv update (MS6_CONV_UPD_VEC=1), split-K gemm candidates (MS6_GEMM_SPLITK=1), both
-        for v in convvec:MS6_CONV_UPD_VEC=1 splitk:MS6_GEMM_SPLITK=1 both:MS6_CONV_UPD_VEC=1,MS6_GEMM_SPLITK=1; do
+        # variants beside it (as above; MS6_GPU_BATCH_VARIANTS replaces the list)
+        for v in ${MS6_GPU_BATCH_VARIANTS:-convscalar:MS6_CONV_UPD_VEC=0}; do
           IFS=, read -ra kv <<< "${v#*:}"
           for x in "${kv[@]}"; do export "$x"; done
           step "e2e-$s-b$b-${v%%:*}" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \

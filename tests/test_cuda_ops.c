@@ -160,8 +160,7 @@ static void test_gemm(ms6_backend *be, tu_rng *rng) {
                     run_gemm_case(be, &c, rng);
                 }
     /* model-sized matrices: lm_head-like, x_proj-like (few long rows), a prefill chunk, and a
-     * batched decode out_proj (64 rows, long K, added into an fp32 y: its algorithm is timed,
-     * with MS6_GEMM_SPLITK=1 among split-K candidates) */
+     * batched decode out_proj (64 rows, long K, added into an fp32 y: its algorithm is timed) */
     const int64_t big[][3] = {{1, 50280, 768}, {1, 192, 5120}, {2, 1536, 160}, {64, 2048, 768}, {300, 1024, 512},
                               {64, 1024, 4096}};
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {

@@ -145,14 +145,16 @@ __global__ void __launch_bounds__(kThreads) conv_update_kernel(const ConvUpdArgs
     st_any(a.out.ptr, a.out.dtype, oo, c);
 }
 
-/* The update with 4 channels per thread (MS6_CONV_UPD_VEC=1, opt-in until
- * measured): for d_conv 4, fp32 x and out with unit channel stride, packed
+/* The update with 4 channels per thread (the default where it applies;
+ * MS6_CONV_UPD_VEC=0: the scalar kernel): for d_conv 4, fp32 x and out with unit channel stride, packed
  * state (slot, dim, 3) and weights (dim, 4), every row and pointer 16-byte
  * aligned. A thread's 4 channels are 3 float4 of state, 4 of weights, one
  * of x, bias and out, with 32-bit index arithmetic and the sequence from
  * blockIdx.y; the same FMAs in the same order as conv_update_kernel.
- * Batched decode spends ~11 us per 2.8b layer at 64 sequences in the
- * scalar kernel against ~2.5 us of bytes. */
+ * Batched decode spent ~11 us per 2.8b layer at 64 sequences in the
+ * scalar kernel against ~2.5 us of bytes; measured (H200, bench generate,
+ * 2.8b shape, ms per step, vec4 / scalar): batch 8 3.562 / 3.595, batch 64
+ * 4.762 / 4.916. */
 __global__ void __launch_bounds__(kThreads) conv_update_vec4_kernel(const ConvUpdArgs a) {
     const int b = blockIdx.y, d0 = 4 * (blockIdx.x * kThreads + threadIdx.x);
     if (d0 >= (int)a.dim) return;
@@ -406,7 +408,7 @@ extern "C" ms6_status ms6_cuda_conv1d_update(ms6_backend *be, const ms6_conv1d_u
     a.w = p->weight; a.bias = p->bias; a.act = p->activation;
     a.idx = p->state_batch_indices;
     const long long n = p->batch * p->dim;
-    const int vec4 = ms6_env_is("MS6_CONV_UPD_VEC", "1") && a.K == 4 && a.ws == 4 && a.sds == 3 &&
+    const int vec4 = !ms6_env_is("MS6_CONV_UPD_VEC", "0") && a.K == 4 && a.ws == 4 && a.sds == 3 &&
                      a.x.dtype == MS6_DTYPE_F32 && a.out.dtype == MS6_DTYPE_F32 && a.x.ds == 1 && a.out.ds == 1 &&
                      p->dim % 4 == 0 && a.x.bs % 4 == 0 && a.out.bs % 4 == 0 && a.sbs % 4 == 0 &&
                      p->batch <= 65535 && p->dim < (1 << 30) && ms6_aligned16(a.x.ptr) && ms6_aligned16(a.out.ptr) &&

@@ -66,8 +66,6 @@
 /* shapes of at least this much work (2*M*N*K) have their algorithm timed */
 #define LT_CANDIDATES 8
 #define LT_TUNE_MIN_FLOP 2.5e8
-#define LT_SPLITS 4 /* split-K variants per candidate (MS6_GEMM_SPLITK=1) */
-#define LT_SPLITK_MAX_M 256
 
 /* ---------------------------------------------------------------------- */
 /* element access by dtype tag (compile-time)                               */
@@ -509,46 +507,6 @@ done:
     return best;
 }
 
-/* MS6_GEMM_SPLITK=1 (opt-in until measured): for products of at most
- * LT_SPLITK_MAX_M rows the timed candidates also include each of the
- * heuristic's algorithms split over K in 2, 4, 8 and 16 parts (reduced in
- * fp32 in the workspace), where the algorithm supports it and
- * cublasLtMatmulAlgoCheck accepts it: a skinny product such as batched
- * decode's out_proj (64 x 2560 x 5120) has too few output tiles to fill
- * 132 SMs (~20 us for 26 MB). Appends to res (room for LT_SPLITS per
- * candidate) and returns the new count. */
-static int lt_add_splitk(gemm_state *g, lt_entry *e, cublasLtMatmulHeuristicResult_t *res, int n, uint64_t ws) {
-    static const int32_t splits[LT_SPLITS] = {2, 4, 8, 16};
-    const int n0 = n;
-    for (int i = 0; i < n0; i++) {
-        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
-        int32_t sup = 0, cur = 1;
-        uint32_t mask = 0;
-        size_t got = 0;
-        if (cublasLtMatmulAlgoCapGetAttribute(&res[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &sup, sizeof sup, &got) !=
-                CUBLAS_STATUS_SUCCESS || !sup ||
-            cublasLtMatmulAlgoCapGetAttribute(&res[i].algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &mask, sizeof mask,
-                                              &got) != CUBLAS_STATUS_SUCCESS ||
-            !(mask & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) ||
-            cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &cur, sizeof cur, &got) !=
-                CUBLAS_STATUS_SUCCESS || cur != 1)
-            continue;
-        for (int j = 0; j < LT_SPLITS; j++) {
-            cublasLtMatmulHeuristicResult_t r = res[i];
-            const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-            if (cublasLtMatmulAlgoConfigSetAttribute(&r.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits[j],
-                                                     sizeof splits[j]) != CUBLAS_STATUS_SUCCESS ||
-                cublasLtMatmulAlgoConfigSetAttribute(&r.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
-                                                     sizeof scheme) != CUBLAS_STATUS_SUCCESS ||
-                cublasLtMatmulAlgoCheck(g->h, e->op, e->la, e->lb, e->lc, e->lc, &r.algo, &r) != CUBLAS_STATUS_SUCCESS ||
-                r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > ws)
-                continue;
-            res[n++] = r;
-        }
-    }
-    return n;
-}
-
 /* Finds or builds the descriptors + algorithm for one shape; *out is NULL
  * when cuBLASLt has no algorithm for it (the caller falls back). The first
  * product of a large shape outside graph capture times the heuristic's top
@@ -607,7 +565,7 @@ static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, con
         return ms6_backend_fail(be, MS6_STATUS_DEVICE_ERROR, "gemm: cuBLASLt preference setup failed (%s)",
                                 lt_status_name(s));
     }
-    cublasLtMatmulHeuristicResult_t res[LT_CANDIDATES * (1 + LT_SPLITS)];
+    cublasLtMatmulHeuristicResult_t res[LT_CANDIDATES];
     int found = 0;
     const char *tune_env = getenv("MS6_GEMM_TUNE");
     const int tune = (!tune_env || strcmp(tune_env, "0") != 0) &&
@@ -624,8 +582,6 @@ static ms6_status lt_lookup(ms6_backend *be, gemm_state *g, const lt_key *k, con
         e->stamp = g->clock;
         return MS6_STATUS_OK;
     }
-    if (tune && k->M <= LT_SPLITK_MAX_M && ms6_env_is("MS6_GEMM_SPLITK", "1"))
-        found = lt_add_splitk(g, e, res, found, ws);
     e->algo = res[tune && found > 1 ? lt_tune(be, g, e, res, found, w, x) : 0].algo;
     e->used = 1;
     *out = e;
