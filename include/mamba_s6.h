@@ -367,6 +367,15 @@ ms6_status ms6_session_step(ms6_session *s, int32_t id, float *logits);
  * (ms6_argmax of the logits) to *next. The argmax runs where the logits are:
  * on a GPU only the id is copied back, not vocab floats. */
 ms6_status ms6_session_step_greedy(ms6_session *s, int32_t id, int32_t *next);
+/* count greedy steps in one call: feeds `id`, then each token it makes;
+ * out[i] (host, count ids) is the token after id (i = 0) or out[i-1], the
+ * same as count calls of ms6_session_step_greedy. On a GPU each token goes
+ * back into the next step on the device, the steps run back to back with no
+ * host round trip between them, and the ids come back together. The
+ * position advances by count; after a failure the state is undefined
+ * (reset or restore it). Stop conditions (an end-of-text id) are the
+ * caller's: generate in pieces of a few tokens to stop early. */
+ms6_status ms6_session_generate_greedy(ms6_session *s, int32_t id, int64_t count, int32_t *out);
 /* Back to the empty state (position 0). */
 ms6_status ms6_session_reset(ms6_session *s);
 /* Tokens consumed since creation or reset. */

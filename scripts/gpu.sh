@@ -188,6 +188,11 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       for x in "${kv[@]}"; do unset "${x%%=*}"; done
       summary+=("  $(e2e_line "e2e-$s-${v%%:*}")")
     done
+    # one greedy step call per token (the host waits for each id) against the default's one
+    # generate call with the tokens fed back on the device
+    step "e2e-$s-perstep" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+      --prompt 32 --gen 256 --reps 2 --per-step
+    summary+=("  $(e2e_line "e2e-$s-perstep")")
     # the whole-step decode kernel (decode_persist.cu) instead of the per-layer kernels
     MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2

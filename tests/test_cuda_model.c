@@ -38,6 +38,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 
 static ms6_model *load(const char *dir, ms6_backend_kind kind, int dtype, int64_t chunk) {
@@ -210,6 +211,40 @@ static void greedy_check(ms6_model *gpu, const char *name, const int32_t *prompt
     }
     CHECK(st == MS6_STATUS_OK && bad == 0, "%s: greedy session steps: %d differ from the argmax of the logits (%s)", name,
           bad, s2 ? ms6_session_last_error(s2) : "");
+    /* generate_greedy: G tokens fed back on the device (past the 1024 ids
+     * the log holds between copies), then the same ids teacher-forced
+     * through s1's steps: each must be the argmax of the logits before it,
+     * up to ties within 1e-4 (the x_proj atomics make two runs differ by
+     * rounding) */
+    enum { G = 1030 };
+    int32_t *gen = malloc(sizeof(int32_t) * G);
+    int near = 0, exact = 0;
+    bad = 0;
+    if (!gen && !st) st = MS6_STATUS_OUT_OF_MEMORY;
+    if (!st) st = ms6_session_reset(s1);
+    if (!st) st = ms6_session_reset(s2);
+    if (!st && P > 0) st = ms6_session_prefill(s1, prompt, P, NULL, 0);
+    if (!st && P > 0) st = ms6_session_prefill(s2, prompt, P, NULL, 0);
+    id = P > 0 ? prompt[P - 1] : 0;
+    if (!st) st = ms6_session_generate_greedy(s2, id, G, gen);
+    CHECK(st == MS6_STATUS_OK && ms6_session_position(s2) == P + G, "%s: generate_greedy of %d (%s)", name, (int)G,
+          s2 ? ms6_session_last_error(s2) : "");
+    for (int i = 0; i < G && !st; i++) {
+        st = ms6_session_step(s1, id, lg);
+        if (st) break;
+        const int32_t best = ms6_argmax(lg, V);
+        if (gen[i] < 0 || gen[i] >= V || !(lg[gen[i]] >= lg[best] - 1e-4f * (1.0f + fabsf(lg[best])))) bad++;
+        exact += gen[i] == best;
+        near++;
+        id = gen[i];
+    }
+    CHECK(st == MS6_STATUS_OK && bad == 0 && near == G,
+          "%s: generate_greedy: %d of %d tokens are not the argmax of the logits before them (%s)", name, bad, near,
+          s1 ? ms6_session_last_error(s1) : "");
+    fprintf(stderr, "  %-28s generate_greedy: %d tokens, %d exactly the step's argmax, all within ties\n", name, near,
+            exact);
+    free(gen);
+    bad = 0;
     if (!st) st = ms6_batch_create(gpu, B, &b1, NULL);
     if (!st) st = ms6_batch_create(gpu, B, &b2, NULL);
     for (int i = 0; i < B && !st; i++) {

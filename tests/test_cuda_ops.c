@@ -11,7 +11,9 @@
  * rmsnorm: tests/kernel_harness.c's kh_run_norm on the CUDA backend.
  * embed: bit-exact against the host conversion of the same table row.
  * argmax_rows: equal to ms6_argmax on rows with planted ties (the first
- * index wins), NaNs, -inf, all-NaN rows and widths around the block size.
+ * index wins), NaNs, -inf, all-NaN rows and widths around the block size
+ * and the 16-byte path; argmax_feed the same ids on the device, logged
+ * twice, its position advanced.
  * ssm_step (decode_batch.cu: dt_proj + softplus + state update + D + gate
  * of a batched decode step): a float64 oracle on the weights rounded to
  * their dtype, over both dt paths (16-byte vectors of the staged rows for
@@ -365,7 +367,8 @@ done:
 }
 
 static void test_argmax(ms6_backend *be, tu_rng *rng) {
-    const int64_t widths[] = {1, 5, 1023, 1024, 1025, 50280};
+    /* 16-byte loads where n % 4 == 0 (rows stay aligned): 4, 8, 1024, 4100, 50280 */
+    const int64_t widths[] = {1, 4, 5, 8, 1023, 1024, 1025, 4100, 50280};
     for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
         const int64_t n = widths[wi], rows = 7;
         float *h = malloc(sizeof(float) * (size_t)(rows * n));
@@ -398,6 +401,25 @@ static void test_argmax(ms6_backend *be, tu_rng *rng) {
             CHECK(got[r] == ms6_argmax(h + r * n, n), "argmax n=%lld row %lld: %d, ms6_argmax %d", (long long)n,
                   (long long)r, (int)got[r], (int)ms6_argmax(h + r * n, n));
         }
+        /* argmax_feed twice: ids on the device, the log at positions 0 and 1, pos = {2, 0} */
+        int32_t *dev = NULL, back[7 + 2 * 7 + 2];
+        const int32_t init[7 + 2 * 7 + 2] = {0};
+        if (!st) st = ms6_backend_alloc(be, sizeof back, (void **)&dev);
+        if (!st) st = ms6_backend_upload(be, dev, init, sizeof init);
+        for (int k = 0; k < 2 && !st; k++)
+            st = be->ops->argmax_feed(be, (const float *)d, rows, n, dev, dev + rows, dev + 3 * rows);
+        if (!st) st = ms6_backend_download(be, back, dev, sizeof back);
+        CHECK(st == MS6_STATUS_OK, "argmax_feed n=%lld: %s", (long long)n, ms6_backend_last_error(be));
+        for (int64_t r = 0; r < rows && !st; r++) {
+            const int32_t want = ms6_argmax(h + r * n, n);
+            n_cases++;
+            CHECK(back[r] == want && back[rows + r] == want && back[2 * rows + r] == want,
+                  "argmax_feed n=%lld row %lld: id %d, log %d %d, ms6_argmax %d", (long long)n, (long long)r,
+                  (int)back[r], (int)back[rows + r], (int)back[2 * rows + r], (int)want);
+        }
+        CHECK(st || (back[3 * rows] == 2 && back[3 * rows + 1] == 0), "argmax_feed n=%lld: pos %d %d, want 2 0",
+              (long long)n, (int)back[3 * rows], (int)back[3 * rows + 1]);
+        ms6_backend_dealloc(be, dev);
         ms6_backend_dealloc(be, d);
         free(h);
     }

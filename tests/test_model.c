@@ -511,6 +511,32 @@ static void run_case(const char *label, tiny_cfg cfg, tu_rng *r, ms6_backend_kin
                       (int)ms6_argmax(lg, V), ms6_session_last_error(g));
         }
         if (g) CHECK(ms6_session_step_greedy(g, ids[0], NULL) == MS6_STATUS_INVALID_ARGUMENT, "%s: next NULL", label);
+        /* generate_greedy(G) == G greedy steps, each fed the one before */
+        if (g) {
+            enum { G = 5 };
+            int32_t gen[G], stp[G], id = ids[P];
+            CHECK(ms6_session_reset(g) == MS6_STATUS_OK && ms6_session_prefill(g, ids, P, NULL, 0) == MS6_STATUS_OK,
+                  "%s: prefill P (generate)", label);
+            CHECK(ms6_session_generate_greedy(g, ids[P], G, gen) == MS6_STATUS_OK, "%s: generate_greedy: %s", label,
+                  ms6_session_last_error(g));
+            CHECK(ms6_session_position(g) == P + G, "%s: position after generate %lld", label,
+                  (long long)ms6_session_position(g));
+            CHECK(ms6_session_reset(g) == MS6_STATUS_OK && ms6_session_prefill(g, ids, P, NULL, 0) == MS6_STATUS_OK,
+                  "%s: prefill P (steps)", label);
+            for (int i = 0; i < G; i++) {
+                CHECK(ms6_session_step_greedy(g, id, &stp[i]) == MS6_STATUS_OK, "%s: greedy step", label);
+                id = stp[i];
+            }
+            for (int i = 0; i < G; i++)
+                CHECK(gen[i] == stp[i], "%s: generate_greedy token %d is %d, greedy steps %d", label, i, (int)gen[i],
+                      (int)stp[i]);
+            CHECK(ms6_session_generate_greedy(g, (int32_t)V, 1, gen) == MS6_STATUS_OUT_OF_RANGE, "%s: generate id V",
+                  label);
+            CHECK(ms6_session_generate_greedy(g, ids[0], -1, gen) == MS6_STATUS_INVALID_ARGUMENT, "%s: count -1", label);
+            CHECK(ms6_session_generate_greedy(g, ids[0], 1, NULL) == MS6_STATUS_INVALID_ARGUMENT, "%s: out NULL", label);
+            CHECK(ms6_session_generate_greedy(g, ids[0], 0, NULL) == MS6_STATUS_OK && ms6_session_position(g) == P + G,
+                  "%s: count 0", label);
+        }
         ms6_session_free(g);
         /* 3. chunked prefill (chunk 3 and 1) == unchunked */
         for (int64_t chunk = 1; chunk <= 3; chunk += 2) {

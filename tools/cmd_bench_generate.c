@@ -4,7 +4,9 @@
  *
  * Prefill: one session, P random token ids (fixed seed), best of --reps runs.
  * Decode: G greedy steps after the prompt (a few untimed warm-up steps
- * first), best of --reps runs, through ms6_session_step_greedy /
+ * first), best of --reps runs, through ms6_session_generate_greedy (each
+ * token fed back on the device, the steps back to back; --per-step: one
+ * ms6_session_step_greedy call per token, the host waiting for each id) or
  * ms6_batch_step_greedy: the argmax runs where the logits are, so on a GPU
  * only the token ids come back. The floor of batch-1 decode is the weight
  * bytes read per token (ms6_model_weight_bytes) divided by this machine's
@@ -37,6 +39,7 @@ typedef struct {
     int threads; /* 0 = all cores */
     int64_t batch, prompt, gen, reps;
     int json;
+    int per_step; /* batch 1: one ms6_session_step_greedy call per token */
 } bench_cfg;
 
 typedef struct {
@@ -69,6 +72,8 @@ static void usage(FILE *f) {
             "  --prompt P        prompt tokens (default 512)\n"
             "  --gen G           decoded tokens (default 64)\n"
             "  --reps R          runs of each phase, best kept (default 3)\n"
+            "  --per-step        batch 1: time one greedy step call per token (the host waits\n"
+            "                    for each id) instead of one generate call for all G\n"
             "  --json            one JSON object per line instead of the table\n");
 }
 
@@ -172,15 +177,16 @@ static void bench_ids(int32_t *ids, int64_t n, int64_t V, uint64_t seed) {
 static int run_model(const bench_cfg *c, bench_result *r) {
     ms6_session *s = NULL;
     ms6_error err;
-    int32_t *ids = NULL;
+    int32_t *ids = NULL, *gen = NULL;
     float *logits = NULL;
     int rc = 1;
     ms6_model *m = bench_load(c, r);
     if (!m) return 1;
     const int64_t V = ms6_model_vocab_size(m);
     ids = malloc(sizeof(int32_t) * (size_t)c->prompt);
+    gen = malloc(sizeof(int32_t) * (size_t)c->gen);
     logits = malloc(sizeof(float) * (size_t)V);
-    if (!ids || !logits) {
+    if (!ids || !gen || !logits) {
         fprintf(stderr, "mamba-s6 bench generate: out of memory\n");
         goto done;
     }
@@ -199,8 +205,15 @@ static int run_model(const bench_cfg *c, bench_result *r) {
         if (t < r->prefill_s) r->prefill_s = t;
         int32_t tok = ms6_argmax(logits, V);
         for (int i = 0; i < warm && st == MS6_STATUS_OK; i++) st = ms6_session_step_greedy(s, tok, &tok);
+        if (st == MS6_STATUS_OK && !c->per_step) { /* the device-fed loop's own capture, untimed */
+            st = ms6_session_generate_greedy(s, tok, warm, gen);
+            tok = gen[warm - 1];
+        }
         t0 = cli_now();
-        for (int64_t i = 0; i < c->gen && st == MS6_STATUS_OK; i++) st = ms6_session_step_greedy(s, tok, &tok);
+        if (c->per_step)
+            for (int64_t i = 0; i < c->gen && st == MS6_STATUS_OK; i++) st = ms6_session_step_greedy(s, tok, &tok);
+        else if (st == MS6_STATUS_OK)
+            st = ms6_session_generate_greedy(s, tok, c->gen, gen);
         t = cli_now() - t0;
         if (st != MS6_STATUS_OK) {
             fprintf(stderr, "mamba-s6 bench generate: %s\n", ms6_session_last_error(s));
@@ -214,6 +227,7 @@ done:
     ms6_session_free(s);
     ms6_model_free(m);
     free(ids);
+    free(gen);
     free(logits);
     return rc;
 }
@@ -322,6 +336,7 @@ static void report(const bench_cfg *c, const bench_result *r) {
         cJSON_AddNumberToObject(o, "batch", (double)c->batch);
         cJSON_AddNumberToObject(o, "prompt", (double)c->prompt);
         cJSON_AddNumberToObject(o, "gen", (double)c->gen);
+        if (c->batch == 1) cJSON_AddStringToObject(o, "decode_calls", c->per_step ? "per_step" : "generate");
         cJSON_AddNumberToObject(o, "prefill_tokens_per_s", pf_tps);
         cJSON_AddNumberToObject(o, "prefill_ms_per_token", 1e3 * r->prefill_s / (double)c->prompt);
         cJSON_AddNumberToObject(o, "prefill_gemm_gflop_per_s", pf_tps * r->gemm_flops_per_token / 1e9);
@@ -352,6 +367,9 @@ static void report(const bench_cfg *c, const bench_result *r) {
            r->isa ? " / " : "", r->isa ? r->isa : "", r->threads_used, r->threads_used == 1 ? "" : "s",
            (long long)c->batch, (long long)c->reps);
     if (r->device[0]) printf("device %s\n", r->device);
+    if (c->batch == 1)
+        printf("decode calls: %s\n", c->per_step ? "one greedy step per token (--per-step)"
+                                                 : "one generate call, each token fed back where it was made");
     if (c->batch > 1)
         printf("decode: ms per step of %lld tokens; floor = (weights + %lld x %.1f MB of state) / copy bandwidth\n",
                (long long)c->batch, (long long)c->batch, r->state_rw_bytes / 1e6);
@@ -384,7 +402,7 @@ static void report(const bench_cfg *c, const bench_result *r) {
 }
 
 int cmd_bench_generate(int argc, char **argv) {
-    bench_cfg c = {NULL, MS6_BACKEND_CPU, 0, 1, 512, 64, 3, 0};
+    bench_cfg c = {NULL, MS6_BACKEND_CPU, 0, 1, 512, 64, 3, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -393,6 +411,10 @@ int cmd_bench_generate(int argc, char **argv) {
         }
         if (!strcmp(a, "--json")) {
             c.json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--per-step")) {
+            c.per_step = 1;
             continue;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

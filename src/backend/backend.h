@@ -153,6 +153,13 @@ typedef struct ms6_backend_ops {
      * number, as ms6_argmax. Optional: where NULL, backend memory is host
      * memory and the caller runs ms6_argmax. */
     ms6_status (*argmax_rows)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out);
+    /* The same argmax kept on the device, for decode loops that feed each
+     * token back without the host: ids[r] (backend memory) = the index of
+     * row r, log[pos[0] * rows + r] too, then pos[0] += 1; pos (2 ints,
+     * backend memory, pos[1] zero) is the op's. Optional (NULL: the caller
+     * steps with argmax_rows). No host transfer, so it can be captured. */
+    ms6_status (*argmax_feed)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *ids, int32_t *log,
+                              int32_t *pos);
     /* optional: the whole fused decode step (NULL: mixer_step per layer and norm_gemv) */
     ms6_status (*decode_step)(ms6_backend *be, const ms6_decode_step_params *p);
     /* optional: dt_proj + state update + gate of a batched decode step

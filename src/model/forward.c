@@ -150,6 +150,8 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->logits, sizeof(float) * (size_t)(w->logit_rows * c->vocab_size)},
         {(void **)&w->ids, sizeof(int32_t) * (size_t)rows},
         {(void **)&w->slots, sizeof(int32_t) * (size_t)rows},
+        {(void **)&w->gen_log, sizeof(int32_t) * MS6_GEN_LOG},
+        {(void **)&w->gen_pos, sizeof(int32_t) * 2},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         ms6_status st = ms6_backend_alloc(m->be, bufs[i].bytes, bufs[i].p);
@@ -165,7 +167,8 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
 
 void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
     ms6_graph_cache_free(w);
-    void *ps[] = {w->residual, w->h, w->xz, w->u, w->dbc, w->delta, w->y, w->out, w->logits, w->ids, w->slots};
+    void *ps[] = {w->residual, w->h,      w->xz,   w->u,       w->dbc,    w->delta, w->y,
+                  w->out,      w->logits, w->ids, w->slots, w->gen_log, w->gen_pos};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) ms6_backend_dealloc(m->be, ps[i]);
     memset(w, 0, sizeof *w);
 }
@@ -740,4 +743,39 @@ ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
         RUN(m, msg, "download",
             ms6_backend_download(m->be, logits, w->logits, sizeof(float) * (size_t)(n * c->vocab_size)));
     return next ? argmax_logits(m, w, n, next, msg) : MS6_STATUS_OK;
+}
+
+/* step_body, then the argmax of the logits row fed back into w->ids and
+ * logged at w->gen_log[w->gen_pos[0]++] (one sequence) */
+static ms6_status step_body_feed(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+    ms6_status st = step_body(m, s, w, n, msg);
+    if (st != MS6_STATUS_OK) return st;
+    RUN(m, msg, "argmax",
+        m->be->ops->argmax_feed(m->be, w->logits, n, m->cfg.pub.vocab_size, w->ids, w->gen_log, w->gen_pos));
+    return MS6_STATUS_OK;
+}
+
+ms6_status ms6_forward_generate_greedy(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, int32_t id,
+                                       int64_t count, int32_t *out, char *msg) {
+    ms6_status st = MS6_STATUS_OK;
+    if (!m->be->ops->argmax_feed || w->logit_rows < 1) {
+        for (int64_t i = 0; i < count && st == MS6_STATUS_OK; i++) {
+            st = ms6_forward_step(m, s, w, &seq, &id, 1, NULL, out + i, msg);
+            id = out[i];
+        }
+        return st;
+    }
+    const int32_t slot = (int32_t)(2 * seq + s->cur[seq]);
+    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->slots, &slot, sizeof slot));
+    RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, &id, sizeof id));
+    for (int64_t done = 0; done < count;) {
+        const int64_t k = count - done < MS6_GEN_LOG ? count - done : MS6_GEN_LOG;
+        const int32_t zero[2] = {0, 0};
+        RUN(m, msg, "upload", ms6_backend_upload(m->be, w->gen_pos, zero, sizeof zero));
+        for (int64_t i = 0; i < k; i++)
+            if ((st = ms6_graph_step(m, s, w, 1, step_body_feed, msg)) != MS6_STATUS_OK) return st;
+        RUN(m, msg, "download", ms6_backend_download(m->be, out + done, w->gen_log, sizeof(int32_t) * (size_t)k));
+        done += k;
+    }
+    return MS6_STATUS_OK;
 }

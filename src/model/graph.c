@@ -5,7 +5,7 @@
  * layer, norm_f and lm_head) reads its inputs from fixed buffers (the ids and
  * state slots in the scratch, the state of the sequences), so for a given
  * state and batch size n it is the same sequence of kernels every time. On
- * the CUDA backend the first step of each (state, n) runs eagerly (cuBLASLt
+ * the CUDA backend the first step of each (state, n, body) runs eagerly (cuBLASLt
  * chooses its plans and allocates outside any capture), the second is
  * captured into a CUDA graph, and that step and all later ones are one graph
  * launch. If capture fails (an op that cannot be captured), the step runs
@@ -28,6 +28,7 @@
 typedef struct graph_entry {
     const void *state;   /* identifies the ms6_fwd_state (its ssm buffer) */
     int64_t n;
+    ms6_step_body body;  /* the step alone, or with the argmax fed back */
     int runs;            /* eager runs so far */
     int disabled;        /* capture failed once */
     uint64_t stamp;
@@ -40,11 +41,11 @@ typedef struct graph_cache {
     int off;             /* MS6_CUDA_GRAPH=0 */
 } graph_cache;
 
-static graph_entry *find_entry(graph_cache *gc, const void *state, int64_t n) {
+static graph_entry *find_entry(graph_cache *gc, const void *state, int64_t n, ms6_step_body body) {
     graph_entry *victim = NULL;
     for (int i = 0; i < GRAPH_SLOTS; i++) {
         graph_entry *e = &gc->e[i];
-        if (e->state == state && e->n == n) return e;
+        if (e->state == state && e->n == n && e->body == body) return e;
         if (!victim || (victim->state && (!e->state || e->stamp < victim->stamp))) victim = e;
     }
     /* take an empty slot or the least recently used one */
@@ -52,6 +53,7 @@ static graph_entry *find_entry(graph_cache *gc, const void *state, int64_t n) {
     memset(victim, 0, sizeof *victim);
     victim->state = state;
     victim->n = n;
+    victim->body = body;
     return victim;
 }
 #endif
@@ -69,7 +71,7 @@ ms6_status ms6_graph_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, in
             w->graphs = gc;
         }
         if (gc->off) return body(m, s, w, n, msg);
-        graph_entry *e = find_entry(gc, s->ssm, n);
+        graph_entry *e = find_entry(gc, s->ssm, n, body);
         e->stamp = ++gc->clock;
         if (e->g) {
             ms6_status st = ms6_cuda_graph_launch(m->be, e->g);

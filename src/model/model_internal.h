@@ -98,6 +98,8 @@ typedef struct ms6_fwd_scratch {
     float *logits;       /* (logit_rows, vocab_size) */
     int32_t *ids;        /* (rows,) token ids */
     int32_t *slots;      /* (rows,) state slot of each sequence in a step */
+    int32_t *gen_log;    /* (MS6_GEN_LOG,) ids of a device-fed greedy decode */
+    int32_t *gen_pos;    /* (2,) its position and the argmax's block count */
     void *graphs;        /* captured decode steps (graph.c), host object; NULL until the first */
 } ms6_fwd_scratch;
 
@@ -127,6 +129,16 @@ ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
                             const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg);
 
+/* Greedy decode of `count` tokens of sequence seq (ids range-checked):
+ * out[i] (host) is the argmax after feeding id (i = 0) or out[i-1]. Where
+ * the backend has argmax_feed each step's argmax goes straight into the
+ * next step's id on the device, the steps are enqueued back to back and the
+ * ids come back once per MS6_GEN_LOG steps; elsewhere it is count
+ * ms6_forward_step calls. The same tokens either way. */
+#define MS6_GEN_LOG 1024
+ms6_status ms6_forward_generate_greedy(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, int32_t id,
+                                       int64_t count, int32_t *out, char *msg);
+
 /* ---- device placement and decode graphs (placement.c, graph.c) ---- */
 
 /* The dtype a large matrix stored as `stored` takes on a device backend:
@@ -143,7 +155,7 @@ ms6_status ms6_placement_upload(ms6_backend *be, void *dst, const ms6_st_tensor 
  * in the scratch buffers). */
 typedef ms6_status (*ms6_step_body)(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg);
 /* Runs body, on CUDA through a CUDA graph captured on the second step of
- * each (state, n) and replayed afterwards; elsewhere just calls it. */
+ * each (state, n, body) and replayed afterwards; elsewhere just calls it. */
 ms6_status ms6_graph_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, ms6_step_body body,
                           char *msg);
 void ms6_graph_cache_free(ms6_fwd_scratch *w);

@@ -124,6 +124,19 @@ ms6_status ms6_session_step_greedy(ms6_session *s, int32_t id, int32_t *next) {
     return session_step(s, id, NULL, next);
 }
 
+ms6_status ms6_session_generate_greedy(ms6_session *s, int32_t id, int64_t count, int32_t *out) {
+    if (!s) return MS6_STATUS_INVALID_ARGUMENT;
+    if (count < 0 || (count > 0 && !out))
+        return ms6_fmt_error(s->err, MS6_STATUS_INVALID_ARGUMENT, "generate_greedy: %s",
+                             count < 0 ? "count must be >= 0" : "out is NULL");
+    ms6_status st = check_ids(s, &id, 1);
+    if (st != MS6_STATUS_OK || count == 0) return st;
+    st = ms6_forward_generate_greedy(s->model, &s->state, &s->scratch, 0, id, count, out, s->err);
+    if (st != MS6_STATUS_OK) return st;
+    s->position += count;
+    return MS6_STATUS_OK;
+}
+
 ms6_status ms6_session_reset(ms6_session *s) {
     if (!s) return MS6_STATUS_INVALID_ARGUMENT;
     ms6_status st = ms6_fwd_state_reset(s->model, &s->state, 0, s->err);

@@ -111,6 +111,7 @@ static const ms6_backend_ops cuda_ops = {
     /* mixer_step */ ms6_cuda_mixer_step,
     /* norm_gemv */ ms6_cuda_norm_gemv,
     /* argmax_rows */ ms6_cuda_argmax_rows,
+    /* argmax_feed */ ms6_cuda_argmax_feed,
     /* decode_step */ ms6_cuda_decode_step,
     /* ssm_step */ ms6_cuda_ssm_step,
 };

@@ -59,6 +59,8 @@ ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p);
 ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_step_params *p); /* decode_persist.cu */
 ms6_status ms6_cuda_ssm_step(ms6_backend *be, const ms6_ssm_step_params *p); /* decode_batch.cu */
 ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out); /* argmax.cu */
+ms6_status ms6_cuda_argmax_feed(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *ids, int32_t *log,
+                                int32_t *pos); /* argmax.cu */
 
 /* Bytes of pk_scratch (allocated with the context). */
 #define MS6_CUDA_PK_SCRATCH (64 * 1024)
