@@ -121,6 +121,17 @@ ms6_status ms6_fwd_state_upload(ms6_model *m, ms6_fwd_state *s, int64_t seq, con
     return MS6_STATUS_OK;
 }
 
+/* The fused decode op (mixer_step) accumulates x_proj into dbc and counts
+ * in the MS6_DBC_EXTRA floats after it: they must be zero when it starts,
+ * and it leaves them zero. Whatever else writes dbc (a prefill chunk, an
+ * unfused or batched step, a failed step) clears it after itself, so the
+ * fused step needs no clearing of its own (one graph node less). */
+static ms6_status dbc_zero(ms6_model *m, ms6_fwd_scratch *w) {
+    const ms6_model_config *c = &m->cfg.pub;
+    return m->be->ops->memzero(m->be, w->dbc,
+                               sizeof(float) * (size_t)(w->rows * (c->dt_rank + 2 * c->d_state) + MS6_DBC_EXTRA));
+}
+
 ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, char *msg) {
     memset(w, 0, sizeof *w);
     const ms6_model_config *c = &m->cfg.pub;
@@ -162,7 +173,12 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
             return st;
         }
     }
-    return MS6_STATUS_OK;
+    ms6_status st = dbc_zero(m, w);
+    if (st != MS6_STATUS_OK) {
+        ms6_fmt_error(msg, st, "cannot clear the scratch: %s", ms6_backend_last_error(m->be));
+        ms6_fwd_scratch_free(m, w);
+    }
+    return st;
 }
 
 void ms6_fwd_scratch_free(ms6_model *m, ms6_fwd_scratch *w) {
@@ -426,7 +442,7 @@ static void pf_report(const ms6_model *m, const pf_prof *p, int64_t L, prefill_p
     fprintf(stderr, "  %-15s %9.3f (synchronised after every op)\n", "total", 1e3 * total);
 }
 
-ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
+static ms6_status chunk_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
                              int64_t L, float *logits, int all_positions, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
@@ -599,11 +615,7 @@ static ms6_status whole_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
 static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
     ms6_status st = whole_step(m, s, w, n, msg);
     if (st != MS6_STATUS_UNSUPPORTED) return st;
-    /* the fused op accumulates x_proj into dbc and counts in the floats
-     * after it: zero on entry (it leaves them zero) */
-    const ms6_model_config *c = &m->cfg.pub;
-    RUN(m, msg, "memzero",
-        m->be->ops->memzero(m->be, w->dbc, sizeof(float) * (size_t)(n * (c->dt_rank + 2 * c->d_state) + MS6_DBC_EXTRA)));
+    /* dbc and its counters are zero here (dbc_zero) and again after the layers */
     for (int64_t i = 0; i < m->cfg.pub.n_layer; i++) {
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
         RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));
@@ -720,13 +732,33 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
         st = out_proj(m, w, Lw, n, MS6_DTYPE_F32, 0, msg);
         if (st != MS6_STATUS_OK) return st;
     }
+    RUN(m, msg, "memzero", dbc_zero(m, w)); /* for a fused step after this one */
     st = head_norm(m, w, 0, n, 1, msg);
     if (st != MS6_STATUS_OK || n > w->logit_rows) return st;
     return gemm(m, msg, "lm_head gemm", n, c->vocab_size, dm, w->h, dm, m->lm_head, NULL, w->logits, c->vocab_size);
 }
 
+ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
+                             int64_t L, float *logits, int all_positions, char *msg) {
+    const ms6_status st = chunk_body(m, s, w, seq, ids, L, logits, all_positions, msg);
+    const ms6_status zst = dbc_zero(m, w); /* x_proj's output was there */
+    if (st != MS6_STATUS_OK) return st;
+    if (zst != MS6_STATUS_OK) return OPFAIL(m, msg, "memzero");
+    return MS6_STATUS_OK;
+}
+
+static ms6_status step_run(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
+                           const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg);
+
 ms6_status ms6_forward_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
                             const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg) {
+    const ms6_status st = step_run(m, s, w, seqs, ids, n, logits, next, msg);
+    if (st != MS6_STATUS_OK) dbc_zero(m, w); /* a step stopped part way may have left sums there */
+    return st;
+}
+
+static ms6_status step_run(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, const int64_t *seqs,
+                           const int32_t *ids, int64_t n, float *logits, int32_t *next, char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     int32_t slot_buf[64] = {0}, *slots = n <= 64 ? slot_buf : malloc(sizeof(int32_t) * (size_t)n);
     if (!slots) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of memory");
@@ -773,7 +805,10 @@ ms6_status ms6_forward_generate_greedy(ms6_model *m, ms6_fwd_state *s, ms6_fwd_s
         const int32_t zero[2] = {0, 0};
         RUN(m, msg, "upload", ms6_backend_upload(m->be, w->gen_pos, zero, sizeof zero));
         for (int64_t i = 0; i < k; i++)
-            if ((st = ms6_graph_step(m, s, w, 1, step_body_feed, msg)) != MS6_STATUS_OK) return st;
+            if ((st = ms6_graph_step(m, s, w, 1, step_body_feed, msg)) != MS6_STATUS_OK) {
+                dbc_zero(m, w); /* as ms6_forward_step after a failure */
+                return st;
+            }
         RUN(m, msg, "download", ms6_backend_download(m->be, out + done, w->gen_log, sizeof(int32_t) * (size_t)k));
         done += k;
     }

@@ -549,9 +549,7 @@ struct K34Params {
     float *residual;  /* (NB, dm) */
 };
 
-#define K34_SPT 4 /* states per thread at most: N <= k34_spt(CB) * (DEC_THREADS / CB) */
-/* 128 channels (2 threads per channel) keep 8 states per thread */
-static constexpr __host__ __device__ int k34_spt(int cb) { return cb >= 128 ? 2 * K34_SPT : K34_SPT; }
+#define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
 #define K34_PRE 4 /* dt_proj vectors per thread held in registers */
 
 /* 4 rows of the thread's 16-byte column of the slice, round it */
@@ -580,7 +578,6 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 template <typename T, int NB, int CB, int DEPTH>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
-    constexpr int SPT = k34_spt(CB);
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
     constexpr int RG = 32 / CC;           /* row groups of 4 per warp */
     __shared__ float dbcs[NB * DEC_MAX_DBC];
@@ -602,12 +599,12 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
-    float A[SPT], st[NB][SPT];
+    float A[K34_SPT], st[NB][K34_SPT];
     int slot[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) slot[b] = p.slots[b];
 #pragma unroll
-    for (int j = 0; j < SPT; j++) {
+    for (int j = 0; j < K34_SPT; j++) {
         const int sidx = t + j * TPC;
         A[j] = sidx < p.N ? p.A[(size_t)c * p.N + sidx] * kLog2e : 0.0f;
 #pragma unroll
@@ -638,7 +635,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         const float *Bv = dbcs + b * p.nb + p.R, *Cv = Bv + p.N;
         float part = 0.0f;
 #pragma unroll
-        for (int j = 0; j < SPT; j++) {
+        for (int j = 0; j < K34_SPT; j++) {
             const int sidx = t + j * TPC;
             if (sidx < p.N && slot[b] >= 0) {
                 const float h = fast_ex2(delta * A[j]) * st[b][j] + du * Bv[sidx];
@@ -716,7 +713,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
             for (int b = 0; b < NB; b++)
 #pragma unroll
-                for (int j = 0; j < SPT; j++) {
+                for (int j = 0; j < K34_SPT; j++) {
                     const int sidx = t + j * TPC;
                     if (sidx < p.N && slot[b] >= 0)
                         p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
@@ -758,22 +755,21 @@ static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
  * slice) up to d_inner 2048, else 64 (128-byte pieces, the rows split over
- * up to 8 blocks per slice to fill the SMs twice); MS6_DEC_K34_CB=16|32|64|128
+ * up to 8 blocks per slice to fill the SMs twice); MS6_DEC_K34_CB=16|32|64
  * forces a width. Measured (H200, bench generate --prompt 32 --gen 256,
  * ms/token; K3 + K4 / 32 / 64 channels; 16 channels slower everywhere):
  * 130m 0.262 / 0.232 / 0.266, 370m 0.592 / 0.561 / -, 790m 0.927 / 0.852 /
  * 0.820, 1.4b 1.179 / 1.246 / 1.183, 2.8b 2.228 / 2.230 / 2.127. */
 static int k34_cb(const ms6_mixer_step_params *p) {
     if (ms6_env_is("MS6_DEC_K34", "0")) return 0;
-    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16")    ? 16
-                   : ms6_env_is("MS6_DEC_K34_CB", "32")  ? 32
-                   : ms6_env_is("MS6_DEC_K34_CB", "64")  ? 64
-                   : ms6_env_is("MS6_DEC_K34_CB", "128") ? 128
-                   : p->d_inner <= 2048                  ? 32
-                                                         : 64;
+    const int cb = ms6_env_is("MS6_DEC_K34_CB", "16")   ? 16
+                   : ms6_env_is("MS6_DEC_K34_CB", "32") ? 32
+                   : ms6_env_is("MS6_DEC_K34_CB", "64") ? 64
+                   : p->d_inner <= 2048                 ? 32
+                                                        : 64;
     if (p->d_model % 4 || !ms6_aligned16(p->residual)) return 0;
     for (int w = cb; w >= 16; w /= 2) /* a narrower slice where the width does not fit */
-        if (p->d_inner % w == 0 && p->d_state <= k34_spt(w) * (DEC_THREADS / w)) return w;
+        if (p->d_inner % w == 0 && p->d_state <= K34_SPT * (DEC_THREADS / w)) return w;
     return 0;
 }
 
@@ -803,14 +799,13 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.residual = p->residual;
     const int slices = k.di / cb;
     k.rs = 1;
-    if (cb >= 64) {
+    if (cb == 64) {
         k.rs = 2 * c->prop.multiProcessorCount / slices;
         k.rs = k.rs < 1 ? 1 : k.rs > 8 ? 8 : k.rs;
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    if (cb == 128) return launch(c, k_ssm_out<T, NB, 128, 3>, blocks, 0, k);
     if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
