@@ -270,10 +270,13 @@ int cmd_generate(int argc, char **argv) {
     t0 = cli_now();
     int64_t made = 0;
     int warned_unknown = 0;
-    /* plain greedy decoding takes the argmax where the logits are (on a GPU
-     * only the id comes back): ms6_session_step_greedy */
+    /* plain greedy decoding takes the argmax where the logits are, in
+     * pieces of up to 16 tokens per ms6_session_generate_greedy call (on a
+     * GPU each token is fed back on the device, no host round trip between
+     * them; printing waits for the piece) */
     const int plain_greedy = sp.temperature == 0.0f && sp.repeat_penalty == 1.0f;
-    int32_t next = ms6_argmax(logits, V);
+    int32_t next = ms6_argmax(logits, V), piece[16];
+    int64_t n_piece = 0, in_piece = 0;
     for (; made < n_gen; made++) {
         if (!plain_greedy && ms6_sampler_sample(smp, logits, &next) != MS6_STATUS_OK) {
             fprintf(stderr, "mamba-s6: sampler: %s\n", ms6_sampler_last_error(smp));
@@ -296,8 +299,21 @@ int cmd_generate(int argc, char **argv) {
         }
         fflush(stdout);
         /* the last token's logits are never needed */
-        if (made + 1 < n_gen && (plain_greedy ? ms6_session_step_greedy(s, next, &next)
-                                              : ms6_session_step(s, next, logits)) != MS6_STATUS_OK) {
+        if (made + 1 == n_gen) {
+            made++;
+            break;
+        }
+        if (plain_greedy && in_piece == n_piece) {
+            n_piece = n_gen - made - 1 < 16 ? n_gen - made - 1 : 16;
+            in_piece = 0;
+            if (ms6_session_generate_greedy(s, next, n_piece, piece) != MS6_STATUS_OK) {
+                rc = session_fail(s, "decode step");
+                goto done;
+            }
+        }
+        if (plain_greedy) {
+            next = piece[in_piece++];
+        } else if (ms6_session_step(s, next, logits) != MS6_STATUS_OK) {
             rc = session_fail(s, "decode step");
             goto done;
         }
