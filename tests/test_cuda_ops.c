@@ -13,7 +13,8 @@
  * argmax_rows: equal to ms6_argmax on rows with planted ties (the first
  * index wins), NaNs, -inf, all-NaN rows and widths around the block size
  * and the 16-byte path; argmax_feed the same ids on the device, logged
- * twice, its position advanced.
+ * twice, its position advanced; norm_gemv with the argmax fed back (the
+ * generate loop's head) the same, ties planted across blocks.
  * ssm_step (decode_batch.cu: dt_proj + softplus + state update + D + gate
  * of a batched decode step): a float64 oracle on the weights rounded to
  * their dtype, over both dt paths (16-byte vectors of the staged rows for
@@ -425,6 +426,92 @@ static void test_argmax(ms6_backend *be, tu_rng *rng) {
     }
 }
 
+/* norm_gemv with the argmax fed back (the head of ms6_session_generate_greedy):
+ * the fed id == ms6_argmax of the op's own out row, with ties planted across
+ * blocks (two equal rows far apart), NaN rows, all-NaN and all-equal rows;
+ * logged at positions 0 and 1; the op's counters back to zero */
+static void test_head_feed(ms6_backend *be, tu_rng *rng) {
+    const int64_t dim = 256, widths[] = {1, 17, 5000, 50280};
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (int kind = 0; kind < 4; kind++) {
+            const int64_t rows = widths[wi];
+            uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(rows * dim));
+            float *x = malloc(sizeof(float) * dim), *nw = malloc(sizeof(float) * dim);
+            float *out = malloc(sizeof(float) * (size_t)rows);
+            void *dw = NULL, *dx = NULL, *dn = NULL, *dout = NULL;
+            int32_t *dfeed = NULL, back[3 + 2 + MS6_FEED_POS];
+            const int32_t init[3 + 2 + MS6_FEED_POS] = {0};
+            ms6_status st = w && x && nw && out ? MS6_STATUS_OK : MS6_STATUS_OUT_OF_MEMORY;
+            if (!st) st = ms6_backend_alloc(be, sizeof(uint16_t) * (size_t)(rows * dim), &dw);
+            if (!st) st = ms6_backend_alloc(be, sizeof(float) * dim, &dx);
+            if (!st) st = ms6_backend_alloc(be, sizeof(float) * dim, &dn);
+            if (!st) st = ms6_backend_alloc(be, sizeof(float) * (size_t)rows, &dout);
+            if (!st) st = ms6_backend_alloc(be, sizeof back, (void **)&dfeed);
+            if (st) {
+                CHECK(0, "head feed: allocation");
+                goto next;
+            }
+            for (int64_t i = 0; i < dim; i++) {
+                x[i] = (float)tu_uniform_range(rng, -1, 1);
+                nw[i] = (float)tu_uniform_range(rng, 0.5, 1.5);
+            }
+            for (int64_t i = 0; i < rows * dim; i++) w[i] = ms6_f32_to_f16((float)tu_uniform_range(rng, -0.1, 0.1));
+            const int64_t a = rows / 3, b = rows - 1; /* a <= b: the tie goes to a */
+            const uint16_t nan = 0x7e00;
+            for (int64_t i = 0; i < dim; i++) {
+                const uint16_t big = ms6_f32_to_f16(x[i] > 0 ? 0.5f : -0.5f);
+                if (kind <= 1) w[a * dim + i] = w[b * dim + i] = big;
+                if (kind == 1 && rows > 2) w[(a + 1) * dim + i] = w[i] = nan; /* NaN rows beside it */
+                if (kind == 2)
+                    for (int64_t r = 0; r < rows; r++) w[r * dim + i] = nan;
+                if (kind == 3)
+                    for (int64_t r = 0; r < rows; r++) w[r * dim + i] = big;
+            }
+            st = ms6_backend_upload(be, dw, w, sizeof(uint16_t) * (size_t)(rows * dim));
+            if (!st) st = ms6_backend_upload(be, dx, x, sizeof(float) * dim);
+            if (!st) st = ms6_backend_upload(be, dn, nw, sizeof(float) * dim);
+            if (!st) st = ms6_backend_upload(be, dfeed, init, sizeof init);
+            ms6_norm_gemv_params p = {
+                .n = 1, .dim = dim, .rows = rows, .x = dx, .norm = dn, .eps = 1e-5f,
+                .w = dw, .w_dtype = MS6_DTYPE_F16, .out = dout, .ldo = rows,
+                .feed_ids = dfeed, .feed_log = dfeed + 1, .feed_pos = dfeed + 8,
+            };
+            for (int k = 0; k < 2 && !st; k++) st = be->ops->norm_gemv(be, &p);
+            if (!st) st = ms6_backend_download(be, back, dfeed, sizeof back);
+            if (!st) st = ms6_backend_download(be, out, dout, sizeof(float) * (size_t)rows);
+            CHECK(st == MS6_STATUS_OK, "head feed rows=%lld kind %d: %s", (long long)rows, kind,
+                  ms6_backend_last_error(be));
+            if (!st) {
+                const int32_t want = ms6_argmax(out, rows);
+                n_cases++;
+                CHECK(back[0] == want && back[1] == want && back[2] == want,
+                      "head feed rows=%lld kind %d: id %d, log %d %d, ms6_argmax %d", (long long)rows, kind,
+                      (int)back[0], (int)back[1], (int)back[2], (int)want);
+                CHECK(kind != 0 || rows < 3 || want == a, "head feed rows=%lld: the planted tie's argmax %d, not %lld",
+                      (long long)rows, (int)want, (long long)a);
+                CHECK(back[8] == 2 && back[10] == 0 && back[11] == 0 && back[12] == 0,
+                      "head feed rows=%lld kind %d: pos %d, max %d %d, count %d (want 2 0 0 0)", (long long)rows,
+                      kind, (int)back[8], (int)back[10], (int)back[11], (int)back[12]);
+            }
+        next:
+            ms6_backend_dealloc(be, dw); ms6_backend_dealloc(be, dx); ms6_backend_dealloc(be, dn);
+            ms6_backend_dealloc(be, dout); ms6_backend_dealloc(be, dfeed);
+            free(w); free(x); free(nw); free(out);
+        }
+    /* two sequences cannot feed back: UNSUPPORTED with check_only */
+    static _Alignas(16) float dummy[512];
+    static _Alignas(16) int32_t ifeed[16];
+    ms6_norm_gemv_params q = {
+        .check_only = 1, .n = 2, .dim = 256, .rows = 8, .x = dummy, .norm = dummy, .eps = 1e-5f,
+        .w = dummy, .w_dtype = MS6_DTYPE_F16, .out = dummy, .ldo = 8,
+        .feed_ids = ifeed, .feed_log = ifeed, .feed_pos = ifeed + 8,
+    };
+    CHECK(be->ops->norm_gemv(be, &q) == MS6_STATUS_UNSUPPORTED, "head feed: two sequences accepted");
+    q.n = 1;
+    CHECK(be->ops->norm_gemv(be, &q) == MS6_STATUS_OK, "head feed: one sequence refused: %s",
+          ms6_backend_last_error(be));
+}
+
 /* ---- ssm_step ---- */
 
 typedef struct ssm_case {
@@ -638,6 +725,7 @@ int main(void) {
     test_embed(be, &rng);
     test_graph(be, &rng);
     test_argmax(be, &rng);
+    test_head_feed(be, &rng);
     test_ssm_step(be, &rng);
     ms6_backend_free(be);
     printf("%d cases\n", n_cases);

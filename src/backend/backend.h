@@ -81,7 +81,13 @@ typedef struct ms6_norm_gemv_params {
     float eps;
     const void *w; ms6_dtype w_dtype;
     float *out; int64_t ldo;
+    /* optional, n == 1 (NULL: none): the argmax of the out row fed back as
+     * argmax_feed does it (feed_ids[0], feed_log[feed_pos[0]++]); feed_pos
+     * is MS6_FEED_POS ints of backend memory, zero apart from [0], and the
+     * op leaves them so. Where the backend cannot, UNSUPPORTED. */
+    int32_t *feed_ids, *feed_log, *feed_pos;
 } ms6_norm_gemv_params;
+#define MS6_FEED_POS 8
 
 /* A whole decode step in one optional op: every layer's mixer (layers[i] as
  * for mixer_step, all with the same n, shapes, residual, slots and y) and
@@ -156,8 +162,9 @@ typedef struct ms6_backend_ops {
     /* The same argmax kept on the device, for decode loops that feed each
      * token back without the host: ids[r] (backend memory) = the index of
      * row r, log[pos[0] * rows + r] too, then pos[0] += 1; pos (2 ints,
-     * backend memory, pos[1] zero) is the op's. Optional (NULL: the caller
-     * steps with argmax_rows). No host transfer, so it can be captured. */
+     * backend memory, MS6_FEED_POS ints zero apart from [0]) is the op's.
+     * Optional (NULL: the caller steps with argmax_rows). No host transfer,
+     * so it can be captured. */
     ms6_status (*argmax_feed)(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *ids, int32_t *log,
                               int32_t *pos);
     /* optional: the whole fused decode step (NULL: mixer_step per layer and norm_gemv) */

@@ -162,7 +162,7 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->ids, sizeof(int32_t) * (size_t)rows},
         {(void **)&w->slots, sizeof(int32_t) * (size_t)rows},
         {(void **)&w->gen_log, sizeof(int32_t) * MS6_GEN_LOG},
-        {(void **)&w->gen_pos, sizeof(int32_t) * 2},
+        {(void **)&w->gen_pos, sizeof(int32_t) * MS6_FEED_POS},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         ms6_status st = ms6_backend_alloc(m->be, bufs[i].bytes, bufs[i].p);
@@ -557,7 +557,8 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
     return p;
 }
 
-static ms6_norm_gemv_params head_params(ms6_model *m, ms6_fwd_scratch *w, int64_t n, int check_only) {
+/* feed: the head also feeds its argmax back (generate_greedy) */
+static ms6_norm_gemv_params head_params(ms6_model *m, ms6_fwd_scratch *w, int64_t n, int check_only, int feed) {
     const ms6_model_config *c = &m->cfg.pub;
     ms6_norm_gemv_params p = {
         .check_only = check_only,
@@ -566,6 +567,11 @@ static ms6_norm_gemv_params head_params(ms6_model *m, ms6_fwd_scratch *w, int64_
         .w = m->lm_head.ptr, .w_dtype = m->lm_head.dtype,
         .out = w->logits, .ldo = c->vocab_size,
     };
+    if (feed) {
+        p.feed_ids = w->ids;
+        p.feed_log = w->gen_log;
+        p.feed_pos = w->gen_pos;
+    }
     return p;
 }
 
@@ -585,7 +591,7 @@ static int fused_step_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 1);
         if (o->mixer_step(m->be, &p) != MS6_STATUS_OK) return 0;
     }
-    ms6_norm_gemv_params h = head_params(m, w, n, 1);
+    ms6_norm_gemv_params h = head_params(m, w, n, 1, 0);
     return o->norm_gemv(m->be, &h) == MS6_STATUS_OK;
 }
 
@@ -599,7 +605,7 @@ static ms6_status whole_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     ms6_mixer_step_params *ls = malloc(sizeof *ls * (size_t)nl);
     if (!ls) return ms6_fmt_error(msg, MS6_STATUS_OUT_OF_MEMORY, "out of host memory");
     for (int64_t i = 0; i < nl; i++) ls[i] = mixer_params(m, s, w, i, n, 0);
-    ms6_decode_step_params p = {.check_only = 1, .n_layer = nl, .layers = ls, .head = head_params(m, w, n, 0)};
+    ms6_decode_step_params p = {.check_only = 1, .n_layer = nl, .layers = ls, .head = head_params(m, w, n, 0, 0)};
     ms6_status st = o->decode_step(m->be, &p);
     if (st == MS6_STATUS_OK) {
         p.check_only = 0;
@@ -612,7 +618,9 @@ static ms6_status whole_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
     return st;
 }
 
-static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+/* *fed: the head fed its argmax back (asked with feed, where it can) */
+static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, int feed, int *fed,
+                             char *msg) {
     ms6_status st = whole_step(m, s, w, n, msg);
     if (st != MS6_STATUS_UNSUPPORTED) return st;
     /* dbc and its counters are zero here (dbc_zero) and again after the layers */
@@ -620,7 +628,9 @@ static ms6_status fused_step(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w,
         ms6_mixer_step_params p = mixer_params(m, s, w, i, n, 0);
         RUN(m, msg, "mixer_step", m->be->ops->mixer_step(m->be, &p));
     }
-    ms6_norm_gemv_params h = head_params(m, w, n, 0);
+    ms6_norm_gemv_params h = head_params(m, w, n, 1, feed);
+    *fed = feed && m->be->ops->norm_gemv(m->be, &h) == MS6_STATUS_OK;
+    h = head_params(m, w, n, 0, *fed);
     RUN(m, msg, "norm_gemv", m->be->ops->norm_gemv(m->be, &h));
     return MS6_STATUS_OK;
 }
@@ -677,12 +687,14 @@ static int batch_ssm_ok(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int6
  * w->ids / w->slots to the normed final hidden states, and the logits in
  * w->logits when n fits in one lm_head block. No host transfer happens
  * here, which is what lets graph.c capture it into a CUDA graph. */
-static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+static ms6_status step_impl(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, int feed, int *fed,
+                            char *msg) {
     const ms6_model_config *c = &m->cfg.pub;
     const int64_t dm = c->d_model, di = c->d_inner, N = c->d_state, R = c->dt_rank, nb = R + 2 * N;
+    *fed = 0;
     ms6_status st = embed_op(m, w, n, msg);
     if (st != MS6_STATUS_OK) return st;
-    if (fused_step_ok(m, s, w, n)) return fused_step(m, s, w, n, msg);
+    if (fused_step_ok(m, s, w, n)) return fused_step(m, s, w, n, feed, fed, msg);
     const int ssm_fused = batch_ssm_ok(m, s, w, n);
     for (int64_t i = 0; i < c->n_layer; i++) {
         const ms6_layer_weights *Lw = &m->layers[i];
@@ -738,6 +750,11 @@ static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, 
     return gemm(m, msg, "lm_head gemm", n, c->vocab_size, dm, w->h, dm, m->lm_head, NULL, w->logits, c->vocab_size);
 }
 
+static ms6_status step_body(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
+    int fed;
+    return step_impl(m, s, w, n, 0, &fed, msg);
+}
+
 ms6_status ms6_forward_chunk(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t seq, const int32_t *ids,
                              int64_t L, float *logits, int all_positions, char *msg) {
     const ms6_status st = chunk_body(m, s, w, seq, ids, L, logits, all_positions, msg);
@@ -780,8 +797,10 @@ static ms6_status step_run(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, c
 /* step_body, then the argmax of the logits row fed back into w->ids and
  * logged at w->gen_log[w->gen_pos[0]++] (one sequence) */
 static ms6_status step_body_feed(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
-    ms6_status st = step_body(m, s, w, n, msg);
-    if (st != MS6_STATUS_OK) return st;
+    const char *e = getenv("MS6_HEAD_ARGMAX");
+    int fed = 0;
+    ms6_status st = step_impl(m, s, w, n, !(e && !strcmp(e, "0")), &fed, msg);
+    if (st != MS6_STATUS_OK || fed) return st; /* the fused head fed it back (MS6_HEAD_ARGMAX=0: not) */
     RUN(m, msg, "argmax",
         m->be->ops->argmax_feed(m->be, w->logits, n, m->cfg.pub.vocab_size, w->ids, w->gen_log, w->gen_pos));
     return MS6_STATUS_OK;
@@ -802,7 +821,7 @@ ms6_status ms6_forward_generate_greedy(ms6_model *m, ms6_fwd_state *s, ms6_fwd_s
     RUN(m, msg, "upload", ms6_backend_upload(m->be, w->ids, &id, sizeof id));
     for (int64_t done = 0; done < count;) {
         const int64_t k = count - done < MS6_GEN_LOG ? count - done : MS6_GEN_LOG;
-        const int32_t zero[2] = {0, 0};
+        const int32_t zero[MS6_FEED_POS] = {0};
         RUN(m, msg, "upload", ms6_backend_upload(m->be, w->gen_pos, zero, sizeof zero));
         for (int64_t i = 0; i < k; i++)
             if ((st = ms6_graph_step(m, s, w, 1, step_body_feed, msg)) != MS6_STATUS_OK) {

@@ -99,7 +99,7 @@ typedef struct ms6_fwd_scratch {
     int32_t *ids;        /* (rows,) token ids */
     int32_t *slots;      /* (rows,) state slot of each sequence in a step */
     int32_t *gen_log;    /* (MS6_GEN_LOG,) ids of a device-fed greedy decode */
-    int32_t *gen_pos;    /* (2,) its position and the argmax's block count */
+    int32_t *gen_pos;    /* (MS6_FEED_POS,) its position, then the argmax ops' own counters */
     void *graphs;        /* captured decode steps (graph.c), host object; NULL until the first */
 } ms6_fwd_scratch;
 

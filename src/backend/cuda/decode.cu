@@ -165,7 +165,20 @@ struct K1Params {
     float *u, *xz;
     const void *x_proj; /* (nb, di) */
     float *dbc;         /* (NB, nb), accumulated into */
+    /* conv == 0, one sequence, optional: the argmax of out fed back
+     * (ms6_norm_gemv_params.feed_*; feed_pos[2..3] the 64-bit max of the
+     * blocks' keys, feed_pos[4] their count) */
+    int32_t *feed_ids, *feed_log, *feed_pos;
+    int convb_pf; /* conv_b prefetched into L1 before the wait */
 };
+
+/* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
+ * (-0 as +0, NaN below every number), then the smaller index */
+static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx) {
+    unsigned u = v == 0.0f ? 0u : __float_as_uint(v);
+    u = isnan(v) ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)u << 32) | (0xffffffffu - (unsigned)idx);
+}
 
 #define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
 
@@ -208,6 +221,9 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 if (slot >= 0)
                     prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)(row0 + r) * (p.dc - 1));
                 prefetch_l1(p.conv_w + (size_t)(row0 + r) * p.dc);
+                /* the bias too: read after the FMAs, it was a DRAM round trip on the
+                 * path to x_proj's sums (MS6_DEC_CONVB_PF=0: not prefetched) */
+                if (p.conv_b && p.convb_pf) prefetch_l1(p.conv_b + row0 + r);
             }
         }
     }
@@ -285,6 +301,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
     wr.run(lane, h, p.dim, acc);
+    unsigned long long key = 0ull; /* the fed-back argmax (conv == 0, one sequence) */
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int row = row0 + r;
@@ -296,6 +313,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             const float x = acc[r][b] * rinv[b] + bias;
             if (!CONV) {
                 p.out[(size_t)b * p.ldo + row] = x;
+                key = max(key, argmax_key(x, row));
             } else if (row >= p.di) {
                 p.xz[(size_t)b * 2 * p.di + row] = x;
             } else {
@@ -316,6 +334,30 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 us[b][warp * R + r] = uv;
             }
         }
+    }
+    if (!CONV && NB == 1 && p.feed_pos) {
+        /* the block's best key to feed_pos[2..3] (atomic max); the last
+         * block to count itself feeds the id back and clears the max */
+        __shared__ unsigned long long bk[DEC_WARPS];
+        if (lane == 0) bk[warp] = key;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned long long *mx = reinterpret_cast<unsigned long long *>(p.feed_pos + 2);
+            unsigned *cnt = reinterpret_cast<unsigned *>(p.feed_pos + 4);
+#pragma unroll
+            for (int i = 1; i < DEC_WARPS; i++) key = max(key, bk[i]);
+            atomicMax(mx, key);
+            __threadfence();
+            if (atomicAdd(cnt, 1u) == gridDim.x - 1) {
+                __threadfence();
+                const int id = (int)(0xffffffffu - (unsigned)(atomicExch(mx, 0ull) & 0xffffffffull));
+                p.feed_ids[0] = id;
+                p.feed_log[p.feed_pos[0]] = id;
+                p.feed_pos[0] += 1;
+                *cnt = 0u;
+            }
+        }
+        return;
     }
     if (!xblock) return;
     /* dbc[b][j] += x_proj[j][blk0 .. +8R) . u[b][blk0 .. +8R): threads
@@ -550,7 +592,7 @@ struct K34Params {
 };
 
 #define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
-#define K34_PRE 4 /* dt_proj vectors per thread held in registers */
+#define K34_PRE 5 /* dt_proj vectors per thread held in registers: 2.8b's rows of 160 in full at 64 channels */
 
 /* 4 rows of the thread's 16-byte column of the slice, round it */
 template <typename T, int CB>
@@ -837,6 +879,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
+    k1.convb_pf = !ms6_env_is("MS6_DEC_CONVB_PF", "0");
     cudaError_t e;
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
@@ -890,6 +933,9 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.w = p->w;
     k1.out = p->out;
     k1.ldo = p->ldo;
+    k1.feed_ids = p->feed_ids;
+    k1.feed_log = p->feed_log;
+    k1.feed_pos = p->feed_pos;
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
         if (k1_vec(p->norm, p->x, (int)p->dim))
@@ -950,7 +996,8 @@ extern "C" ms6_status ms6_cuda_mixer_step(ms6_backend *be, const ms6_mixer_step_
 extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_params *p) {
     const int ok = !ms6_env_is("MS6_CUDA_FUSED", "0") && p->n >= 1 && p->n <= DEC_MAX_NB && half_type(p->w_dtype) &&
                    p->dim % 8 == 0 && (size_t)p->n * p->dim * sizeof(float) <= DEC_SMEM_MAX && p->rows >= 1 &&
-                   p->rows < INT32_MAX && ms6_aligned16(p->w) && ms6_aligned16(p->x);
+                   p->rows < INT32_MAX && ms6_aligned16(p->w) && ms6_aligned16(p->x) &&
+                   (!p->feed_pos || (p->n == 1 && p->feed_ids && p->feed_log && ms6_aligned16(p->feed_pos)));
     if (!ok) return ms6_backend_fail(be, MS6_STATUS_UNSUPPORTED, "fused norm + gemv: shape not supported");
     if (p->check_only) return MS6_STATUS_OK;
     ms6_cuda_ctx *c = ms6_cuda(be);

@@ -742,7 +742,7 @@ extern "C" ms6_status ms6_cuda_decode_step(ms6_backend *be, const ms6_decode_ste
     const ms6_mixer_step_params *p0 = dp->n_layer > 0 ? &dp->layers[0] : NULL;
     const ms6_norm_gemv_params *h = &dp->head;
     int ok = ms6_env_is("MS6_CUDA_PERSIST", "1") && !ms6_env_is("MS6_CUDA_FUSED", "0") && c->prop.major >= 9 && p0 &&
-             dp->n_layer <= PK_MAX_LAYERS && c->pk_scratch != NULL;
+             dp->n_layer <= PK_MAX_LAYERS && c->pk_scratch != NULL && !h->feed_pos; /* no fed-back argmax */
     if (ok) {
         cudaFuncAttributes fa;
         ok = cudaFuncGetAttributes(&fa, k_decode_persist<__half, 1>) == cudaSuccess && fa.binaryVersion >= 90 &&
