@@ -169,7 +169,6 @@ struct K1Params {
      * (ms6_norm_gemv_params.feed_*; feed_pos[2..3] the 64-bit max of the
      * blocks' keys, feed_pos[4] their count) */
     int32_t *feed_ids, *feed_log, *feed_pos;
-    int convb_pf; /* conv_b prefetched into L1 before the wait */
 };
 
 /* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
@@ -221,9 +220,6 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 if (slot >= 0)
                     prefetch_l1(p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)(row0 + r) * (p.dc - 1));
                 prefetch_l1(p.conv_w + (size_t)(row0 + r) * p.dc);
-                /* the bias too: read after the FMAs, it was a DRAM round trip on the
-                 * path to x_proj's sums (MS6_DEC_CONVB_PF=0: not prefetched) */
-                if (p.conv_b && p.convb_pf) prefetch_l1(p.conv_b + row0 + r);
             }
         }
     }
@@ -879,7 +875,6 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    k1.convb_pf = !ms6_env_is("MS6_DEC_CONVB_PF", "0");
     cudaError_t e;
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */

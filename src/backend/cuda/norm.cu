@@ -254,14 +254,8 @@ extern "C" ms6_status ms6_cuda_rmsnorm(ms6_backend *be, const ms6_rmsnorm_params
     return ms6_cuda_check(be, cudaGetLastError(), "rmsnorm");
 }
 
-/* trigger: let a kernel launched after this one with programmatic
- * dependent launch (the decode step's first K1) start now and load its
- * weights while this runs; it reads the rows only after its own wait */
 __global__ void embed_kernel(int64_t dim, const int32_t *ids, const void *table, int tdt, void *out, int odt,
-                             int64_t ldo, int trigger) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (trigger) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
+                             int64_t ldo) {
     const int64_t i = blockIdx.y;
     const int64_t row = ids[i];
     for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < dim; j += (int64_t)gridDim.x * blockDim.x)
@@ -279,7 +273,6 @@ extern "C" ms6_status ms6_cuda_embed(ms6_backend *be, const ms6_embed_params *p)
     int64_t gx = (p->dim + threads - 1) / threads;
     if (gx > 64) gx = 64;
     embed_kernel<<<dim3((unsigned)gx, (unsigned)p->n), threads, 0, ms6_cuda(be)->stream>>>(
-        p->dim, p->ids, p->table, (int)p->table_dtype, p->out, (int)p->out_dtype, p->ldo,
-        !ms6_env_is("MS6_EMBED_PDL", "0"));
+        p->dim, p->ids, p->table, (int)p->table_dtype, p->out, (int)p->out_dtype, p->ldo);
     return ms6_cuda_check(be, cudaGetLastError(), "embed");
 }
