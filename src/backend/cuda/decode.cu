@@ -90,26 +90,9 @@ struct WarpRows {
                 buf[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
             }
     }
-    /* the chunk at base to this lane's slots of s (R x CH x 32 16-byte
-     * vectors, shared memory) by cp.async, one group */
-    __device__ __forceinline__ void load_async(uint4 *s, int base, int lane) {
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int j = 0; j < CH; j++) {
-                const int idx = base + j * 32 + lane;
-                if (idx < nvec) cp_async16(s + (r * CH + j) * 32 + lane, w[r] + (size_t)idx * 8);
-            }
-        cp_async_commit();
-    }
     /* acc[r][b] += v . x for the chunk at base; x in shared or global memory */
     __device__ __forceinline__ void fma(const uint4 (&v)[R][CH], int base, int lane, const float *x, int ldx,
                                        float (&acc)[R][NB]) {
-        fma_g([&](int r, int j) { return v[r][j]; }, base, lane, x, ldx, acc);
-    }
-    /* the same, the vector of (row r, step j) from get(r, j) */
-    template <typename Get>
-    __device__ __forceinline__ void fma_g(Get get, int base, int lane, const float *x, int ldx, float (&acc)[R][NB]) {
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             const int idx = base + j * 32 + lane;
@@ -125,31 +108,13 @@ struct WarpRows {
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 float wf[8];
-                unpack8(get(r, j), wf, T());
+                unpack8(v[r][j], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++)
 #pragma unroll
                     for (int e = 0; e < 8; e++) acc[r][b] = fmaf(wf[e], xv[b][e], acc[r][b]);
             }
         }
-    }
-    /* run with chunk 1 in s (load_async, requested after the wait): chunk 0
-     * from buf, chunk 2's loads out, chunk 1 from s, then on through buf */
-    __device__ __forceinline__ void run_ext(const uint4 *s, int lane, const float *x, int ldx, float (&acc)[R][NB]) {
-        fma(buf, 0, lane, x, ldx, acc);
-        if (2 * CH * 32 < nvec) load(2 * CH * 32, lane);
-        cp_async_wait_all();
-        fma_g([&](int r, int j) { return s[(r * CH + j) * 32 + lane]; }, CH * 32, lane, x, ldx, acc);
-        for (int base = 2 * CH * 32; base < nvec;) {
-            const int next = base + CH * 32;
-            fma(buf, base, lane, x, ldx, acc);
-            if (next < nvec) load(next, lane);
-            base = next;
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int b = 0; b < NB; b++) acc[r][b] = warp_sum(acc[r][b]);
     }
     /* the whole row product; the first chunk must already be loaded. DB:
      * the next chunk's loads go out before this chunk's FMAs (twice the
@@ -204,7 +169,6 @@ struct K1Params {
      * (ms6_norm_gemv_params.feed_*; feed_pos[2..3] the 64-bit max of the
      * blocks' keys, feed_pos[4] their count) */
     int32_t *feed_ids, *feed_log, *feed_pos;
-    int ext; /* the gemv's second chunk to shared memory (after h) right after the wait */
 };
 
 /* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
@@ -273,10 +237,6 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         cp_async_commit();
     }
     pdl_sync();
-    /* ext: the second chunk of the rows requested now, into shared memory
-     * after h, so DRAM works while the norm's chain below runs */
-    uint4 *xs = reinterpret_cast<uint4 *>(h + NB * p.dim) + warp * (R * CH * 32);
-    if (NB == 1 && p.ext) wr.load_async(xs, CH * 32, lane);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -294,10 +254,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 rv[b][j] = q < nv4 ? reinterpret_cast<const float4 *>(p.residual + (size_t)b * p.dim)[q]
                                    : make_float4(0.f, 0.f, 0.f, 0.f);
             }
-        if (NB == 1 && p.ext)
-            cp_async_wait_1(); /* the norm weights; ext's chunk may stay in flight */
-        else
-            cp_async_wait_all();
+        cp_async_wait_all();
 #pragma unroll
         for (int b = 0; b < NB; b++)
 #pragma unroll
@@ -339,10 +296,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    if (NB == 1 && p.ext)
-        wr.run_ext(xs, lane, h, p.dim, acc);
-    else
-        wr.run(lane, h, p.dim, acc);
+    wr.run(lane, h, p.dim, acc);
     unsigned long long key = 0ull; /* the fed-back argmax (conv == 0, one sequence) */
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -631,7 +585,6 @@ struct K34Params {
     const void *w;    /* out_proj (dm, di) */
     const float *bias;
     float *residual;  /* (NB, dm) */
-    int ext;          /* rounds requested into shared memory right after the wait (<= K34_EXT) */
 };
 
 #define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
@@ -646,50 +599,6 @@ static __device__ __forceinline__ void k34_load(uint4 (&b)[4], const T *w, int i
         int row = it * RB + rw + k;
         row = row < dm ? row : dm - 1;
         b[k] = ld_stream(w + (size_t)row * di);
-    }
-}
-
-#define K34_EXT 2 /* at most this many rounds go to shared memory after the wait (32 KB) */
-
-/* part[k][b] = the thread's 8 columns of row k of a round . y[b] */
-template <typename T, int NB>
-static __device__ __forceinline__ void k34_fma(float (&part)[4][NB], const uint4 (&v)[4], const float (&yv)[NB][8]) {
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float wf[8];
-        unpack8(v[k], wf, T());
-#pragma unroll
-        for (int b = 0; b < NB; b++) {
-            float a = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) a = fmaf(wf[e], yv[b][e], a);
-            part[k][b] = a;
-        }
-    }
-}
-
-static __device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d);
-
-/* the CC lanes of a row group summed, and lane b adds the 4 rows of
- * sequence b (+ bias) into the residual */
-template <int NB, int CC>
-static __device__ __forceinline__ void k34_red(float (&part)[4][NB], int row, int r1, int cc, bool addb,
-                                               const K34Params &p) {
-#pragma unroll
-    for (int o = CC >> 1; o > 0; o >>= 1)
-#pragma unroll
-        for (int k = 0; k < 4; k++)
-#pragma unroll
-            for (int b = 0; b < NB; b++) part[k][b] += __shfl_xor_sync(0xffffffffu, part[k][b], o);
-    if (row < r1) {
-#pragma unroll
-        for (int b = 0; b < NB; b++) {
-            if (cc != b) continue;
-            float v[4];
-#pragma unroll
-            for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
-            red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
-        }
     }
 }
 
@@ -712,7 +621,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
     __shared__ int last;
-    __shared__ uint4 xs[K34_EXT][4][DEC_THREADS]; /* each thread's own rows of the ext rounds */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
@@ -721,18 +629,12 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
      * of columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
     const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
-    constexpr int RB = DEC_WARPS * RG * 4; /* rows of a round */
-    const int nit = (r1 - r0 + RB - 1) / RB;
+    const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
     uint4 buf[DEPTH][4];
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    /* rounds DEPTH .. DEPTH + ne - 1 go to shared memory right after the
-     * wait (DRAM busy during the state update's chain), the rest to the
-     * registers as they free: register round k is round k (k < DEPTH) or
-     * k + ne */
-    const int ne = min(p.ext, max(nit - DEPTH, 0)), nreg = nit - ne;
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -755,18 +657,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     uint4 dw[K34_PRE];
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
-    if (ne > 0) {
-#pragma unroll
-        for (int e = 0; e < K34_EXT; e++) {
-            if (e >= ne) break;
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const int row = min((DEPTH + e) * RB + rw + k, p.dm - 1);
-                cp_async16(&xs[e][k][tid], wb + (size_t)row * p.di);
-            }
-        }
-        cp_async_commit();
-    }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
@@ -813,27 +703,41 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
         for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
     const bool addb = p.bias && c0 == 0;
-    for (int k0 = 0; k0 < nreg; k0 += DEPTH) {
+    for (int it0 = 0; it0 < nit; it0 += DEPTH) {
 #pragma unroll
         for (int d = 0; d < DEPTH; d++) {
-            const int k = k0 + d;
-            if (k >= nreg) break; /* the same for the whole block */
+            const int it = it0 + d;
+            if (it >= nit) break; /* the same for the whole block */
             float part[4][NB];
-            k34_fma<T, NB>(part, buf[d], yv);
-            if (k + DEPTH < nreg) k34_load<T, CB>(buf[d], wb, k + DEPTH + ne, rw, p.dm, p.di);
-            k34_red<NB, CC>(part, (k < DEPTH ? k : k + ne) * RB + rw, r1, cc, addb, p);
-        }
-        if (k0 == 0 && ne > 0) { /* the shared-memory rounds, each thread its own */
-            cp_async_wait_all();
 #pragma unroll
-            for (int e = 0; e < K34_EXT; e++) {
-                if (e >= ne) break;
-                uint4 v[4];
+            for (int k = 0; k < 4; k++) {
+                float wf[8];
+                unpack8(buf[d][k], wf, T());
 #pragma unroll
-                for (int k = 0; k < 4; k++) v[k] = xs[e][k][tid];
-                float part[4][NB];
-                k34_fma<T, NB>(part, v, yv);
-                k34_red<NB, CC>(part, (DEPTH + e) * RB + rw, r1, cc, addb, p);
+                for (int b = 0; b < NB; b++) {
+                    float a = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) a = fmaf(wf[e], yv[b][e], a);
+                    part[k][b] = a;
+                }
+            }
+            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+#pragma unroll
+            for (int o = CC >> 1; o > 0; o >>= 1)
+#pragma unroll
+                for (int k = 0; k < 4; k++)
+#pragma unroll
+                    for (int b = 0; b < NB; b++) part[k][b] += __shfl_xor_sync(0xffffffffu, part[k][b], o);
+            const int row = it * (DEC_WARPS * RG * 4) + rw;
+            if (row < r1) {
+#pragma unroll
+                for (int b = 0; b < NB; b++) {
+                    if (cc != b) continue;
+                    float v[4];
+#pragma unroll
+                    for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
+                    red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
+                }
             }
         }
     }
@@ -886,17 +790,6 @@ static int k1_vec(const float *norm, const float *residual, int dim) {
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
-/* Shared memory for K1's ext (the gemv's second chunk requested into shared
- * memory right after the wait, so DRAM works during the norm's chain): one
- * sequence, 4 vectors per lane, rows longer than one chunk and room beside
- * h within DEC_SMEM_MAX; else 0 (MS6_DEC_K1_EXT=0: always 0) */
-static size_t k1_ext_bytes(int nb, int dim, int ch) {
-    const size_t ext = sizeof(uint4) * DEC_WARPS * DEC_ROWS * ch * 32, hb = sizeof(float) * nb * (size_t)dim;
-    if (ms6_env_is("MS6_DEC_K1_EXT", "0") || nb != 1 || ch != 4 || dim / 8 <= ch * 32 || hb + ext > DEC_SMEM_MAX)
-        return 0;
-    return ext;
-}
-
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
  * slice) up to d_inner 2048, else 64 (128-byte pieces, the rows split over
@@ -918,13 +811,6 @@ static int k34_cb(const ms6_mixer_step_params *p) {
     return 0;
 }
 
-
-/* K34's rounds to shared memory after the wait (MS6_DEC_K34_EXT=0..2;
- * rounds beyond the DEPTH in registers: 2 of 2.8b's 7, 1 of 1.4b's 4, none
- * of 130m's 3) */
-static int k34_ext(void) {
-    return ms6_env_is("MS6_DEC_K34_EXT", "0") ? 0 : ms6_env_is("MS6_DEC_K34_EXT", "1") ? 1 : K34_EXT;
-}
 
 /* K34 at cb channels per block (k34_cb) */
 template <typename T, int NB>
@@ -957,7 +843,6 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
-    k.ext = k34_ext();
     const int blocks = slices * k.rs;
     if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
@@ -990,15 +875,13 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    const size_t smem1 = sizeof(float) * NB * dm + k1_ext_bytes(NB, dm, CH1);
-    k1.ext = smem1 > sizeof(float) * NB * dm;
     cudaError_t e;
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), smem1, k1);
+        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
-    if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), smem1, k1);
+    if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     const int cb = k34_cb(p);
     if (cb) return k34_launch<T, NB>(c, p, cb);
@@ -1048,8 +931,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.feed_ids = p->feed_ids;
     k1.feed_log = p->feed_log;
     k1.feed_pos = p->feed_pos;
-    const size_t smem = sizeof(float) * NB * (size_t)p->dim + k1_ext_bytes(NB, (int)p->dim, CH);
-    k1.ext = smem > sizeof(float) * NB * (size_t)p->dim;
+    const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
         if (k1_vec(p->norm, p->x, (int)p->dim))
             return launch(c, k_norm_gemv_vec<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
