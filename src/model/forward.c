@@ -794,8 +794,9 @@ static ms6_status step_run(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, c
     return next ? argmax_logits(m, w, n, next, msg) : MS6_STATUS_OK;
 }
 
-/* step_body, then the argmax of the logits row fed back into w->ids and
- * logged at w->gen_log[w->gen_pos[0]++] (one sequence) */
+/* The step with the argmax of its logits row fed back into w->ids and
+ * logged at w->gen_log[w->gen_pos[0]++] (one sequence): by the fused head
+ * where it can (MS6_HEAD_ARGMAX=0: never), else by argmax_feed after it */
 static ms6_status step_body_feed(ms6_model *m, ms6_fwd_state *s, ms6_fwd_scratch *w, int64_t n, char *msg) {
     const char *e = getenv("MS6_HEAD_ARGMAX");
     int fed = 0;
