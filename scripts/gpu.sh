@@ -116,6 +116,8 @@ MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail
 MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
+# one shared-memory carveout for every decode kernel (MS6_DEC_CARVEOUT, opt-in)
+MS6_DEC_CARVEOUT=25 step model-test-carveout 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -182,7 +184,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-k34off:MS6_DEC_K34=0 vec0:MS6_DEC_VEC=0 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-carve25:MS6_DEC_CARVEOUT=25 carve0:MS6_DEC_CARVEOUT=0 headargmax0:MS6_HEAD_ARGMAX=0 ref:}; do
       IFS=, read -ra kv <<< "${v#*:}"
       for x in "${kv[@]}"; do export "$x"; done
       step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \

@@ -776,6 +776,16 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
     const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
     cfg.numAttrs = (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) ? 1 : 0;
+    /* MS6_DEC_CARVEOUT=P (opt-in until measured): every decode kernel asks
+     * for the same shared-memory carveout, P % of the most, so that an SM
+     * running one kernel's blocks need not be reconfigured, i.e. drained,
+     * before it takes the next kernel's early (dependent-launch) blocks */
+    const char *cv = getenv("MS6_DEC_CARVEOUT");
+    if (cv && *cv) {
+        const int pct = atoi(cv);
+        if (pct >= 0 && pct <= 100) cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
+        cudaGetLastError();
+    }
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
