@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CLI checks of `mamba-s6 generate / logits / info` on the committed golden
 # models: the greedy continuation printed by `generate --print-ids` must be
-# the one Hugging Face transformers produced, `logits` writes (n, vocab)
+# the one Hugging Face transformers produced (and 40 tokens of it the same
+# as sampling at temperature 1e-6), `logits` writes (n, vocab)
 # float32, and bad input (out-of-range id, missing directory, bad JSON,
 # wrong shape, missing shard, bad options) exits non-zero with a message
 # naming the file / tensor / id.
@@ -33,6 +34,12 @@ for g in "$GOLD"/*/golden.json; do
   got=$("$BIN" generate -m "$d" --ids "$prompt" -n "$n" --temp 0 --print-ids 2> "$T/err") || { bad "generate on $d failed: $(cat "$T/err")"; continue; }
   [ "$(echo $got)" = "$(echo $want)" ] || bad "$d: greedy '$got', golden '$want'"
   grep -q "ms/token" "$T/err" || bad "$d: no timing on stderr"
+  # 40 greedy tokens (plain greedy decodes in pieces of 16 fed back where they are
+  # made) == the sampler at temperature 1e-6 (logits to the host at every step)
+  a=$("$BIN" generate -m "$d" --ids "$prompt" -n 40 --print-ids 2> "$T/err") || bad "$d: generate -n 40: $(cat "$T/err")"
+  b=$("$BIN" generate -m "$d" --ids "$prompt" -n 40 --temp 0.000001 --seed 1 --print-ids 2> "$T/err") ||
+    bad "$d: generate -n 40 --temp 1e-6: $(cat "$T/err")"
+  [ "$(echo $a)" = "$(echo $b)" ] || bad "$d: 40 greedy tokens '$a', sampled at temperature 1e-6 '$b'"
   n_models=$((n_models + 1))
 done
 echo "cli_model: greedy continuation checked on $n_models golden models"
