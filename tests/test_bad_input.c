@@ -268,6 +268,13 @@ int main(void) {
         CHECK(ms6_session_step(s, -5, lg) == MS6_STATUS_OUT_OF_RANGE, "-5 accepted");
         CHECK(ms6_session_prefill(s, ids, 0, lg, 0) == MS6_STATUS_INVALID_ARGUMENT, "0 ids accepted");
         CHECK(ms6_session_prefill(s, NULL, 3, lg, 0) == MS6_STATUS_INVALID_ARGUMENT, "NULL ids accepted");
+        int32_t gen[2];
+        CHECK(ms6_session_generate_greedy(s, 259, 2, gen) == MS6_STATUS_OUT_OF_RANGE, "generate from id 259 accepted");
+        CHECK(strstr(ms6_session_last_error(s), "259") != NULL, "generate: message '%s' does not name the id",
+              ms6_session_last_error(s));
+        CHECK(ms6_session_generate_greedy(s, 1, -3, gen) == MS6_STATUS_INVALID_ARGUMENT, "generate count -3 accepted");
+        CHECK(ms6_session_generate_greedy(s, 1, 2, NULL) == MS6_STATUS_INVALID_ARGUMENT, "generate into NULL accepted");
+        CHECK(ms6_session_generate_greedy(NULL, 1, 2, gen) == MS6_STATUS_INVALID_ARGUMENT, "generate on NULL session");
         CHECK(ms6_session_position(s) == 0, "position moved");
         CHECK(ms6_session_load_state(s, "/nonexistent/state.bin") == MS6_STATUS_IO_ERROR, "missing state file");
         CHECK(strstr(ms6_session_last_error(s), "/nonexistent/state.bin") != NULL, "state file not named: %s",
