@@ -174,6 +174,17 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   e2e_dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
   mkdir -p "$e2e_dir"
   e2e_line() { awk -v n="$1" '$1 ~ /^(prefill|decode)$/ && $2 ~ /^[0-9.]+$/ {printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
+  # variant NAME:VAR=VALUE[,VAR=VALUE...] STEP LIMIT CMD...: the step with those variables set
+  # (none for NAME:), then its line in the summary
+  variant() {
+    local kv x name=$2
+    IFS=, read -ra kv <<< "${1#*:}"
+    shift 2
+    for x in "${kv[@]}"; do export "$x"; done
+    step "$name" "$@"
+    for x in "${kv[@]}"; do unset "${x%%=*}"; done
+    summary+=("  $(e2e_line "$name")")
+  }
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
     if [ ! -f "$e2e_dir/$s/model.safetensors" ]; then
       step "init-$s" 240 "$BUILD/mamba-s6" init --shape "$s" -o "$e2e_dir/$s" --dtype f16 || continue
@@ -185,12 +196,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
     for v in ${MS6_GPU_E2E_VARIANTS:-carve25:MS6_DEC_CARVEOUT=25 carve0:MS6_DEC_CARVEOUT=0 headargmax0:MS6_HEAD_ARGMAX=0 ref:}; do
-      IFS=, read -ra kv <<< "${v#*:}"
-      for x in "${kv[@]}"; do export "$x"; done
-      step "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+      variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
-      for x in "${kv[@]}"; do unset "${x%%=*}"; done
-      summary+=("  $(e2e_line "e2e-$s-${v%%:*}")")
     done
     # one greedy step call per token (the host waits for each id) against the default's one
     # generate call with the tokens fed back on the device
@@ -227,12 +234,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         summary+=("  $(e2e_line "e2e-$s-b$b")")
         # variants beside it (as above; MS6_GPU_BATCH_VARIANTS replaces the list)
         for v in ${MS6_GPU_BATCH_VARIANTS:-convscalar:MS6_CONV_UPD_VEC=0}; do
-          IFS=, read -ra kv <<< "${v#*:}"
-          for x in "${kv[@]}"; do export "$x"; done
-          step "e2e-$s-b$b-${v%%:*}" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
+          variant "$v" "e2e-$s-b$b-${v%%:*}" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
             --batch $b --prompt 32 --gen 32 --reps 2
-          for x in "${kv[@]}"; do unset "${x%%=*}"; done
-          summary+=("  $(e2e_line "e2e-$s-b$b-${v%%:*}")")
         done
       done
     fi
