@@ -92,22 +92,29 @@ static __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(cons
     }
 }
 
-extern "C" ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out) {
-    ms6_cuda_ctx *c = ms6_cuda(be);
-    if (rows <= 0) return MS6_STATUS_OK;
+/* rows (> 0) and n must fit the kernel's 32-bit grid and indices */
+static ms6_status argmax_shape(ms6_backend *be, int64_t rows, int64_t n) {
     if (n <= 0 || n > INT32_MAX || rows > INT32_MAX)
         return ms6_backend_fail(be, MS6_STATUS_INVALID_ARGUMENT, "argmax: %lld rows of %lld values (need 1..2^31-1)",
                                 (long long)rows, (long long)n);
+    return MS6_STATUS_OK;
+}
+
+extern "C" ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *out) {
+    ms6_cuda_ctx *c = ms6_cuda(be);
+    if (rows <= 0) return MS6_STATUS_OK;
+    ms6_status st = argmax_shape(be, rows, n);
+    if (st != MS6_STATUS_OK) return st;
     if (rows > c->argmax_cap) {
         if (c->argmax_buf) cudaFree(c->argmax_buf);
         c->argmax_buf = NULL;
         c->argmax_cap = 0;
-        ms6_status st = ms6_cuda_check(be, cudaMalloc((void **)&c->argmax_buf, sizeof(int32_t) * (size_t)rows), "argmax");
+        st = ms6_cuda_check(be, cudaMalloc((void **)&c->argmax_buf, sizeof(int32_t) * (size_t)rows), "argmax");
         if (st != MS6_STATUS_OK) return st;
         c->argmax_cap = rows;
     }
     argmax_rows_kernel<false><<<(unsigned)rows, ARGMAX_THREADS, 0, c->stream>>>(x, n, c->argmax_buf, NULL, NULL);
-    ms6_status st = ms6_cuda_check(be, cudaGetLastError(), "argmax");
+    st = ms6_cuda_check(be, cudaGetLastError(), "argmax");
     if (st == MS6_STATUS_OK) st = be->ops->download(be, out, c->argmax_buf, sizeof(int32_t) * (size_t)rows);
     return st;
 }
@@ -115,9 +122,8 @@ extern "C" ms6_status ms6_cuda_argmax_rows(ms6_backend *be, const float *x, int6
 extern "C" ms6_status ms6_cuda_argmax_feed(ms6_backend *be, const float *x, int64_t rows, int64_t n, int32_t *ids,
                                            int32_t *log, int32_t *pos) {
     if (rows <= 0) return MS6_STATUS_OK;
-    if (n <= 0 || n > INT32_MAX || rows > INT32_MAX)
-        return ms6_backend_fail(be, MS6_STATUS_INVALID_ARGUMENT, "argmax: %lld rows of %lld values (need 1..2^31-1)",
-                                (long long)rows, (long long)n);
+    const ms6_status st = argmax_shape(be, rows, n);
+    if (st != MS6_STATUS_OK) return st;
     argmax_rows_kernel<true><<<(unsigned)rows, ARGMAX_THREADS, 0, ms6_cuda(be)->stream>>>(x, n, ids, log, pos);
     return ms6_cuda_check(be, cudaGetLastError(), "argmax");
 }
