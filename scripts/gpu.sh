@@ -52,6 +52,7 @@ finish() {
     [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
     [ -f "$LOG/bench-splitk.log" ] && cat "$LOG/bench-splitk.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
+    cat "$LOG"/prof-*.table 2>/dev/null
     grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
   } > "$LOG/summary.txt"
   if [ -n "${OUT:-}" ]; then
@@ -193,6 +194,13 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     [ "$s" = 2.8b ] && prompt=2048
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
+    # the decode kernels' block timeline (MS6_DEC_PROF, dev/cuda/dec_prof.py): per layer, when each
+    # kernel's blocks start, pass their wait and end (MS6_GPU_PROF=0 skips it)
+    if [ "${MS6_GPU_PROF:-1}" != 0 ]; then
+      MS6_DEC_PROF="$LOG/prof-$s.txt" step "prof-$s" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+        --backend cuda --prompt 32 --gen 64 --reps 1 &&
+        python3 dev/cuda/dec_prof.py "$LOG/prof-$s.txt" > "$LOG/prof-$s.table" 2>&1
+    fi
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
     for v in ${MS6_GPU_E2E_VARIANTS:-carve25:MS6_DEC_CARVEOUT=25 carve0:MS6_DEC_CARVEOUT=0 headargmax0:MS6_HEAD_ARGMAX=0 ref:}; do

@@ -29,6 +29,7 @@ typedef struct ms6_cuda_ctx {
     int pinned_failed;         /* cudaMallocHost failed once: download directly */
     pthread_mutex_t pinned_lock;
     void *pk_scratch;          /* decode_persist.cu: grid barrier counter + x_proj accumulators */
+    void *dec_prof;            /* decode.cu: block timeline ring (MS6_DEC_PROF=FILE), or NULL */
 } ms6_cuda_ctx;
 
 static inline ms6_cuda_ctx *ms6_cuda(ms6_backend *be) { return (ms6_cuda_ctx *)be->ctx; }
@@ -64,6 +65,9 @@ ms6_status ms6_cuda_argmax_feed(ms6_backend *be, const float *x, int64_t rows, i
 
 /* Bytes of pk_scratch (allocated with the context). */
 #define MS6_CUDA_PK_SCRATCH (64 * 1024)
+/* decode.cu's block timeline (development): records in the ring, a power of two */
+#define MS6_DEC_PROF_CAP (1u << 17)
+void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c);
 
 /* Frees what the gemm created on first use (cuBLASLt handle, descriptor
  * cache, scratch); called by the backend's destroy. */

@@ -41,6 +41,7 @@
  */
 #include "backend/cuda/cuda_internal.h"
 
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,35 @@ static __device__ __forceinline__ void pdl_launch() {
 static __device__ __forceinline__ void pdl_sync() {
     pdl_wait();
     pdl_launch();
+}
+
+/* ---- block timeline (development; MS6_DEC_PROF=FILE, see ms6_cuda_dec_prof_dump):
+ * thread 0 of every block of K1, K34 and the head notes the global timer at
+ * its start and after its wait (shared memory, t[0..1]) and, after a final
+ * barrier, appends (t0, t1, end, kind | block << 8 | SM << 40) to a ring on
+ * the device (ring[0]: the count, records from ring + 2, 4 words each). With
+ * ring NULL (the default) each mark is one test of a kernel parameter. ---- */
+enum { PROF_K1X = 1, PROF_K1Z = 2, PROF_K34 = 3, PROF_HEAD = 4 };
+static __device__ __forceinline__ unsigned long long gtimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+static __device__ __forceinline__ void prof_mark(unsigned long long *ring, unsigned long long *t, int i) {
+    if (ring && threadIdx.x == 0) t[i] = gtimer();
+}
+static __device__ __forceinline__ void prof_end(unsigned long long *ring, const unsigned long long *t, int kind) {
+    if (!ring) return;
+    __syncthreads();
+    if (threadIdx.x != 0) return;
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    const unsigned i = atomicAdd(reinterpret_cast<unsigned *>(ring), 1u) & (MS6_DEC_PROF_CAP - 1);
+    unsigned long long *r = ring + 2 + 4 * (size_t)i;
+    r[0] = t[0];
+    r[1] = t[1];
+    r[2] = gtimer();
+    r[3] = (unsigned long long)kind | ((unsigned long long)blockIdx.x << 8) | ((unsigned long long)sm << 40);
 }
 
 
@@ -169,6 +199,7 @@ struct K1Params {
      * (ms6_norm_gemv_params.feed_*; feed_pos[2..3] the 64-bit max of the
      * blocks' keys, feed_pos[4] their count) */
     int32_t *feed_ids, *feed_log, *feed_pos;
+    unsigned long long *prof; /* the block timeline ring, or NULL */
 };
 
 /* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
@@ -192,6 +223,8 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
+    __shared__ unsigned long long pt[2];
+    prof_mark(p.prof, pt, 0);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int blk0 = blockIdx.x * DEC_WARPS * R, row0 = blk0 + warp * R;
     WarpRows<T, NB, CH, R> wr;
@@ -237,6 +270,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         cp_async_commit();
     }
     pdl_sync();
+    prof_mark(p.prof, pt, 1);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -353,9 +387,13 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 *cnt = 0u;
             }
         }
+        prof_end(p.prof, pt, PROF_HEAD);
         return;
     }
-    if (!xblock) return;
+    if (!xblock) {
+        prof_end(p.prof, pt, CONV ? PROF_K1Z : PROF_HEAD);
+        return;
+    }
     /* dbc[b][j] += x_proj[j][blk0 .. +8R) . u[b][blk0 .. +8R): threads
      * (Rj .. Rj+R-1) take the R vectors of row j */
     __syncthreads();
@@ -378,6 +416,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
+    prof_end(p.prof, pt, PROF_K1X);
 }
 
 template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
@@ -585,6 +624,7 @@ struct K34Params {
     const void *w;    /* out_proj (dm, di) */
     const float *bias;
     float *residual;  /* (NB, dm) */
+    unsigned long long *prof; /* the block timeline ring, or NULL */
 };
 
 #define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
@@ -621,6 +661,8 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
     __shared__ int last;
+    __shared__ unsigned long long pt[2];
+    prof_mark(p.prof, pt, 0);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
@@ -657,6 +699,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     uint4 dw[K34_PRE];
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
+    prof_mark(p.prof, pt, 1);
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
@@ -757,6 +800,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                         p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
                 }
     }
+    prof_end(p.prof, pt, PROF_K34);
 }
 
 /* ---- launch helpers ---- */
@@ -845,6 +889,7 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.w = p->out_proj;
     k.bias = p->out_proj_bias;
     k.residual = p->residual;
+    k.prof = (unsigned long long *)c->dec_prof;
     const int slices = k.di / cb;
     k.rs = 1;
     if (cb == 64) {
@@ -885,6 +930,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
+    k1.prof = (unsigned long long *)c->dec_prof;
     cudaError_t e;
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
@@ -941,6 +987,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.feed_ids = p->feed_ids;
     k1.feed_log = p->feed_log;
     k1.feed_pos = p->feed_pos;
+    k1.prof = (unsigned long long *)c->dec_prof;
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
         if (k1_vec(p->norm, p->x, (int)p->dim))
@@ -1008,4 +1055,30 @@ extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_pa
     ms6_cuda_ctx *c = ms6_cuda(be);
     cudaError_t e = p->w_dtype == MS6_DTYPE_F16 ? head_nb<__half>(c, p) : head_nb<__nv_bfloat16>(c, p);
     return ms6_cuda_check(be, e, "fused norm + gemv");
+}
+
+/* MS6_DEC_PROF=FILE: the block timeline ring written as text, one block per
+ * line: kind (1 K1 x, 2 K1 z, 3 K34, 4 head), block, SM, start, after the
+ * wait, end (ns of the global timer); the last MS6_DEC_PROF_CAP blocks.
+ * dev/cuda/dec_prof.py turns it into a per-layer table. */
+extern "C" void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c) {
+    const char *path = getenv("MS6_DEC_PROF");
+    if (!c->dec_prof || !path || !*path) return;
+    const size_t words = 2 + 4 * (size_t)MS6_DEC_PROF_CAP;
+    unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
+    FILE *f = h ? fopen(path, "w") : NULL;
+    if (f && cudaDeviceSynchronize() == cudaSuccess &&
+        cudaMemcpy(h, c->dec_prof, words * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
+        const unsigned n = (unsigned)h[0];
+        const unsigned cnt = n < MS6_DEC_PROF_CAP ? n : MS6_DEC_PROF_CAP;
+        for (unsigned i = 0; i < cnt; i++) {
+            const unsigned long long *r = h + 2 + 4 * (size_t)((n - cnt + i) & (MS6_DEC_PROF_CAP - 1));
+            fprintf(f, "%u %u %u %llu %llu %llu\n", (unsigned)(r[3] & 0xff), (unsigned)((r[3] >> 8) & 0xffffffffu),
+                    (unsigned)(r[3] >> 40), r[0], r[1], r[2]);
+        }
+    } else {
+        fprintf(stderr, "MS6_DEC_PROF: could not write %s\n", path);
+    }
+    if (f) fclose(f);
+    free(h);
 }

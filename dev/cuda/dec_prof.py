@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""dec_prof.py FILE [FILE...] - per-layer timeline of the fused decode step.
+
+FILE is what `MS6_DEC_PROF=FILE mamba-s6 bench generate ... --backend cuda`
+writes when the backend is destroyed (src/backend/cuda/decode.cu): one line
+per block of K1 (kind 1: x rows, 2: z rows), K34 (3) and the head (4) with
+block, SM, start, after its wait, end (ns). The last complete step (the
+blocks between the last two heads) is cut into kernels by start time (a
+dependent kernel's blocks all start after every block of the one before has
+started), and for each kind of kernel the median over the step's layers is
+printed, in us relative to the end of the kernel before (its last block):
+
+  start   first block's start (negative: launched early, PDL)
+  wait    first block past its wait (the grid dependency's release)
+  wait50  median block past its wait
+  end50   median block's end;  end90: 90th percentile;  end: last block
+  late    blocks that started after the first wait returned (later waves)
+  body    median over blocks of end - wait (work after the wait)
+  xend/zend  K1's x / z blocks' median end
+
+then the layer period (one K34's last end to the next) and the step's time.
+"""
+import statistics as st
+import sys
+
+
+def load(path):
+    recs = []
+    with open(path) as f:
+        for line in f:
+            k, b, sm, t0, t1, t2 = map(int, line.split())
+            recs.append((t0, t1, t2, k, b, sm))
+    recs.sort()
+    return recs
+
+
+def cls(k):
+    return 1 if k in (1, 2) else k
+
+
+def kernels(recs):
+    """consecutive runs of one kernel class in start order"""
+    out, cur = [], []
+    for r in recs:
+        if cur and cls(r[3]) != cls(cur[-1][3]):
+            out.append(cur)
+            cur = []
+        cur.append(r)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def q(xs, f):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(f * len(xs)))]
+
+
+def report(path):
+    ks = kernels(load(path))
+    heads = [i for i, k in enumerate(ks) if cls(k[0][3]) == 4]
+    if len(heads) < 2:
+        print(f"{path}: fewer than two steps recorded")
+        return
+    step = ks[heads[-2] + 1: heads[-1] + 1]
+    prev_end = max(r[2] for r in ks[heads[-2]])
+    step_t0 = prev_end
+    rows = {}
+    periods = []
+    last34 = None
+    for k in step:
+        c = cls(k[0][3])
+        t0s = [r[0] for r in k]
+        t1s = [r[1] for r in k]
+        t2s = [r[2] for r in k]
+        w0 = min(t1s)
+        d = dict(n=len(k), start=min(t0s) - prev_end, wait=w0 - prev_end,
+                 wait50=st.median(t1s) - prev_end, end50=st.median(t2s) - prev_end,
+                 end90=q(t2s, 0.9) - prev_end, end=max(t2s) - prev_end,
+                 late=sum(1 for t in t0s if t > w0), body=st.median(r[2] - r[1] for r in k))
+        if c == 1:
+            xs = [r[2] for r in k if r[3] == 1]
+            zs = [r[2] for r in k if r[3] == 2]
+            d["xend"] = st.median(xs) - prev_end if xs else 0
+            d["zend"] = st.median(zs) - prev_end if zs else 0
+        rows.setdefault(c, []).append(d)
+        prev_end = max(t2s)
+        if c == 3:
+            if last34 is not None:
+                periods.append(prev_end - last34)
+            last34 = prev_end
+    names = {1: "K1", 3: "K34", 4: "head"}
+    keys = ["n", "start", "wait", "wait50", "end50", "end90", "end", "late", "body", "xend", "zend"]
+    print(f"== {path}: {len(step) - 1} layer kernels + head, step {(prev_end - step_t0) / 1e3:.1f} us")
+    print("kernel " + " ".join(f"{k:>7}" for k in keys))
+    for c in (1, 3, 4):
+        if c not in rows:
+            continue
+        med = {k: st.median(d.get(k, 0) for d in rows[c]) for k in keys}
+        print(f"{names[c]:<6} " + " ".join(
+            f"{med[k]:7.0f}" if k in ("n", "late") else f"{med[k] / 1e3:7.2f}" for k in keys))
+    if periods:
+        print(f"layer period: median {st.median(periods) / 1e3:.2f} us, min {min(periods) / 1e3:.2f}, "
+              f"max {max(periods) / 1e3:.2f} over {len(periods)} layers")
+    # per-SM view of one middle layer's K1: blocks per SM and their spans
+    mid = [k for k in step if cls(k[0][3]) == 1]
+    if mid:
+        k = mid[len(mid) // 2]
+        per = {}
+        for r in k:
+            per.setdefault(r[5], []).append(r)
+        counts = sorted(len(v) for v in per.values())
+        print(f"middle K1: {len(per)} SMs, blocks per SM min {counts[0]} median {counts[len(counts) // 2]} "
+              f"max {counts[-1]}")
+
+
+for p in sys.argv[1:]:
+    report(p)
