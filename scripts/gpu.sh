@@ -80,7 +80,7 @@ fi
 
 # ---- build ----
 if ! step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS="$ARCHS" \
-  "${cmake_extra[@]}"; then
+  -DMS6_DEC_PROF=OFF "${cmake_extra[@]}"; then
   tail -30 "$LOG/configure.log"
   finish
   exit 1
@@ -194,13 +194,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     [ "$s" = 2.8b ] && prompt=2048
     step "e2e-$s" 150 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda --prompt $prompt --gen 256 --reps 3
     summary+=("  $(e2e_line "e2e-$s")")
-    # the decode kernels' block timeline (MS6_DEC_PROF, dev/cuda/dec_prof.py): per layer, when each
-    # kernel's blocks start, pass their wait and end (MS6_GPU_PROF=0 skips it)
-    if [ "${MS6_GPU_PROF:-1}" != 0 ]; then
-      MS6_DEC_PROF="$LOG/prof-$s.txt" step "prof-$s" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
-        --backend cuda --prompt 32 --gen 64 --reps 1 &&
-        python3 dev/cuda/dec_prof.py "$LOG/prof-$s.txt" > "$LOG/prof-$s.table" 2>&1
-    fi
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
     for v in ${MS6_GPU_E2E_VARIANTS:-carve25:MS6_DEC_CARVEOUT=25 carve0:MS6_DEC_CARVEOUT=0 headargmax0:MS6_HEAD_ARGMAX=0 ref:}; do
@@ -247,6 +240,19 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         done
       done
     fi
+  done
+fi
+
+# the decode kernels' block timeline (dev/cuda/dec_prof.py): per layer, when each kernel's blocks
+# start, pass their wait and end; decode.cu rebuilt with -DMS6_DEC_PROF=ON (the marks cost a few
+# per cent, so after every timing above; MS6_GPU_PROF=0 skips it)
+if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
+  step configure-prof 120 cmake -S . -B "$BUILD" -DMS6_DEC_PROF=ON &&
+  step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
+  for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
+    MS6_DEC_PROF="$LOG/prof-$s.txt" step "prof-$s" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+      --backend cuda --prompt 32 --gen 64 --reps 1 &&
+      python3 dev/cuda/dec_prof.py "$LOG/prof-$s.txt" > "$LOG/prof-$s.table" 2>&1
   done
 fi
 

@@ -106,9 +106,16 @@ const char *kh_describe_scan(const kh_scan_case *c, char *buf, size_t cap) {
 
 #define TRY(x) do { st = (x); if (st != MS6_STATUS_OK) goto done; } while (0)
 
-static void finish_compare(kh_result *res, const double *got, const double *ref, int64_t n, const double *sgot,
-                           const double *sref, int64_t sn) {
+static void finish_compare(kh_result *res, ms6_dtype out, const double *got, const double *ref, int64_t n,
+                           const double *sgot, const double *sref, int64_t sn) {
     res->nan = tu_compare(got, ref, n, &res->rel, &res->maxabs);
+    double e2 = 0, r2 = 0; /* the oracle itself rounded to the output type */
+    for (int64_t i = 0; i < n; i++) {
+        const double d = q(ref[i], out) - ref[i];
+        e2 += d * d;
+        r2 += ref[i] * ref[i];
+    }
+    res->round_rel = r2 > 0 ? sqrt(e2 / r2) : 0;
     res->state_rel = res->state_maxabs = 0;
     if (sgot && sn) res->nan |= tu_compare(sgot, sref, sn, &res->state_rel, &res->state_maxabs);
 }
@@ -262,7 +269,7 @@ ms6_status kh_run_scan(ms6_backend *be, const kh_scan_case *c, tu_rng *rng, kh_r
             for (int64_t t = 0; t < L; t++)
                 got[(b * D + d) * L + t] = ms6_load(bout.host, c->io, b * bs + d * ds + t * ts);
     for (int64_t i = 0; i < nst; i++) hgot[i] = ((float *)bhT.host)[i];
-    finish_compare(res, got, ref, nact, c->want_hT ? hgot : NULL, hT, nst);
+    finish_compare(res, c->io, got, ref, nact, c->want_hT ? hgot : NULL, hT, nst);
     if (!c->want_hT) { /* final state not requested: must stay untouched (poison) */
         for (int64_t i = 0; i < nst; i++)
             if (((uint32_t *)bhT.host)[i] != 0xffffffffu) { res->untouched_ok = 0; break; }
@@ -399,7 +406,7 @@ ms6_status kh_run_update(ms6_backend *be, const kh_update_case *c, tu_rng *rng, 
     for (int64_t b = 0; b < Bn; b++)
         for (int64_t d = 0; d < D; d++) got[b * D + d] = ms6_load(bout.host, c->io, b * ld + d);
     for (int64_t i = 0; i < nst; i++) sgot[i] = ((float *)bs.host)[i];
-    finish_compare(res, got, ref, Bn * D, sgot, sref, nst);
+    finish_compare(res, c->io, got, ref, Bn * D, sgot, sref, nst);
     /* slots no sequence uses must be bitwise unchanged */
     for (int64_t s = 0; s < n_slots; s++) {
         int used = 0;
@@ -486,7 +493,7 @@ ms6_status kh_run_conv(ms6_backend *be, const kh_conv_case *c, tu_rng *rng, kh_r
         for (int64_t d = 0; d < D; d++)
             for (int64_t t = 0; t < L; t++) got[(b * D + d) * L + t] = ms6_load(bout.host, c->io, b * bs + d * ds + t * ts);
     for (int64_t i = 0; i < nst; i++) sgot[i] = ((float *)bsT.host)[i];
-    finish_compare(res, got, ref, nact, c->want_final ? sgot : NULL, sT, nst);
+    finish_compare(res, c->io, got, ref, nact, c->want_final ? sgot : NULL, sT, nst);
 
 done:
     if (st != MS6_STATUS_OK && !msg[0]) snprintf(msg, 512, "%s", ms6_backend_last_error(be));
@@ -548,7 +555,7 @@ ms6_status kh_run_conv_update(ms6_backend *be, const kh_conv_update_case *c, tu_
     TRY(kb_down(be, &bout)); TRY(kb_down(be, &bs));
     for (int64_t i = 0; i < Bn * D; i++) got[i] = ms6_load(bout.host, c->io, i);
     for (int64_t i = 0; i < nst; i++) sgot[i] = ((float *)bs.host)[i];
-    finish_compare(res, got, ref, Bn * D, sgot, sref, nst);
+    finish_compare(res, c->io, got, ref, Bn * D, sgot, sref, nst);
     check_padding_zero(res, got, idx, Bn, D);
 done:
     if (st != MS6_STATUS_OK && !msg[0]) snprintf(msg, 512, "%s", ms6_backend_last_error(be));
@@ -612,7 +619,7 @@ ms6_status kh_run_norm(ms6_backend *be, const kh_norm_case *c, tu_rng *rng, kh_r
             got[r * D + i] = ms6_load(bo.host, c->out_dtype, r * ldo + i);
             rgot[r * D + i] = ((float *)br.host)[r * ldr + i];
         }
-    finish_compare(res, got, ref, R * D, c->has_residual ? rgot : NULL, rref, R * D);
+    finish_compare(res, c->out_dtype, got, ref, R * D, c->has_residual ? rgot : NULL, rref, R * D);
 done:
     if (st != MS6_STATUS_OK && !msg[0]) snprintf(msg, 512, "%s", ms6_backend_last_error(be));
     kb_free(be, &bx); kb_free(be, &bo); kb_free(be, &br); kb_free(be, &bw);

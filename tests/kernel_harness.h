@@ -15,6 +15,7 @@
 
 typedef struct kh_result {
     double rel, maxabs;             /* main output: ||out-ref||/||ref||, max |out-ref| */
+    double round_rel;               /* ||round(ref)-ref||/||ref||: the output type's own rounding of the oracle */
     double state_rel, state_maxabs; /* final / updated state, when there is one */
     int nan;                        /* any non-finite value in the outputs */
     int untouched_ok;               /* padding slots / untouched state bitwise unchanged */

@@ -40,12 +40,18 @@ static double tol_io_n(ms6_dtype t, int64_t n_out) {
 }
 #define STATE_TOL 1e-4
 
+/* A half output can be no closer than the oracle rounded to its type: where
+ * that alone is near the tolerance (bf16, outputs dominated by a few large
+ * values: measured 3.1e-3 on 1032 outputs), the kernel may add at most the
+ * f32 tolerance to it. */
 static void check_result(const char *what, ms6_status st, const kh_result *r, double tol, const char *msg) {
     n_cases++;
     CHECK(st == MS6_STATUS_OK, "%s: status %s: %s", what, ms6_status_string(st), msg);
     if (st != MS6_STATUS_OK) return;
+    if (tol > 5e-4 && r->round_rel + 5e-4 > tol) tol = r->round_rel + 5e-4;
     CHECK(!r->nan, "%s: NaN or inf in output", what);
-    CHECK(r->rel <= tol, "%s: rel err %.3g > %.3g (max abs %.3g)", what, r->rel, tol, r->maxabs);
+    CHECK(r->rel <= tol, "%s: rel err %.3g > %.3g (max abs %.3g; the oracle rounded to the I/O type: %.3g)", what,
+          r->rel, tol, r->maxabs, r->round_rel);
     CHECK(r->state_rel <= STATE_TOL, "%s: state rel err %.3g > %g (max abs %.3g)", what, r->state_rel, STATE_TOL,
           r->state_maxabs);
     CHECK(r->untouched_ok, "%s: padding slots or unrequested outputs were written", what);

@@ -72,13 +72,23 @@ static __device__ __forceinline__ void pdl_sync() {
     pdl_launch();
 }
 
-/* ---- block timeline (development; MS6_DEC_PROF=FILE, see ms6_cuda_dec_prof_dump):
- * thread 0 of every block of K1, K34 and the head notes the global timer at
- * its start and after its wait (shared memory, t[0..1]) and, after a final
- * barrier, appends (t0, t1, end, kind | block << 8 | SM << 40) to a ring on
- * the device (ring[0]: the count, records from ring + 2, 4 words each). With
- * ring NULL (the default) each mark is one test of a kernel parameter. ---- */
-enum { PROF_K1X = 1, PROF_K1Z = 2, PROF_K34 = 3, PROF_HEAD = 4 };
+/* ---- block timeline (development: built with -DMS6_DEC_PROF=1, the CMake
+ * option MS6_DEC_PROF, and run with MS6_DEC_PROF=FILE; see
+ * ms6_cuda_dec_prof_dump): thread 0 of every block of K1, K34 and the head
+ * notes the global timer at its start and after its wait (shared memory) and,
+ * after a final barrier, appends (t0, t1, end, kind | block << 8 | SM << 40)
+ * to a ring on the device (ring[0]: the count, records from ring + 2, 4 words
+ * each). Compiled out by default: the marks cost 3-5 % of a decoded token
+ * even with the ring NULL (H200, 84971df: 130m 0.218 against 0.207 ms). ---- */
+#ifndef MS6_DEC_PROF
+#define MS6_DEC_PROF 0
+#endif
+#if MS6_DEC_PROF
+#define PROF_BEGIN(ring)                 \
+    __shared__ unsigned long long pt[2]; \
+    prof_mark(ring, pt, 0)
+#define PROF_WAITED(ring) prof_mark(ring, pt, 1)
+#define PROF_END(ring, kind) prof_end(ring, pt, kind)
 static __device__ __forceinline__ unsigned long long gtimer() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -100,7 +110,12 @@ static __device__ __forceinline__ void prof_end(unsigned long long *ring, const 
     r[2] = gtimer();
     r[3] = (unsigned long long)kind | ((unsigned long long)blockIdx.x << 8) | ((unsigned long long)sm << 40);
 }
-
+#else
+#define PROF_BEGIN(ring)
+#define PROF_WAITED(ring)
+#define PROF_END(ring, kind)
+#endif
+enum { PROF_K1X = 1, PROF_K1Z = 2, PROF_K34 = 3, PROF_HEAD = 4 };
 
 
 /* ---- warp gemv core: R rows of W (K halves each, K % 8 == 0) against NB
@@ -223,8 +238,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
-    __shared__ unsigned long long pt[2];
-    prof_mark(p.prof, pt, 0);
+    PROF_BEGIN(p.prof);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int blk0 = blockIdx.x * DEC_WARPS * R, row0 = blk0 + warp * R;
     WarpRows<T, NB, CH, R> wr;
@@ -270,7 +284,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         cp_async_commit();
     }
     pdl_sync();
-    prof_mark(p.prof, pt, 1);
+    PROF_WAITED(p.prof);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -387,11 +401,11 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 *cnt = 0u;
             }
         }
-        prof_end(p.prof, pt, PROF_HEAD);
+        PROF_END(p.prof, PROF_HEAD);
         return;
     }
     if (!xblock) {
-        prof_end(p.prof, pt, CONV ? PROF_K1Z : PROF_HEAD);
+        PROF_END(p.prof, CONV ? PROF_K1Z : PROF_HEAD);
         return;
     }
     /* dbc[b][j] += x_proj[j][blk0 .. +8R) . u[b][blk0 .. +8R): threads
@@ -416,7 +430,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
-    prof_end(p.prof, pt, PROF_K1X);
+    PROF_END(p.prof, PROF_K1X);
 }
 
 template <typename T, int NB, int CONV, int CH, int R = DEC_ROWS>
@@ -661,8 +675,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
     __shared__ int last;
-    __shared__ unsigned long long pt[2];
-    prof_mark(p.prof, pt, 0);
+    PROF_BEGIN(p.prof);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
@@ -699,7 +712,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     uint4 dw[K34_PRE];
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
-    prof_mark(p.prof, pt, 1);
+    PROF_WAITED(p.prof);
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
@@ -800,7 +813,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                         p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
                 }
     }
-    prof_end(p.prof, pt, PROF_K34);
+    PROF_END(p.prof, PROF_K34);
 }
 
 /* ---- launch helpers ---- */
@@ -1064,21 +1077,31 @@ extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_pa
 extern "C" void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c) {
     const char *path = getenv("MS6_DEC_PROF");
     if (!c->dec_prof || !path || !*path) return;
+    if (!MS6_DEC_PROF) {
+        fprintf(stderr, "MS6_DEC_PROF: this build records no timeline (configure with -DMS6_DEC_PROF=ON)\n");
+        return;
+    }
     const size_t words = 2 + 4 * (size_t)MS6_DEC_PROF_CAP;
     unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
-    FILE *f = h ? fopen(path, "w") : NULL;
-    if (f && cudaDeviceSynchronize() == cudaSuccess &&
-        cudaMemcpy(h, c->dec_prof, words * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess) {
-        const unsigned n = (unsigned)h[0];
+    if (!h || cudaDeviceSynchronize() != cudaSuccess ||
+        cudaMemcpy(h, c->dec_prof, words * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        fprintf(stderr, "MS6_DEC_PROF: could not read the block timeline back\n");
+        free(h);
+        return;
+    }
+    const unsigned n = (unsigned)h[0];
+    /* a backend that ran no decode kernel (the bench's bandwidth probe) leaves the file alone */
+    FILE *f = n ? fopen(path, "w") : NULL;
+    if (f) {
         const unsigned cnt = n < MS6_DEC_PROF_CAP ? n : MS6_DEC_PROF_CAP;
         for (unsigned i = 0; i < cnt; i++) {
             const unsigned long long *r = h + 2 + 4 * (size_t)((n - cnt + i) & (MS6_DEC_PROF_CAP - 1));
             fprintf(f, "%u %u %u %llu %llu %llu\n", (unsigned)(r[3] & 0xff), (unsigned)((r[3] >> 8) & 0xffffffffu),
                     (unsigned)(r[3] >> 40), r[0], r[1], r[2]);
         }
-    } else {
+        fclose(f);
+    } else if (n) {
         fprintf(stderr, "MS6_DEC_PROF: could not write %s\n", path);
     }
-    if (f) fclose(f);
     free(h);
 }
