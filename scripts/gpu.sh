@@ -117,8 +117,6 @@ MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail
 MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# one shared-memory carveout for every decode kernel (MS6_DEC_CARVEOUT, opt-in)
-MS6_DEC_CARVEOUT=25 step model-test-carveout 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -196,7 +194,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-carve25:MS6_DEC_CARVEOUT=25 carve0:MS6_DEC_CARVEOUT=0 headargmax0:MS6_HEAD_ARGMAX=0 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-l2pf1:MS6_DEC_L2PF=1 l2pf2:MS6_DEC_L2PF=2 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -227,6 +225,12 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
+      # K1's and K34's later weight rounds asked into L2 (MS6_DEC_L2PF, opt-in; the golden models'
+      # rows fit in the register rounds, so only the large shapes take the path)
+      for pf in 1 2; do
+        MS6_DEC_L2PF=$pf MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-l2pf$pf" 200 \
+          "$BUILD/tests/test_cuda_model" || fail=1
+      done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do
@@ -249,10 +253,15 @@ fi
 if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step configure-prof 120 cmake -S . -B "$BUILD" -DMS6_DEC_PROF=ON &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
+  # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    MS6_DEC_PROF="$LOG/prof-$s.txt" step "prof-$s" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
-      --backend cuda --prompt 32 --gen 64 --reps 1 &&
-      python3 dev/cuda/dec_prof.py "$LOG/prof-$s.txt" > "$LOG/prof-$s.table" 2>&1
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref:}; do
+      n="prof-$s-${v%%:*}"
+      IFS=, read -ra kv <<< "${v#*:}"
+      env "${kv[@]}" MS6_DEC_PROF="$LOG/$n.txt" bash -c "timeout 120 '$BUILD/mamba-s6' bench generate \
+        -m '$e2e_dir/$s' --backend cuda --prompt 32 --gen 64 --reps 1" > "$LOG/$n.log" 2>&1 &&
+        python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1
+    done
   done
 fi
 

@@ -230,10 +230,27 @@ static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
+/* the line holding p into L2, and bytes (a multiple of 16) from p into L2 */
+static __device__ __forceinline__ void prefetch_l2_line(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+static __device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    prefetch_l2_line(p);
+#endif
+}
+
+/* MS6_DEC_L2PF=PF (opt-in until measured; docs/kernel-notes.md): the weights
+ * a block streams after its register rounds are asked into L2 at once, so
+ * that its later rounds (each a DRAM round trip after the FMAs of the one
+ * before) hit L2: PF 1 right after the dependent-launch wait, 2 before it
+ * (with the register rounds); 0 the default, no prefetch */
 
 /* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
  * in_proj in one wave, measured slower: docs/kernel-notes.md) */
-template <typename T, int NB, int CONV, int CH, int R, bool VEC>
+template <typename T, int NB, int CONV, int CH, int R, bool VEC, int PF = 0>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -283,8 +300,14 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             for (int b = 0; b < NB; b++) cp_async16(h + b * p.dim + 4 * q, p.norm + 4 * q);
         cp_async_commit();
     }
+    /* the rows past the first round, lane r row r (PF) */
+    const int rest = wr.nvec - CH * 32;
+    if (PF == 2 && lane < R && rest > 0)
+        prefetch_l2_bulk((const T *)p.w + (size_t)min(row0 + lane, p.rows - 1) * p.dim + CH * 32 * 8, (unsigned)rest * 16u);
     pdl_sync();
     PROF_WAITED(p.prof);
+    if (PF == 1 && lane < R && rest > 0)
+        prefetch_l2_bulk((const T *)p.w + (size_t)min(row0 + lane, p.rows - 1) * p.dim + CH * 32 * 8, (unsigned)rest * 16u);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -439,9 +462,9 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 }
 /* with the vector RMSNorm (one sequence, the default), held to the scalar kernel's
  * blocks per SM (64 registers with CH 4, 128 with CH 8) */
-template <typename T, int NB, int CONV, int CH>
+template <typename T, int NB, int CONV, int CH, int PF = 0>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
-    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true>(p);
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, PF>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -667,7 +690,7 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-template <typename T, int NB, int CB, int DEPTH>
+template <typename T, int NB, int CB, int DEPTH, int PF = 0>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -686,10 +709,18 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
+    /* PF: the slice's rows past the register rounds into L2, one line (CB
+     * halves) per row, spread over the CC lanes of each row group */
+    const int npf = PF ? (nit - DEPTH) * 4 : 0;
     uint4 buf[DEPTH][4];
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+    if (PF == 2)
+        for (int i = cc; i < npf; i += CC) {
+            const int row = (DEPTH + i / 4) * (DEC_WARPS * RG * 4) + rw + i % 4;
+            if (row < r1) prefetch_l2_line((const T *)p.w + (size_t)row * p.di + c0);
+        }
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -713,6 +744,11 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
+    if (PF == 1)
+        for (int i = cc; i < npf; i += CC) {
+            const int row = (DEPTH + i / 4) * (DEC_WARPS * RG * 4) + rw + i % 4;
+            if (row < r1) prefetch_l2_line((const T *)p.w + (size_t)row * p.di + c0);
+        }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
@@ -833,16 +869,6 @@ static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, siz
     /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
     const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
     cfg.numAttrs = (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) ? 1 : 0;
-    /* MS6_DEC_CARVEOUT=P (opt-in until measured): every decode kernel asks
-     * for the same shared-memory carveout, P % of the most, so that an SM
-     * running one kernel's blocks need not be reconfigured, i.e. drained,
-     * before it takes the next kernel's early (dependent-launch) blocks */
-    const char *cv = getenv("MS6_DEC_CARVEOUT");
-    if (cv && *cv) {
-        const int pct = atoi(cv);
-        if (pct >= 0 && pct <= 100) cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, pct);
-        cudaGetLastError();
-    }
     return cudaLaunchKernelEx(&cfg, kern, args...);
 }
 
@@ -856,6 +882,10 @@ static int k1_vec(const float *norm, const float *residual, int dim) {
 }
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
+
+/* MS6_DEC_L2PF=1|2 (opt-in until measured): K1's and K34's later weight
+ * rounds asked into L2 after (1) or before (2) the wait; else 0 */
+static int dec_l2pf() { return ms6_env_is("MS6_DEC_L2PF", "1") ? 1 : ms6_env_is("MS6_DEC_L2PF", "2") ? 2 : 0; }
 
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
@@ -912,8 +942,13 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
-    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
+    const int pf = dec_l2pf();
+    if (cb == 64)
+        return launch(c, pf == 1 ? k_ssm_out<T, NB, 64, 3, 1> : pf == 2 ? k_ssm_out<T, NB, 64, 3, 2> : k_ssm_out<T, NB, 64, 3>,
+                      blocks, 0, k);
+    if (cb == 32)
+        return launch(c, pf == 1 ? k_ssm_out<T, NB, 32, 3, 1> : pf == 2 ? k_ssm_out<T, NB, 32, 3, 2> : k_ssm_out<T, NB, 32, 3>,
+                      blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
 }
 
@@ -948,7 +983,13 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+        const int pf = dec_l2pf();
+        if (vec)
+            e = launch(c,
+                       pf == 1   ? k_norm_gemv_vec<T, NB, 1, CH1, 1>
+                       : pf == 2 ? k_norm_gemv_vec<T, NB, 1, CH1, 2>
+                                 : k_norm_gemv_vec<T, NB, 1, CH1>,
+                       gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
@@ -1003,8 +1044,13 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.prof = (unsigned long long *)c->dec_prof;
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
+        const int pf = dec_l2pf();
         if (k1_vec(p->norm, p->x, (int)p->dim))
-            return launch(c, k_norm_gemv_vec<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
+            return launch(c,
+                          pf == 1   ? k_norm_gemv_vec<T, NB, 0, CH, 1>
+                          : pf == 2 ? k_norm_gemv_vec<T, NB, 0, CH, 2>
+                                    : k_norm_gemv_vec<T, NB, 0, CH>,
+                          gemv_grid((int)p->rows), smem, k1);
     }
     return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
 }
