@@ -194,7 +194,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-l2pf1:MS6_DEC_L2PF=1 l2pf2:MS6_DEC_L2PF=2 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-k34pf2:MS6_DEC_L2PF_K34=2 k34pf1:MS6_DEC_L2PF_K34=1 k1pf1:MS6_DEC_L2PF_K1=1 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -225,10 +225,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      # K1's and K34's later weight rounds asked into L2 (MS6_DEC_L2PF, opt-in; the golden models'
+      # K1's and K34's later weight rounds asked into L2 (MS6_DEC_L2PF_K1 / _K34, opt-in; the golden models'
       # rows fit in the register rounds, so only the large shapes take the path)
       for pf in 1 2; do
-        MS6_DEC_L2PF=$pf MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-l2pf$pf" 200 \
+        MS6_DEC_L2PF_K1=$pf MS6_DEC_L2PF_K34=$pf MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-l2pf$pf" 200 \
           "$BUILD/tests/test_cuda_model" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways

@@ -242,7 +242,7 @@ static __device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned 
 #endif
 }
 
-/* MS6_DEC_L2PF=PF (opt-in until measured; docs/kernel-notes.md): the weights
+/* MS6_DEC_L2PF_K1 / _K34 = PF (opt-in until measured; docs/kernel-notes.md): the weights
  * a block streams after its register rounds are asked into L2 at once, so
  * that its later rounds (each a DRAM round trip after the FMAs of the one
  * before) hit L2: PF 1 right after the dependent-launch wait, 2 before it
@@ -697,7 +697,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int RG = 32 / CC;           /* row groups of 4 per warp */
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
-    __shared__ int last;
     PROF_BEGIN(p.prof);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
@@ -751,8 +750,11 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
-    /* every block has its copy of dbc once the ticket reaches the grid */
-    if (tid == 0) last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
+    /* every block has its copy of dbc once the ticket reaches the grid; the
+     * ticket is read only at the end, so warp 0 does not wait for the atomic
+     * here (it did before: an L2 round trip before the state update) */
+    unsigned tk = 0u, stk = 0u;
+    if (tid == 0) tk = atomicAdd(p.ticket, 1u);
     float dt[NB];
     dt_dot<T, NB, K34_PRE>(dt, dw, wr, p.R, nv, t, TPC, dbcs, p.nb);
 #pragma unroll
@@ -785,10 +787,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* rs > 1: the slice's blocks all read the old state before their wait;
      * the last of them to get here writes the new one (at the end) */
     __shared__ int slast;
-    if (p.rs > 1 && tid == 0) {
-        slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
-        if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
-    }
+    if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u); /* read at the end */
     float yv[NB][8];
 #pragma unroll
     for (int b = 0; b < NB; b++)
@@ -833,11 +832,15 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             }
         }
     }
-    if (last) {
-        for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
-        if (tid == 0) *p.ticket = 0u;
+    if (tid == 0 && tk == gridDim.x - 1) {
+        for (int i = 0; i < NB * p.nb; i++) p.dbc[i] = 0.0f;
+        *p.ticket = 0u;
     }
     if (p.rs > 1) {
+        if (tid == 0) {
+            slast = stk == (unsigned)p.rs - 1;
+            if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+        }
         __syncthreads();
         if (slast)
 #pragma unroll
@@ -883,9 +886,10 @@ static int k1_vec(const float *norm, const float *residual, int dim) {
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
-/* MS6_DEC_L2PF=1|2 (opt-in until measured): K1's and K34's later weight
- * rounds asked into L2 after (1) or before (2) the wait; else 0 */
-static int dec_l2pf() { return ms6_env_is("MS6_DEC_L2PF", "1") ? 1 : ms6_env_is("MS6_DEC_L2PF", "2") ? 2 : 0; }
+/* MS6_DEC_L2PF_K1, MS6_DEC_L2PF_K34 = 1|2 (opt-in until measured): K1's
+ * (and the head's) or K34's later weight rounds asked into L2 after (1) or
+ * before (2) the wait; else 0 */
+static int dec_l2pf(const char *var) { return ms6_env_is(var, "1") ? 1 : ms6_env_is(var, "2") ? 2 : 0; }
 
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
@@ -942,7 +946,7 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    const int pf = dec_l2pf();
+    const int pf = dec_l2pf("MS6_DEC_L2PF_K34");
     if (cb == 64)
         return launch(c, pf == 1 ? k_ssm_out<T, NB, 64, 3, 1> : pf == 2 ? k_ssm_out<T, NB, 64, 3, 2> : k_ssm_out<T, NB, 64, 3>,
                       blocks, 0, k);
@@ -983,7 +987,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        const int pf = dec_l2pf();
+        const int pf = dec_l2pf("MS6_DEC_L2PF_K1");
         if (vec)
             e = launch(c,
                        pf == 1   ? k_norm_gemv_vec<T, NB, 1, CH1, 1>
@@ -1044,7 +1048,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.prof = (unsigned long long *)c->dec_prof;
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
-        const int pf = dec_l2pf();
+        const int pf = dec_l2pf("MS6_DEC_L2PF_K1");
         if (k1_vec(p->norm, p->x, (int)p->dim))
             return launch(c,
                           pf == 1   ? k_norm_gemv_vec<T, NB, 0, CH, 1>
