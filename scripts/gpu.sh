@@ -117,6 +117,9 @@ MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail
 MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the head as one wave of blocks looping over row groups (MS6_DEC_HEAD_LOOP, opt-in), both widths
+MS6_DEC_HEAD_LOOP=1 step model-test-head-loop 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_HEAD_LOOP=1 MS6_DEC_CH=4 step model-test-head-loop-ch4 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -194,7 +197,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-k34pf2:MS6_DEC_L2PF_K34=2 k34pf1:MS6_DEC_L2PF_K34=1 k1pf1:MS6_DEC_L2PF_K1=1 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-headloop:MS6_DEC_HEAD_LOOP=1 ch4:MS6_DEC_CH=4 headloopch4:MS6_DEC_HEAD_LOOP=1,MS6_DEC_CH=4 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -215,6 +218,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
+      # the looping head on the real vocabulary (3143 row groups over one wave of blocks)
+      MS6_DEC_HEAD_LOOP=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
@@ -225,12 +231,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      # K1's and K34's later weight rounds asked into L2 (MS6_DEC_L2PF_K1 / _K34, opt-in; the golden models'
-      # rows fit in the register rounds, so only the large shapes take the path)
-      for pf in 1 2; do
-        MS6_DEC_L2PF_K1=$pf MS6_DEC_L2PF_K34=$pf MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-l2pf$pf" 200 \
-          "$BUILD/tests/test_cuda_model" || fail=1
-      done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do

@@ -230,27 +230,15 @@ static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
-/* the line holding p into L2, and bytes (a multiple of 16) from p into L2 */
-static __device__ __forceinline__ void prefetch_l2_line(const void *p) {
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-static __device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#else
-    prefetch_l2_line(p);
-#endif
-}
-
-/* MS6_DEC_L2PF_K1 / _K34 = PF (opt-in until measured; docs/kernel-notes.md): the weights
- * a block streams after its register rounds are asked into L2 at once, so
- * that its later rounds (each a DRAM round trip after the FMAs of the one
- * before) hit L2: PF 1 right after the dependent-launch wait, 2 before it
- * (with the register rounds); 0 the default, no prefetch */
 
 /* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
  * in_proj in one wave, measured slower: docs/kernel-notes.md) */
-template <typename T, int NB, int CONV, int CH, int R, bool VEC, int PF = 0>
+/* LOOP (the head, one sequence; MS6_DEC_HEAD_LOOP=1, opt-in until
+ * measured): a grid of one wave, each block taking row groups blockIdx.x,
+ * + gridDim.x, ...: the RMSNorm once per block instead of once per group,
+ * and the next group's first round requested right after the last FMAs of
+ * the one before */
+template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -300,14 +288,8 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             for (int b = 0; b < NB; b++) cp_async16(h + b * p.dim + 4 * q, p.norm + 4 * q);
         cp_async_commit();
     }
-    /* the rows past the first round, lane r row r (PF) */
-    const int rest = wr.nvec - CH * 32;
-    if (PF == 2 && lane < R && rest > 0)
-        prefetch_l2_bulk((const T *)p.w + (size_t)min(row0 + lane, p.rows - 1) * p.dim + CH * 32 * 8, (unsigned)rest * 16u);
     pdl_sync();
     PROF_WAITED(p.prof);
-    if (PF == 1 && lane < R && rest > 0)
-        prefetch_l2_bulk((const T *)p.w + (size_t)min(row0 + lane, p.rows - 1) * p.dim + CH * 32 * 8, (unsigned)rest * 16u);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -362,43 +344,71 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         for (int i = 0; i < DEC_WARPS; i++) t += red[i][b];
         rinv[b] = rsqrtf(t / (float)p.dim + p.eps);
     }
-    float acc[R][NB];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-    wr.run(lane, h, p.dim, acc);
     unsigned long long key = 0ull; /* the fed-back argmax (conv == 0, one sequence) */
+    if constexpr (LOOP && !CONV && NB == 1) {
+        const int groups = (p.rows + DEC_WARPS * R - 1) / (DEC_WARPS * R);
+        for (int g = blockIdx.x; g < groups; g += gridDim.x) {
+            float acc[R][NB];
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int row = row0 + r;
-        if (row >= p.rows) break;
-        const float bias = p.bias ? p.bias[row] : 0.0f;
+            for (int r = 0; r < R; r++) acc[r][0] = 0.0f;
+            wr.run(lane, h, p.dim, acc);
+            const int gr0 = (g * DEC_WARPS + warp) * R, gn = g + (int)gridDim.x;
+            if (gn < groups) {
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            if (lane != b) continue;
-            const float x = acc[r][b] * rinv[b] + bias;
-            if (!CONV) {
-                p.out[(size_t)b * p.ldo + row] = x;
-                key = max(key, argmax_key(x, row));
-            } else if (row >= p.di) {
-                p.xz[(size_t)b * 2 * p.di + row] = x;
-            } else {
-                const int slot = p.slots[b];
-                float uv = 0.0f;
-                if (slot >= 0) {
-                    const int W = p.dc - 1;
-                    float *s = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
-                    const float *cw = p.conv_w + (size_t)row * p.dc;
-                    float c = p.conv_b ? p.conv_b[row] : 0.0f;
-                    for (int k = 0; k < W; k++) c += cw[k] * s[k];
-                    c += cw[W] * x;
-                    for (int k = 0; k + 1 < W; k++) s[k] = s[k + 1];
-                    s[W - 1] = x;
-                    uv = silu_f(c);
+                for (int r = 0; r < R; r++) {
+                    const int row = (gn * DEC_WARPS + warp) * R + r;
+                    wr.w[r] = (const T *)p.w + (size_t)(row < p.rows ? row : p.rows - 1) * p.dim;
                 }
-                p.u[(size_t)b * p.di + row] = uv;
-                us[b][warp * R + r] = uv;
+                wr.load(0, lane);
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const int row = gr0 + r;
+                if (row < p.rows && lane == 0) {
+                    const float x = acc[r][0] * rinv[0] + (p.bias ? p.bias[row] : 0.0f);
+                    p.out[row] = x;
+                    key = max(key, argmax_key(x, row));
+                }
+            }
+        }
+    } else {
+        float acc[R][NB];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
+        wr.run(lane, h, p.dim, acc);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int row = row0 + r;
+            if (row >= p.rows) break;
+            const float bias = p.bias ? p.bias[row] : 0.0f;
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                if (lane != b) continue;
+                const float x = acc[r][b] * rinv[b] + bias;
+                if (!CONV) {
+                    p.out[(size_t)b * p.ldo + row] = x;
+                    key = max(key, argmax_key(x, row));
+                } else if (row >= p.di) {
+                    p.xz[(size_t)b * 2 * p.di + row] = x;
+                } else {
+                    const int slot = p.slots[b];
+                    float uv = 0.0f;
+                    if (slot >= 0) {
+                        const int W = p.dc - 1;
+                        float *s = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
+                        const float *cw = p.conv_w + (size_t)row * p.dc;
+                        float c = p.conv_b ? p.conv_b[row] : 0.0f;
+                        for (int k = 0; k < W; k++) c += cw[k] * s[k];
+                        c += cw[W] * x;
+                        for (int k = 0; k + 1 < W; k++) s[k] = s[k + 1];
+                        s[W - 1] = x;
+                        uv = silu_f(c);
+                    }
+                    p.u[(size_t)b * p.di + row] = uv;
+                    us[b][warp * R + r] = uv;
+                }
             }
         }
     }
@@ -462,9 +472,9 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 }
 /* with the vector RMSNorm (one sequence, the default), held to the scalar kernel's
  * blocks per SM (64 registers with CH 4, 128 with CH 8) */
-template <typename T, int NB, int CONV, int CH, int PF = 0>
+template <typename T, int NB, int CONV, int CH, bool LOOP = false>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
-    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, PF>(p);
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -690,13 +700,14 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-template <typename T, int NB, int CB, int DEPTH, int PF = 0>
+template <typename T, int NB, int CB, int DEPTH>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
     constexpr int RG = 32 / CC;           /* row groups of 4 per warp */
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
+    __shared__ int last;
     PROF_BEGIN(p.prof);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
@@ -708,18 +719,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int cc = lane % CC, rw = r0 + (warp * RG + lane / CC) * 4;
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
-    /* PF: the slice's rows past the register rounds into L2, one line (CB
-     * halves) per row, spread over the CC lanes of each row group */
-    const int npf = PF ? (nit - DEPTH) * 4 : 0;
     uint4 buf[DEPTH][4];
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    if (PF == 2)
-        for (int i = cc; i < npf; i += CC) {
-            const int row = (DEPTH + i / 4) * (DEC_WARPS * RG * 4) + rw + i % 4;
-            if (row < r1) prefetch_l2_line((const T *)p.w + (size_t)row * p.di + c0);
-        }
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -743,18 +746,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
-    if (PF == 1)
-        for (int i = cc; i < npf; i += CC) {
-            const int row = (DEPTH + i / 4) * (DEC_WARPS * RG * 4) + rw + i % 4;
-            if (row < r1) prefetch_l2_line((const T *)p.w + (size_t)row * p.di + c0);
-        }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
-    /* every block has its copy of dbc once the ticket reaches the grid; the
-     * ticket is read only at the end, so warp 0 does not wait for the atomic
-     * here (it did before: an L2 round trip before the state update) */
-    unsigned tk = 0u, stk = 0u;
-    if (tid == 0) tk = atomicAdd(p.ticket, 1u);
+    /* every block has its copy of dbc once the ticket reaches the grid */
+    if (tid == 0) last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
     float dt[NB];
     dt_dot<T, NB, K34_PRE>(dt, dw, wr, p.R, nv, t, TPC, dbcs, p.nb);
 #pragma unroll
@@ -787,7 +782,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* rs > 1: the slice's blocks all read the old state before their wait;
      * the last of them to get here writes the new one (at the end) */
     __shared__ int slast;
-    if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u); /* read at the end */
+    if (p.rs > 1 && tid == 0) {
+        slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
+        if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+    }
     float yv[NB][8];
 #pragma unroll
     for (int b = 0; b < NB; b++)
@@ -832,15 +830,11 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             }
         }
     }
-    if (tid == 0 && tk == gridDim.x - 1) {
-        for (int i = 0; i < NB * p.nb; i++) p.dbc[i] = 0.0f;
-        *p.ticket = 0u;
+    if (last) {
+        for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
+        if (tid == 0) *p.ticket = 0u;
     }
     if (p.rs > 1) {
-        if (tid == 0) {
-            slast = stk == (unsigned)p.rs - 1;
-            if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
-        }
         __syncthreads();
         if (slast)
 #pragma unroll
@@ -885,11 +879,6 @@ static int k1_vec(const float *norm, const float *residual, int dim) {
 }
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
-
-/* MS6_DEC_L2PF_K1, MS6_DEC_L2PF_K34 = 1|2 (opt-in until measured): K1's
- * (and the head's) or K34's later weight rounds asked into L2 after (1) or
- * before (2) the wait; else 0 */
-static int dec_l2pf(const char *var) { return ms6_env_is(var, "1") ? 1 : ms6_env_is(var, "2") ? 2 : 0; }
 
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
@@ -946,13 +935,8 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    const int pf = dec_l2pf("MS6_DEC_L2PF_K34");
-    if (cb == 64)
-        return launch(c, pf == 1 ? k_ssm_out<T, NB, 64, 3, 1> : pf == 2 ? k_ssm_out<T, NB, 64, 3, 2> : k_ssm_out<T, NB, 64, 3>,
-                      blocks, 0, k);
-    if (cb == 32)
-        return launch(c, pf == 1 ? k_ssm_out<T, NB, 32, 3, 1> : pf == 2 ? k_ssm_out<T, NB, 32, 3, 2> : k_ssm_out<T, NB, 32, 3>,
-                      blocks, 0, k);
+    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
+    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
 }
 
@@ -987,13 +971,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        const int pf = dec_l2pf("MS6_DEC_L2PF_K1");
-        if (vec)
-            e = launch(c,
-                       pf == 1   ? k_norm_gemv_vec<T, NB, 1, CH1, 1>
-                       : pf == 2 ? k_norm_gemv_vec<T, NB, 1, CH1, 2>
-                                 : k_norm_gemv_vec<T, NB, 1, CH1>,
-                       gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
@@ -1048,13 +1026,19 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     k1.prof = (unsigned long long *)c->dec_prof;
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
-        const int pf = dec_l2pf("MS6_DEC_L2PF_K1");
-        if (k1_vec(p->norm, p->x, (int)p->dim))
-            return launch(c,
-                          pf == 1   ? k_norm_gemv_vec<T, NB, 0, CH, 1>
-                          : pf == 2 ? k_norm_gemv_vec<T, NB, 0, CH, 2>
-                                    : k_norm_gemv_vec<T, NB, 0, CH>,
-                          gemv_grid((int)p->rows), smem, k1);
+        if (k1_vec(p->norm, p->x, (int)p->dim)) {
+            if (ms6_env_is("MS6_DEC_HEAD_LOOP", "1")) {
+                /* one wave: the blocks that fit at once, each over several row groups */
+                int per_sm = 0;
+                cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_norm_gemv_vec<T, NB, 0, CH, true>,
+                                                              DEC_THREADS, smem);
+                cudaGetLastError();
+                int grid = (per_sm > 0 ? per_sm : 1) * c->prop.multiProcessorCount;
+                if (grid > gemv_grid((int)p->rows)) grid = gemv_grid((int)p->rows);
+                return launch(c, k_norm_gemv_vec<T, NB, 0, CH, true>, grid, smem, k1);
+            }
+            return launch(c, k_norm_gemv_vec<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
+        }
     }
     return launch(c, k_norm_gemv<T, NB, 0, CH>, gemv_grid((int)p->rows), smem, k1);
 }
