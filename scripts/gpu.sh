@@ -117,9 +117,8 @@ MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail
 MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the head as one wave of blocks looping over row groups (MS6_DEC_HEAD_LOOP, opt-in), both widths
-MS6_DEC_HEAD_LOOP=1 step model-test-head-loop 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_HEAD_LOOP=1 MS6_DEC_CH=4 step model-test-head-loop-ch4 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the head as a block per row group (MS6_DEC_HEAD_LOOP=0) instead of one wave of looping blocks
+MS6_DEC_HEAD_LOOP=0 step model-test-head-loop0 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -197,7 +196,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-headloop:MS6_DEC_HEAD_LOOP=1 ch4:MS6_DEC_CH=4 headloopch4:MS6_DEC_HEAD_LOOP=1,MS6_DEC_CH=4 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -218,8 +217,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      # the looping head on the real vocabulary (3143 row groups over one wave of blocks)
-      MS6_DEC_HEAD_LOOP=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop" 200 \
+      # the head as a block per row group on the real vocabulary (the default loops 3143 groups over one wave)
+      MS6_DEC_HEAD_LOOP=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \

@@ -428,7 +428,8 @@ static void test_argmax(ms6_backend *be, tu_rng *rng) {
 
 /* norm_gemv with the argmax fed back (the head of ms6_session_generate_greedy):
  * the fed id == ms6_argmax of the op's own out row, with ties planted across
- * blocks (two equal rows far apart), NaN rows, all-NaN and all-equal rows;
+ * blocks (two equal rows far apart; 50280 rows: a block loops over several
+ * row groups in the default head), NaN rows, all-NaN and all-equal rows;
  * logged at positions 0 and 1; the op's counters back to zero */
 static void test_head_feed(ms6_backend *be, tu_rng *rng) {
     const int64_t dim = 256, widths[] = {1, 17, 5000, 50280};
@@ -725,7 +726,10 @@ int main(void) {
     test_embed(be, &rng);
     test_graph(be, &rng);
     test_argmax(be, &rng);
+    test_head_feed(be, &rng); /* the head as one wave of looping blocks (the default) */
+    setenv("MS6_DEC_HEAD_LOOP", "0", 1); /* and as a block per row group */
     test_head_feed(be, &rng);
+    unsetenv("MS6_DEC_HEAD_LOOP");
     test_ssm_step(be, &rng);
     ms6_backend_free(be);
     printf("%d cases\n", n_cases);

@@ -233,11 +233,14 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
 
 /* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
  * in_proj in one wave, measured slower: docs/kernel-notes.md) */
-/* LOOP (the head, one sequence; MS6_DEC_HEAD_LOOP=1, opt-in until
- * measured): a grid of one wave, each block taking row groups blockIdx.x,
- * + gridDim.x, ...: the RMSNorm once per block instead of once per group,
- * and the next group's first round requested right after the last FMAs of
- * the one before */
+/* LOOP (the head, one sequence; the default, MS6_DEC_HEAD_LOOP=0: a block
+ * per row group): a grid of one wave, each block taking row groups
+ * blockIdx.x, + gridDim.x, ...: the RMSNorm once per block instead of once
+ * per group, and the next group's first round requested right after the
+ * last FMAs of the one before. Measured (H200, bench generate, ms/token,
+ * loop / a block per group): 130m 0.193 / 0.206, 1.4b 1.114 / 1.115, 2.8b
+ * 1.927 / 1.931-1.933 (130m's 77 MB head was 12 waves of 2 blocks per SM,
+ * each block paying the norm before its one round of loads) */
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
@@ -1027,7 +1030,7 @@ static cudaError_t head_launch(ms6_cuda_ctx *c, const ms6_norm_gemv_params *p) {
     const size_t smem = sizeof(float) * NB * (size_t)p->dim;
     if constexpr (NB == 1) {
         if (k1_vec(p->norm, p->x, (int)p->dim)) {
-            if (ms6_env_is("MS6_DEC_HEAD_LOOP", "1")) {
+            if (!ms6_env_is("MS6_DEC_HEAD_LOOP", "0")) {
                 /* one wave: the blocks that fit at once, each over several row groups */
                 int per_sm = 0;
                 cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_norm_gemv_vec<T, NB, 0, CH, true>,
