@@ -119,6 +119,8 @@ MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the head as a block per row group (MS6_DEC_HEAD_LOOP=0) instead of one wave of looping blocks
 MS6_DEC_HEAD_LOOP=0 step model-test-head-loop0 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K1's conv update on one lane per row, loads before stores (MS6_DEC_EPI, opt-in)
+MS6_DEC_EPI=1 step model-test-epi 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -196,7 +198,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-epi:MS6_DEC_EPI=1 headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -220,6 +222,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the head as a block per row group on the real vocabulary (the default loops 3143 groups over one wave)
       MS6_DEC_HEAD_LOOP=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_EPI=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
@@ -229,6 +233,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the GPU-only model checks on the largest shape: fused vs unfused decode, batched vs single
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_EPI=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
@@ -254,7 +260,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref:}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: epi:MS6_DEC_EPI=1}; do
       n="prof-$s-${v%%:*}"
       IFS=, read -ra kv <<< "${v#*:}"
       env "${kv[@]}" MS6_DEC_PROF="$LOG/$n.txt" bash -c "timeout 120 '$BUILD/mamba-s6' bench generate \

@@ -241,7 +241,13 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * loop / a block per group): 130m 0.193 / 0.206, 1.4b 1.114 / 1.115, 2.8b
  * 1.927 / 1.931-1.933 (130m's 77 MB head was 12 waves of 2 blocks per SM,
  * each block paying the norm before its one round of loads) */
-template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false>
+/* EPI (x-row blocks; MS6_DEC_EPI=1, opt-in until measured): the conv update
+ * of (row r, sequence b) on lane r * NB + b instead of lane b for every row
+ * in turn, its state, weights and bias loaded at once and the shifted state
+ * stored after (the generic loops alternate a load and a store to the same
+ * line, and the stores evict it from L1: an L2 round trip each) */
+#define K1_EPI_W 4 /* conv taps held in registers by EPI: d_conv - 1 <= 4, else the generic loops */
+template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -388,7 +394,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             const float bias = p.bias ? p.bias[row] : 0.0f;
 #pragma unroll
             for (int b = 0; b < NB; b++) {
-                if (lane != b) continue;
+                if (lane != (EPI ? r * NB + b : b)) continue;
                 const float x = acc[r][b] * rinv[b] + bias;
                 if (!CONV) {
                     p.out[(size_t)b * p.ldo + row] = x;
@@ -398,7 +404,26 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 } else {
                     const int slot = p.slots[b];
                     float uv = 0.0f;
-                    if (slot >= 0) {
+                    if (EPI && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
+                        const int W = p.dc - 1;
+                        float *sp = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
+                        const float *cw = p.conv_w + (size_t)row * p.dc;
+                        float sv[K1_EPI_W], wv[K1_EPI_W + 1];
+#pragma unroll
+                        for (int k = 0; k < K1_EPI_W; k++) {
+                            sv[k] = k < W ? sp[k] : 0.0f;
+                            wv[k] = k < W ? cw[k] : 0.0f;
+                        }
+                        wv[K1_EPI_W] = cw[W];
+                        float c = p.conv_b ? p.conv_b[row] : 0.0f;
+#pragma unroll
+                        for (int k = 0; k < K1_EPI_W; k++) c = fmaf(wv[k], sv[k], c);
+                        c = fmaf(wv[K1_EPI_W], x, c);
+#pragma unroll
+                        for (int k = 0; k < K1_EPI_W; k++)
+                            if (k < W) sp[k] = k + 1 < W ? sv[k + 1] : x;
+                        uv = silu_f(c);
+                    } else if (slot >= 0) {
                         const int W = p.dc - 1;
                         float *s = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
                         const float *cw = p.conv_w + (size_t)row * p.dc;
@@ -475,9 +500,9 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 }
 /* with the vector RMSNorm (one sequence, the default), held to the scalar kernel's
  * blocks per SM (64 registers with CH 4, 128 with CH 8) */
-template <typename T, int NB, int CONV, int CH, bool LOOP = false>
+template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
-    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP>(p);
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -974,7 +999,11 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        if (vec) e = launch(c, k_norm_gemv_vec<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+        if (vec)
+            e = launch(c,
+                       ms6_env_is("MS6_DEC_EPI", "1") ? k_norm_gemv_vec<T, NB, 1, CH1, false, true>
+                                                      : k_norm_gemv_vec<T, NB, 1, CH1>,
+                       gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
