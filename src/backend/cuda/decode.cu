@@ -247,7 +247,13 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * stored after (the generic loops alternate a load and a store to the same
  * line, and the stores evict it from L1: an L2 round trip each) */
 #define K1_EPI_W 4 /* conv taps held in registers by EPI: d_conv - 1 <= 4, else the generic loops */
-template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false>
+/* XS (MS6_DEC_K1_5=1, opt-in until measured): the x_proj columns and the
+ * residual go to shared memory by cp.async (after h: 2 x DEC_THREADS
+ * vectors, then NB x dim floats) instead of registers, for the kernel held
+ * to 48 registers (5 blocks per SM: 2.8b's 640 in_proj blocks in one wave
+ * of 660 instead of 1.21 waves of 528) */
+template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
+          bool XS = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -268,11 +274,18 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
      * output row, and the conv state and weights into L1 */
     const bool xblock = CONV && blk0 < p.di;
     uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
+    uint4 *xs = reinterpret_cast<uint4 *>(h + NB * p.dim); /* XS: 2 x DEC_THREADS vectors after h */
     if (xblock) {
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             const int q = threadIdx.x + i * DEC_THREADS;
-            if (q < R * p.nb) xw[i] = ld_stream((const T *)p.x_proj + (size_t)(q / R) * p.di + blk0 + (q % R) * 8);
+            if (q < R * p.nb) {
+                const T *src = (const T *)p.x_proj + (size_t)(q / R) * p.di + blk0 + (q % R) * 8;
+                if (XS)
+                    cp_async16(xs + q, src);
+                else
+                    xw[i] = ld_stream(src);
+            }
         }
         if (lane < NB) {
             const int slot = p.slots[lane];
@@ -306,7 +319,24 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     float ss[NB];
 #pragma unroll
     for (int b = 0; b < NB; b++) ss[b] = 0.0f;
-    if (VEC) {
+    if (VEC && XS) {
+        /* the residual through shared memory too (after the x_proj vectors),
+         * so that no float4 of it is held in registers beside the weights */
+        float *rs = h + NB * p.dim + 8 * DEC_THREADS;
+        for (int q = threadIdx.x; q < nv4; q += DEC_THREADS)
+#pragma unroll
+            for (int b = 0; b < NB; b++) cp_async16(rs + b * p.dim + 4 * q, p.residual + (size_t)b * p.dim + 4 * q);
+        cp_async_commit();
+        cp_async_wait_all();
+        for (int q = threadIdx.x; q < nv4; q += DEC_THREADS)
+#pragma unroll
+            for (int b = 0; b < NB; b++) {
+                float4 *hp = reinterpret_cast<float4 *>(h + b * p.dim) + q;
+                const float4 g = *hp, v = reinterpret_cast<const float4 *>(rs + b * p.dim)[q];
+                *hp = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
+                ss[b] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            }
+    } else if (VEC) {
         float4 rv[NB][K1_VEC];
 #pragma unroll
         for (int b = 0; b < NB; b++)
@@ -474,7 +504,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     __syncthreads();
     for (int q0 = 0, i = 0; q0 < R * p.nb; q0 += DEC_THREADS, i++) {
         const int q = q0 + threadIdx.x;
-        uint4 v = i == 0 ? xw[0] : xw[1];
+        uint4 v = XS ? (q < R * p.nb ? xs[q] : make_uint4(0, 0, 0, 0)) : i == 0 ? xw[0] : xw[1];
         if (i >= 2)
             v = q < R * p.nb ? ld_stream((const T *)p.x_proj + (size_t)(q / R) * p.di + blk0 + (q % R) * 8)
                              : make_uint4(0, 0, 0, 0);
@@ -503,6 +533,11 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
     norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI>(p);
+}
+/* the same at 5 blocks per SM (CH 4, x_proj columns in shared memory) */
+template <typename T, int NB, int CONV, bool EPI = false>
+__global__ void __launch_bounds__(DEC_THREADS, 5) k_norm_gemv_vec5(K1Params p) {
+    norm_gemv_body<T, NB, CONV, 4, DEC_ROWS, true, false, EPI, true>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -999,10 +1034,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        if (vec)
-            e = launch(c,
-                       ms6_env_is("MS6_DEC_EPI", "1") ? k_norm_gemv_vec<T, NB, 1, CH1, false, true>
-                                                      : k_norm_gemv_vec<T, NB, 1, CH1>,
+        const bool epi = ms6_env_is("MS6_DEC_EPI", "1");
+        if (vec && CH1 == 4 && ms6_env_is("MS6_DEC_K1_5", "1") && 2 * DEC_THREADS >= DEC_ROWS * nb)
+            e = launch(c, epi ? k_norm_gemv_vec5<T, NB, 1, true> : k_norm_gemv_vec5<T, NB, 1>, gemv_grid(2 * di),
+                       2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4), k1);
+        else if (vec)
+            e = launch(c, epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true> : k_norm_gemv_vec<T, NB, 1, CH1>,
                        gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
