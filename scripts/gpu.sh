@@ -124,6 +124,9 @@ MS6_DEC_EPI=1 step model-test-epi 120 "$BUILD/tests/test_cuda_model" || fail=1
 # K1 at 5 blocks per SM (MS6_DEC_K1_5, opt-in; the golden models need MS6_DEC_CH=4 to take it)
 MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-k1-5 120 "$BUILD/tests/test_cuda_model" || fail=1
 MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=1 step model-test-k1-5-epi 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K34's chain in one round trip (MS6_DEC_K34_CHAIN, opt-in), at 32 channels and at 64 (rows split, slice tickets)
+MS6_DEC_K34_CHAIN=1 step model-test-k34-chain 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_K34_CHAIN=1 MS6_DEC_K34_CB=64 step model-test-k34-chain-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -201,7 +204,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-epi:MS6_DEC_EPI=1 k15:MS6_DEC_K1_5=1 k15epi:MS6_DEC_K1_5=1,MS6_DEC_EPI=1 headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-epi:MS6_DEC_EPI=1 k15:MS6_DEC_K1_5=1 chain:MS6_DEC_K34_CHAIN=1 all:MS6_DEC_EPI=1,MS6_DEC_K1_5=1,MS6_DEC_K34_CHAIN=1 headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -241,8 +244,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K1_5=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K1_5=1 MS6_DEC_EPI=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-epi" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_K1_5=1 MS6_DEC_EPI=1 MS6_DEC_K34_CHAIN=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" \
+        step "model-test-$s-k1-5-epi-chain" 200 "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do
@@ -267,7 +270,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: epi:MS6_DEC_EPI=1 k15epi:MS6_DEC_K1_5=1,MS6_DEC_EPI=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: all:MS6_DEC_EPI=1,MS6_DEC_K1_5=1,MS6_DEC_K34_CHAIN=1}; do
       n="prof-$s-${v%%:*}"
       IFS=, read -ra kv <<< "${v#*:}"
       env "${kv[@]}" MS6_DEC_PROF="$LOG/$n.txt" bash -c "timeout 120 '$BUILD/mamba-s6' bench generate \

@@ -763,7 +763,13 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-template <typename T, int NB, int CB, int DEPTH>
+/* CHN (MS6_DEC_K34_CHAIN=1, opt-in until measured): the chain after the
+ * wait in one round trip, u and z requested with dbc, and the tickets'
+ * results read at the end (one barrier there for both); measured apart
+ * each changed nothing (HOIST; 0938b1d's late tickets), perhaps because
+ * the block waits for the slower of warp 0's ticket and the other warps'
+ * u and z reads */
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -809,10 +815,22 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
+    float uh[NB], zh[NB]; /* CHN: u and z with dbc */
+    if (CHN)
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            uh[b] = p.u[(size_t)b * p.di + c];
+            zh[b] = t == 0 ? p.xz[(size_t)b * 2 * p.di + p.di + c] : 0.0f;
+        }
     for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
-    if (tid == 0) last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
+    unsigned tk = 0u, stk = 0u;
+    if (CHN) {
+        if (tid == 0) tk = atomicAdd(p.ticket, 1u); /* read at the end */
+    } else if (tid == 0) {
+        last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
+    }
     float dt[NB];
     dt_dot<T, NB, K34_PRE>(dt, dw, wr, p.R, nv, t, TPC, dbcs, p.nb);
 #pragma unroll
@@ -821,7 +839,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
         for (int o = TPC >> 1; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
         const float delta = softplus_f(d + dtb);
-        const float uv = p.u[(size_t)b * p.di + c], du = delta * uv;
+        const float uv = CHN ? uh[b] : p.u[(size_t)b * p.di + c], du = delta * uv;
         const float *Bv = dbcs + b * p.nb + p.R, *Cv = Bv + p.N;
         float part = 0.0f;
 #pragma unroll
@@ -837,7 +855,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
         for (int o = TPC >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
         if (t == 0) {
-            const float z = p.xz[(size_t)b * 2 * p.di + p.di + c];
+            const float z = CHN ? zh[b] : p.xz[(size_t)b * 2 * p.di + p.di + c];
             ys[b][cl] = slot[b] >= 0 ? (part + D * uv) * silu_f(z) : 0.0f;
         }
     }
@@ -845,7 +863,9 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* rs > 1: the slice's blocks all read the old state before their wait;
      * the last of them to get here writes the new one (at the end) */
     __shared__ int slast;
-    if (p.rs > 1 && tid == 0) {
+    if (CHN) {
+        if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u); /* read at the end */
+    } else if (p.rs > 1 && tid == 0) {
         slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
         if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
     }
@@ -893,12 +913,22 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             }
         }
     }
+    if (CHN) {
+        if (tid == 0) {
+            last = tk == gridDim.x - 1;
+            if (p.rs > 1) {
+                slast = stk == (unsigned)p.rs - 1;
+                if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+            }
+        }
+        __syncthreads();
+    }
     if (last) {
         for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
         if (tid == 0) *p.ticket = 0u;
     }
     if (p.rs > 1) {
-        __syncthreads();
+        if (!CHN) __syncthreads();
         if (slast)
 #pragma unroll
             for (int b = 0; b < NB; b++)
@@ -998,8 +1028,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    if (cb == 64) return launch(c, k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
-    if (cb == 32) return launch(c, k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
+    const bool chn = ms6_env_is("MS6_DEC_K34_CHAIN", "1");
+    if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
+    if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
 }
 
