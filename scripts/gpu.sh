@@ -53,6 +53,7 @@ finish() {
     [ -f "$LOG/bench-splitk.log" ] && cat "$LOG/bench-splitk.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     cat "$LOG"/prof-*.table 2>/dev/null
+    cat "$LOG"/ncu-*.log 2>/dev/null
     grep -hE "FAIL|cases|passed|failed" "$LOG/ctest-cuda.log" 2>/dev/null | tail -8
   } > "$LOG/summary.txt"
   if [ -n "${OUT:-}" ]; then
@@ -262,6 +263,14 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   done
 fi
 
+# where the decode and scan kernels' warps wait (ncu, standalone; MS6_GPU_NCU=1, about two minutes; the
+# script uses build-gpu)
+if [ "${MS6_GPU_NCU:-0}" = 1 ] && [ "$BUILD" = build-gpu ] && command -v ncu > /dev/null; then
+  NOBUILD=1 STALLS=1 SHAPES="130m 2.8b" COUNT=3 step ncu-decode 200 bash dev/cuda/ncu_decode.sh
+  # the scan's step loop: pipes busy and stall reasons at the shapes 2-3x from the floor
+  NOBUILD=1 step ncu-scan 200 bash dev/cuda/ncu_scan.sh
+fi
+
 # the decode kernels' block timeline (dev/cuda/dec_prof.py): per layer, when each kernel's blocks
 # start, pass their wait and end; decode.cu rebuilt with -DMS6_DEC_PROF=ON (the marks cost a few
 # per cent, so after every timing above; MS6_GPU_PROF=0 skips it)
@@ -278,12 +287,6 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
         python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1
     done
   done
-fi
-
-# where the decode kernels' warps wait (ncu, standalone; MS6_GPU_NCU=1, about a minute; the
-# script uses build-gpu)
-if [ "${MS6_GPU_NCU:-0}" = 1 ] && [ "$BUILD" = build-gpu ] && command -v ncu > /dev/null; then
-  NOBUILD=1 STALLS=1 SHAPES="130m 2.8b" COUNT=3 step ncu-decode 200 bash dev/cuda/ncu_decode.sh
 fi
 
 finish
