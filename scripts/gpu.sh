@@ -229,7 +229,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the head as a block per row group on the real vocabulary (the default loops 3143 groups over one wave)
       MS6_DEC_HEAD_LOOP=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_EPI=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi" 200 \
+      MS6_DEC_EPI=1 MS6_DEC_K34_CHAIN=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi-chain" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
