@@ -130,17 +130,7 @@ __global__ void __launch_bounds__(kThreads) conv_update_kernel(const ConvUpdArgs
     float *s = a.state + slot * a.sbs + d * a.sds;
     const float *w = a.w + d * a.ws;
     const float xv = ld_any(a.x.ptr, a.x.dtype, b * a.x.bs + d * a.x.ds);
-    float sv[kWin];
-#pragma unroll
-    for (int k = 0; k < kWin; k++) sv[k] = k < W ? s[k] : 0.0f;
-    float c = a.bias ? a.bias[d] : 0.0f;
-#pragma unroll
-    for (int k = 0; k < kWin; k++)
-        if (k < W) c = fmaf(w[k], sv[k], c);
-    c = fmaf(w[W], xv, c);
-#pragma unroll
-    for (int k = 0; k < kWin; k++)
-        if (k < W) s[k] = k + 1 < W ? sv[k + 1] : xv;
+    float c = conv_step<kWin>(s, w, a.bias ? a.bias[d] : 0.0f, xv, W);
     if (a.act) c = silu_f(c);
     st_any(a.out.ptr, a.out.dtype, oo, c);
 }

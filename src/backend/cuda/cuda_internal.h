@@ -141,6 +141,30 @@ static __device__ __forceinline__ float softplus_f(float x) {
  * denominator, the right limit for z -> -inf. */
 static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + fast_ex2(-z * kLog2e)); }
 
+/* One decode step of a causal depthwise conv channel, W = d_conv - 1 <= MAXW:
+ * returns c0 + w[0..W) . s[0..W) + w[W] * x (that order) and shifts the state
+ * s left, x appended. Every load goes out before the first store (a load
+ * after a store to the same line goes to L2). */
+template <int MAXW>
+static __device__ __forceinline__ float conv_step(float *s, const float *w, float c0, float x, int W) {
+    float sv[MAXW], wv[MAXW];
+#pragma unroll
+    for (int k = 0; k < MAXW; k++) {
+        sv[k] = k < W ? s[k] : 0.0f;
+        wv[k] = k < W ? w[k] : 0.0f;
+    }
+    const float wx = w[W];
+    float c = c0;
+#pragma unroll
+    for (int k = 0; k < MAXW; k++)
+        if (k < W) c = fmaf(wv[k], sv[k], c);
+    c = fmaf(wx, x, c);
+#pragma unroll
+    for (int k = 0; k < MAXW; k++)
+        if (k < W) s[k] = k + 1 < W ? sv[k + 1] : x;
+    return c;
+}
+
 static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }
 static __device__ __forceinline__ float tof(__nv_bfloat16 h) { return __bfloat162float(h); }
 static __device__ __forceinline__ float tof(float v) { return v; }

@@ -243,9 +243,9 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * each block paying the norm before its one round of loads) */
 /* EPI (x-row blocks; MS6_DEC_EPI=1, opt-in until measured): the conv update
  * of (row r, sequence b) on lane r * NB + b instead of lane b for every row
- * in turn, its state, weights and bias loaded at once and the shifted state
- * stored after (the generic loops alternate a load and a store to the same
- * line, and the stores evict it from L1: an L2 round trip each) */
+ * in turn, through conv_step (conv1d.cu's update kernel's: every load before
+ * the stores; the generic loops below alternate a load and a store to the
+ * same line, and the stores evict it from L1: an L2 round trip each) */
 #define K1_EPI_W 4 /* conv taps held in registers by EPI: d_conv - 1 <= 4, else the generic loops */
 /* XS (MS6_DEC_K1_5=1, opt-in until measured): the x_proj columns and the
  * residual go to shared memory by cp.async (after h: 2 x DEC_THREADS
@@ -436,23 +436,10 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                     float uv = 0.0f;
                     if (EPI && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
                         const int W = p.dc - 1;
-                        float *sp = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
-                        const float *cw = p.conv_w + (size_t)row * p.dc;
-                        float sv[K1_EPI_W], wv[K1_EPI_W + 1];
-#pragma unroll
-                        for (int k = 0; k < K1_EPI_W; k++) {
-                            sv[k] = k < W ? sp[k] : 0.0f;
-                            wv[k] = k < W ? cw[k] : 0.0f;
-                        }
-                        wv[K1_EPI_W] = cw[W];
-                        float c = p.conv_b ? p.conv_b[row] : 0.0f;
-#pragma unroll
-                        for (int k = 0; k < K1_EPI_W; k++) c = fmaf(wv[k], sv[k], c);
-                        c = fmaf(wv[K1_EPI_W], x, c);
-#pragma unroll
-                        for (int k = 0; k < K1_EPI_W; k++)
-                            if (k < W) sp[k] = k + 1 < W ? sv[k + 1] : x;
-                        uv = silu_f(c);
+                        uv = silu_f(conv_step<K1_EPI_W>(p.conv_state + (size_t)slot * p.conv_slot_stride +
+                                                            (size_t)row * W,
+                                                        p.conv_w + (size_t)row * p.dc,
+                                                        p.conv_b ? p.conv_b[row] : 0.0f, x, W));
                     } else if (slot >= 0) {
                         const int W = p.dc - 1;
                         float *s = p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W;
