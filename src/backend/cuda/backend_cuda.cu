@@ -19,10 +19,7 @@ static void cuda_destroy(ms6_backend *be) {
     ms6_cuda_ctx *c = ms6_cuda(be);
     if (!c) return;
     ms6_cuda_gemm_release(c);
-    if (c->dec_prof) {
-        ms6_cuda_dec_prof_dump(c);
-        cudaFree(c->dec_prof);
-    }
+    ms6_cuda_dec_prof_free(c);
     if (c->workspace) cudaFree(c->workspace);
     if (c->argmax_buf) cudaFree(c->argmax_buf);
     if (c->pk_scratch) cudaFree(c->pk_scratch);
@@ -150,16 +147,7 @@ extern "C" ms6_status ms6_cuda_init(ms6_backend *be, int device) {
         cudaGetLastError();
         c->pk_scratch = NULL; /* the persistent decode step reports itself unsupported */
     }
-    /* MS6_DEC_PROF=FILE (development): the decode kernels' block timeline, written at destroy */
-    const char *prof = getenv("MS6_DEC_PROF");
-    if (prof && *prof) {
-        const size_t bytes = (2 + 4 * (size_t)MS6_DEC_PROF_CAP) * sizeof(unsigned long long);
-        if (cudaMalloc(&c->dec_prof, bytes) != cudaSuccess || cudaMemset(c->dec_prof, 0, bytes) != cudaSuccess) {
-            cudaGetLastError();
-            if (c->dec_prof) cudaFree(c->dec_prof);
-            c->dec_prof = NULL;
-        }
-    }
+    ms6_cuda_dec_prof_init(c); /* MS6_DEC_PROF=FILE (development): the decode block timeline */
     be->ctx = c;
     be->ops = &cuda_ops;
     return MS6_STATUS_OK;

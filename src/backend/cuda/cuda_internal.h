@@ -65,9 +65,11 @@ ms6_status ms6_cuda_argmax_feed(ms6_backend *be, const float *x, int64_t rows, i
 
 /* Bytes of pk_scratch (allocated with the context). */
 #define MS6_CUDA_PK_SCRATCH (64 * 1024)
-/* decode.cu's block timeline (development): records in the ring, a power of two */
-#define MS6_DEC_PROF_CAP (1u << 17)
-void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c);
+/* decode.cu's block timeline (development; MS6_DEC_PROF=FILE in a build
+ * configured with -DMS6_DEC_PROF=ON): the ring taken with the context, and
+ * written to FILE and freed with it */
+void ms6_cuda_dec_prof_init(ms6_cuda_ctx *c);
+void ms6_cuda_dec_prof_free(ms6_cuda_ctx *c);
 
 /* Frees what the gemm created on first use (cuBLASLt handle, descriptor
  * cache, scratch); called by the backend's destroy. */

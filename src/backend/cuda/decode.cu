@@ -74,7 +74,7 @@ static __device__ __forceinline__ void pdl_sync() {
 
 /* ---- block timeline (development: built with -DMS6_DEC_PROF=1, the CMake
  * option MS6_DEC_PROF, and run with MS6_DEC_PROF=FILE; see
- * ms6_cuda_dec_prof_dump): thread 0 of every block of K1, K34 and the head
+ * ms6_cuda_dec_prof_free): thread 0 of every block of K1, K34 and the head
  * notes the global timer at its start and after its wait (shared memory) and,
  * after a final barrier, appends (t0, t1, end, kind | block << 8 | SM << 40)
  * to a ring on the device (ring[0]: the count, records from ring + 2, 4 words
@@ -83,6 +83,7 @@ static __device__ __forceinline__ void pdl_sync() {
 #ifndef MS6_DEC_PROF
 #define MS6_DEC_PROF 0
 #endif
+#define MS6_DEC_PROF_CAP (1u << 17) /* records in the ring, a power of two */
 #if MS6_DEC_PROF
 #define PROF_BEGIN(ring)                 \
     __shared__ unsigned long long pt[2]; \
@@ -1191,21 +1192,35 @@ extern "C" ms6_status ms6_cuda_norm_gemv(ms6_backend *be, const ms6_norm_gemv_pa
     return ms6_cuda_check(be, e, "fused norm + gemv");
 }
 
-/* MS6_DEC_PROF=FILE: the block timeline ring written as text, one block per
- * line: kind (1 K1 x, 2 K1 z, 3 K34, 4 head), block, SM, start, after the
- * wait, end (ns of the global timer); the last MS6_DEC_PROF_CAP blocks.
- * dev/cuda/dec_prof.py turns it into a per-layer table. */
-extern "C" void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c) {
+static const size_t kProfWords = 2 + 4 * (size_t)MS6_DEC_PROF_CAP;
+
+/* MS6_DEC_PROF=FILE: the ring, zeroed, in a build that records (else a
+ * note that this one does not) */
+extern "C" void ms6_cuda_dec_prof_init(ms6_cuda_ctx *c) {
     const char *path = getenv("MS6_DEC_PROF");
-    if (!c->dec_prof || !path || !*path) return;
+    if (!path || !*path) return;
     if (!MS6_DEC_PROF) {
         fprintf(stderr, "MS6_DEC_PROF: this build records no timeline (configure with -DMS6_DEC_PROF=ON)\n");
         return;
     }
-    const size_t words = 2 + 4 * (size_t)MS6_DEC_PROF_CAP;
-    unsigned long long *h = (unsigned long long *)malloc(words * sizeof *h);
+    const size_t bytes = kProfWords * sizeof(unsigned long long);
+    if (cudaMalloc(&c->dec_prof, bytes) != cudaSuccess || cudaMemset(c->dec_prof, 0, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        if (c->dec_prof) cudaFree(c->dec_prof);
+        c->dec_prof = NULL;
+        fprintf(stderr, "MS6_DEC_PROF: no device memory for the block timeline\n");
+    }
+}
+
+/* The ring written to path (MS6_DEC_PROF) as text, one block per line:
+ * kind (1 K1 x, 2 K1 z, 3 K34, 4 head), block, SM, start, after the wait,
+ * end (ns of the global timer); the last MS6_DEC_PROF_CAP blocks.
+ * dev/cuda/dec_prof.py turns it into a per-layer table. */
+static void dec_prof_write(ms6_cuda_ctx *c, const char *path) {
+    if (!path || !*path) return;
+    unsigned long long *h = (unsigned long long *)malloc(kProfWords * sizeof *h);
     if (!h || cudaDeviceSynchronize() != cudaSuccess ||
-        cudaMemcpy(h, c->dec_prof, words * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        cudaMemcpy(h, c->dec_prof, kProfWords * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess) {
         fprintf(stderr, "MS6_DEC_PROF: could not read the block timeline back\n");
         free(h);
         return;
@@ -1225,4 +1240,11 @@ extern "C" void ms6_cuda_dec_prof_dump(ms6_cuda_ctx *c) {
         fprintf(stderr, "MS6_DEC_PROF: could not write %s\n", path);
     }
     free(h);
+}
+
+extern "C" void ms6_cuda_dec_prof_free(ms6_cuda_ctx *c) {
+    if (!c->dec_prof) return;
+    dec_prof_write(c, getenv("MS6_DEC_PROF"));
+    cudaFree(c->dec_prof);
+    c->dec_prof = NULL;
 }
