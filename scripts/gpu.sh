@@ -281,10 +281,9 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
     for v in ${MS6_GPU_PROF_VARIANTS:-ref: all:MS6_DEC_EPI=1,MS6_DEC_K1_5=1,MS6_DEC_K34_CHAIN=1}; do
       n="prof-$s-${v%%:*}"
-      IFS=, read -ra kv <<< "${v#*:}"
-      env "${kv[@]}" MS6_DEC_PROF="$LOG/$n.txt" bash -c "timeout 120 '$BUILD/mamba-s6' bench generate \
-        -m '$e2e_dir/$s' --backend cuda --prompt 32 --gen 64 --reps 1" > "$LOG/$n.log" 2>&1 &&
-        python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1
+      MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
+        --backend cuda --prompt 32 --gen 64 --reps 1
+      [ -s "$LOG/$n.txt" ] && python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1
     done
   done
 fi
