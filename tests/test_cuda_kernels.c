@@ -30,25 +30,27 @@
 static int n_cases = 0;
 static int small_mode = 0;
 
+#define F32_TOL 5e-4 /* relative error with f32 I/O */
+
 /* bf16 has a unit roundoff of 2^-8, so rounding the output alone can reach
  * a relative L2 error of 3.9e-3 on a handful of values (about 1.5e-3 on
  * average): cases with fewer than 256 bf16 outputs get 2^-8 + 5e-4. */
 static double tol_io_n(ms6_dtype t, int64_t n_out) {
-    if (t == MS6_DTYPE_F32) return 5e-4;
-    if (t == MS6_DTYPE_BF16 && n_out < 256) return 1.0 / 256 + 5e-4;
+    if (t == MS6_DTYPE_F32) return F32_TOL;
+    if (t == MS6_DTYPE_BF16 && n_out < 256) return 1.0 / 256 + F32_TOL;
     return 3e-3;
 }
 #define STATE_TOL 1e-4
 
 /* A half output can be no closer than the oracle rounded to its type: where
- * that alone is near the tolerance (bf16, outputs dominated by a few large
- * values: measured 3.1e-3 on 1032 outputs), the kernel may add at most the
- * f32 tolerance to it. */
+ * that alone is near the tolerance (a bf16 scan case of 1032 outputs failed
+ * once at 3.1e-3 against 3e-3), the kernel may add at most the f32 tolerance
+ * to it. */
 static void check_result(const char *what, ms6_status st, const kh_result *r, double tol, const char *msg) {
     n_cases++;
     CHECK(st == MS6_STATUS_OK, "%s: status %s: %s", what, ms6_status_string(st), msg);
     if (st != MS6_STATUS_OK) return;
-    if (tol > 5e-4 && r->round_rel + 5e-4 > tol) tol = r->round_rel + 5e-4;
+    if (tol > F32_TOL && r->round_rel + F32_TOL > tol) tol = r->round_rel + F32_TOL;
     CHECK(!r->nan, "%s: NaN or inf in output", what);
     CHECK(r->rel <= tol, "%s: rel err %.3g > %.3g (max abs %.3g; the oracle rounded to the I/O type: %.3g)", what,
           r->rel, tol, r->maxabs, r->round_rel);
