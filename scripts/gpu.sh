@@ -120,14 +120,20 @@ MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
 MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the head as a block per row group (MS6_DEC_HEAD_LOOP=0) instead of one wave of looping blocks
 MS6_DEC_HEAD_LOOP=0 step model-test-head-loop0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K1's conv update on one lane per row, loads before stores (MS6_DEC_EPI, opt-in)
-MS6_DEC_EPI=1 step model-test-epi 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K1 at 5 blocks per SM (MS6_DEC_K1_5, opt-in; the golden models need MS6_DEC_CH=4 to take it)
+# K1's conv update with a lane per row (MS6_DEC_EPI, the default) off: the generic loops
+MS6_DEC_EPI=0 step model-test-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K1 at 5 blocks per SM (MS6_DEC_K1_5: by default only where 4 per SM need two waves; the golden
+# models need MS6_DEC_CH=4 to take it), with and without EPI
 MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-k1-5 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=1 step model-test-k1-5-epi 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K34's chain in one round trip (MS6_DEC_K34_CHAIN, opt-in), at 32 channels and at 64 (rows split, slice tickets)
-MS6_DEC_K34_CHAIN=1 step model-test-k34-chain 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_K34_CHAIN=1 MS6_DEC_K34_CB=64 step model-test-k34-chain-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=0 step model-test-k1-5-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K34's chain in one round trip (MS6_DEC_K34_CHAIN, the default) off, at 32 channels and at 64
+# (rows split, slice tickets)
+MS6_DEC_K34_CHAIN=0 step model-test-k34-chain0 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K34 at 64 channels with 1 and 2 blocks per slice (MS6_DEC_K34_RS)
+for rs in 1 2; do
+  MS6_DEC_K34_CB=64 MS6_DEC_K34_RS=$rs step model-test-k34-rs$rs 120 "$BUILD/tests/test_cuda_model" || fail=1
+done
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -205,7 +211,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-epi:MS6_DEC_EPI=1 k15:MS6_DEC_K1_5=1 chain:MS6_DEC_K34_CHAIN=1 all:MS6_DEC_EPI=1,MS6_DEC_K1_5=1,MS6_DEC_K34_CHAIN=1 headloop0:MS6_DEC_HEAD_LOOP=0 ref:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0 epi0:MS6_DEC_EPI=0 chain0:MS6_DEC_K34_CHAIN=0 k15on:MS6_DEC_K1_5=1 k15off:MS6_DEC_K1_5=0 rs1:MS6_DEC_K34_RS=1 rs2:MS6_DEC_K34_RS=2 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -229,7 +235,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # the head as a block per row group on the real vocabulary (the default loops 3143 groups over one wave)
       MS6_DEC_HEAD_LOOP=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_EPI=1 MS6_DEC_K34_CHAIN=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi-chain" 200 \
+      MS6_DEC_EPI=0 MS6_DEC_K34_CHAIN=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0-chain0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
@@ -241,12 +247,12 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_EPI=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi" 200 \
+      MS6_DEC_EPI=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K1_5=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5" 200 \
+      MS6_DEC_K1_5=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K1_5=1 MS6_DEC_EPI=1 MS6_DEC_K34_CHAIN=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" \
-        step "model-test-$s-k1-5-epi-chain" 200 "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_K34_RS=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-rs1" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do
@@ -279,7 +285,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: all:MS6_DEC_EPI=1,MS6_DEC_K1_5=1,MS6_DEC_K34_CHAIN=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: rs2:MS6_DEC_K34_RS=2}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

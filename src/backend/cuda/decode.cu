@@ -961,6 +961,16 @@ static int k1_vec(const float *norm, const float *residual, int dim) {
 
 static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_ROWS; }
 
+/* K1 at 5 blocks per SM (k_norm_gemv_vec5) where its rows need more than
+ * one wave at 4 (2.8b: 640 blocks, 528 slots); MS6_DEC_K1_5=0|1 forces
+ * it off or on. Measured (H200, ms/token, with EPI and K34's chain): see
+ * docs/kernel-notes.md ("K1 at 5 blocks per SM") */
+static bool k1_five(const ms6_cuda_ctx *c, int rows) {
+    if (ms6_env_is("MS6_DEC_K1_5", "0")) return false;
+    if (ms6_env_is("MS6_DEC_K1_5", "1")) return true;
+    return gemv_grid(rows) > 4 * c->prop.multiProcessorCount;
+}
+
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
  * slice) up to d_inner 2048, else 64 (128-byte pieces, the rows split over
@@ -1014,9 +1024,12 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
         k.rs = k.rs < 1 ? 1 : k.rs > 8 ? 8 : k.rs;
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
+    /* MS6_DEC_K34_RS=n (n <= 8): n blocks per slice (64 channels) */
+    const char *rse = getenv("MS6_DEC_K34_RS");
+    if (cb == 64 && rse && atoi(rse) >= 1 && atoi(rse) <= 8 && slices < MS6_DBC_EXTRA) k.rs = atoi(rse);
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    const bool chn = ms6_env_is("MS6_DEC_K34_CHAIN", "1");
+    const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
@@ -1053,8 +1066,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     bool vec = false;
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
-        const bool epi = ms6_env_is("MS6_DEC_EPI", "1");
-        if (vec && CH1 == 4 && ms6_env_is("MS6_DEC_K1_5", "1") && 2 * DEC_THREADS >= DEC_ROWS * nb)
+        const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
+        if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
             e = launch(c, epi ? k_norm_gemv_vec5<T, NB, 1, true> : k_norm_gemv_vec5<T, NB, 1>, gemv_grid(2 * di),
                        2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4), k1);
         else if (vec)
