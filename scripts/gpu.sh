@@ -134,8 +134,6 @@ MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUIL
 for rs in 1 2; do
   MS6_DEC_K34_CB=64 MS6_DEC_K34_RS=$rs step model-test-k34-rs$rs 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
-# K34 at one block per SM with its later rounds in shared memory (MS6_DEC_K34_SX, 64 channels, opt-in)
-MS6_DEC_K34_CB=64 MS6_DEC_K34_SX=1 step model-test-k34-sx 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -213,7 +211,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-sx:MS6_DEC_K34_SX=1 rs2:MS6_DEC_K34_RS=2 ref: sx2:MS6_DEC_K34_SX=1}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0 epi0:MS6_DEC_EPI=0 chain0:MS6_DEC_K34_CHAIN=0 k15on:MS6_DEC_K1_5=1 k15off:MS6_DEC_K1_5=0 rs1:MS6_DEC_K34_RS=1 rs2:MS6_DEC_K34_RS=2 ref:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -243,11 +241,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
       summary+=("  $(e2e_line "e2e-$s-nograph")")
-    fi
-    if [ "$s" = 1.4b ]; then
-      # K34's SX on the shape it is for (one block per SM: 64 slices x 2)
-      MS6_DEC_K34_SX=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-sx" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
     fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: fused vs unfused decode, batched vs single
@@ -292,7 +285,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: sx:MS6_DEC_K34_SX=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: rs2:MS6_DEC_K34_RS=2}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

@@ -727,8 +727,6 @@ struct K34Params {
 
 #define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
 #define K34_PRE 5 /* dt_proj vectors per thread held in registers: 2.8b's rows of 160 in full at 64 channels */
-#define K34_RB64 (DEC_WARPS * 4 * 4) /* out_proj rows a round at 64 channels (RB) */
-#define K34_SX_MAX (128 * 1024)     /* SX's shared memory at most (K1's blocks beside it need theirs) */
 
 /* 4 rows of the thread's 16-byte column of the slice, round it */
 template <typename T, int CB>
@@ -759,14 +757,7 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
  * each changed nothing (HOIST; 0938b1d's late tickets), perhaps because
  * the block waits for the slower of warp 0's ticket and the other warps'
  * u and z reads */
-/* SX (MS6_DEC_K34_SX=1, opt-in until measured): every round past the
- * DEPTH in registers requested into shared memory (cp.async, 16 KB a
- * round) before the wait, the grid held to one block per SM (rs from the
- * SMs), so that K34 leaves half the register file to the next layer's K1,
- * whose blocks then start (and load) during K34 instead of after it
- * (MS6_DEC_K34_RS=2 on 1.4b, measured: K1's wait 1.25 instead of 3.98 us
- * after K34, but K34 3.6 us longer streaming its 5 rounds after the wait) */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool SX = false>
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -789,18 +780,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    extern __shared__ uint4 wsm[]; /* SX: round it >= DEPTH, row k at [((it - DEPTH) * 4 + k) * DEC_THREADS + tid] */
-    if (SX) {
-        constexpr int RB = DEC_WARPS * RG * 4;
-        for (int it = DEPTH; it < nit; it++)
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                int row = it * RB + rw + k;
-                row = row < p.dm ? row : p.dm - 1;
-                cp_async16(wsm + ((it - DEPTH) * 4 + k) * DEC_THREADS + tid, wb + (size_t)row * p.di);
-            }
-        cp_async_commit();
-    }
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -885,7 +864,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
     const bool addb = p.bias && c0 == 0;
     for (int it0 = 0; it0 < nit; it0 += DEPTH) {
-        if (SX && it0 == DEPTH) cp_async_wait_all(); /* each thread reads back only what it requested */
 #pragma unroll
         for (int d = 0; d < DEPTH; d++) {
             const int it = it0 + d;
@@ -893,10 +871,8 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             float part[4][NB];
 #pragma unroll
             for (int k = 0; k < 4; k++) {
-                uint4 v = buf[d][k];
-                if (SX && it0) v = wsm[((it - DEPTH) * 4 + k) * DEC_THREADS + tid];
                 float wf[8];
-                unpack8(v, wf, T());
+                unpack8(buf[d][k], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     float a = 0.0f;
@@ -905,7 +881,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     part[k][b] = a;
                 }
             }
-            if (!SX && it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
 #pragma unroll
             for (int o = CC >> 1; o > 0; o >>= 1)
 #pragma unroll
@@ -1051,26 +1027,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     /* MS6_DEC_K34_RS=n (n <= 8): n blocks per slice (64 channels) */
     const char *rse = getenv("MS6_DEC_K34_RS");
     if (cb == 64 && rse && atoi(rse) >= 1 && atoi(rse) <= 8 && slices < MS6_DBC_EXTRA) k.rs = atoi(rse);
-    const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
-    if (cb == 64 && chn && ms6_env_is("MS6_DEC_K34_SX", "1")) {
-        /* one block per SM, the rounds past the registers' in shared memory */
-        const int sms = c->prop.multiProcessorCount, rs = sms / slices < 8 ? sms / slices : 8;
-        const int rows = rs >= 1 ? ((k.dm + rs - 1) / rs + 3) / 4 * 4 : 0;
-        const int nit = (rows + K34_RB64 - 1) / K34_RB64;
-        const size_t smem = (size_t)(nit > 3 ? nit - 3 : 0) * 4 * DEC_THREADS * sizeof(uint4);
-        if (rs >= 1 && slices < MS6_DBC_EXTRA && smem <= K34_SX_MAX) {
-            k.rs = rs;
-            k.rows = rows;
-            auto kern = k_ssm_out<T, NB, 64, 3, true, true>;
-            cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-            if (e == cudaSuccess)
-                e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-            if (e != cudaSuccess) return e;
-            return launch(c, kern, slices * rs, smem, k);
-        }
-    }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
+    const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
@@ -1108,21 +1067,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
-        void (*kern)(K1Params) = NULL;
-        size_t smem = 0;
-        if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb) {
-            kern = epi ? k_norm_gemv_vec5<T, NB, 1, true> : k_norm_gemv_vec5<T, NB, 1>;
-            smem = 2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4);
-        } else if (vec) {
-            kern = epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true> : k_norm_gemv_vec<T, NB, 1, CH1>;
-            smem = sizeof(float) * NB * dm;
-        }
-        /* K34's SX: the SMs configured for its shared memory under K1's blocks too */
-        if (kern && ms6_env_is("MS6_DEC_K34_SX", "1") &&
-            (e = cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                      cudaSharedmemCarveoutMaxShared)) != cudaSuccess)
-            return e;
-        if (kern) e = launch(c, kern, gemv_grid(2 * di), smem, k1);
+        if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
+            e = launch(c, epi ? k_norm_gemv_vec5<T, NB, 1, true> : k_norm_gemv_vec5<T, NB, 1>, gemv_grid(2 * di),
+                       2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4), k1);
+        else if (vec)
+            e = launch(c, epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true> : k_norm_gemv_vec<T, NB, 1, CH1>,
+                       gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
