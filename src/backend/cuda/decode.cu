@@ -1024,12 +1024,14 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
         k.rs = k.rs < 1 ? 1 : k.rs > 8 ? 8 : k.rs;
         if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
-    /* MS6_DEC_K34_RS=n (n <= 8): n blocks per slice (64 channels) */
-    const char *rse = getenv("MS6_DEC_K34_RS");
-    if (cb == 64 && rse && atoi(rse) >= 1 && atoi(rse) <= 8 && slices < MS6_DBC_EXTRA) k.rs = atoi(rse);
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
+    /* MS6_DEC_K34_DEPTH=4 (opt-in until measured): 4 register rounds
+     * before the wait, all of a 1.4b block's 512 rows (3 leave one DRAM
+     * round trip after the state update's chain) */
+    if (cb == 64 && chn && ms6_env_is("MS6_DEC_K34_DEPTH", "4"))
+        return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
