@@ -130,8 +130,9 @@ MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=0 step model-test-k1-5-epi0 120 "$BUILD/
 # (rows split, slice tickets)
 MS6_DEC_K34_CHAIN=0 step model-test-k34-chain0 120 "$BUILD/tests/test_cuda_model" || fail=1
 MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K34 at 64 channels with 4 register rounds before its wait (MS6_DEC_K34_DEPTH=4, opt-in)
-MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=4 step model-test-k34-depth4 120 "$BUILD/tests/test_cuda_model" || fail=1
+# K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
+# one sequence)
+MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
@@ -209,7 +210,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-depth4:MS6_DEC_K34_DEPTH=4 ref: depth4b:MS6_DEC_K34_DEPTH=4 refb: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-depth3:MS6_DEC_K34_DEPTH=3 ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -249,7 +250,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K1_5=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K34_DEPTH=4 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-depth4" 200 \
+      MS6_DEC_K34_DEPTH=3 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-depth3" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
@@ -283,7 +284,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: depth4:MS6_DEC_K34_DEPTH=4}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

@@ -242,17 +242,20 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * loop / a block per group): 130m 0.193 / 0.206, 1.4b 1.114 / 1.115, 2.8b
  * 1.927 / 1.931-1.933 (130m's 77 MB head was 12 waves of 2 blocks per SM,
  * each block paying the norm before its one round of loads) */
-/* EPI (x-row blocks; MS6_DEC_EPI=1, opt-in until measured): the conv update
- * of (row r, sequence b) on lane r * NB + b instead of lane b for every row
- * in turn, through conv_step (conv1d.cu's update kernel's: every load before
- * the stores; the generic loops below alternate a load and a store to the
- * same line, and the stores evict it from L1: an L2 round trip each) */
+/* EPI (x-row blocks of the one-sequence kernels, the default; MS6_DEC_EPI=0:
+ * the generic loops): the conv update of (row r, sequence b) on lane
+ * r * NB + b instead of lane b for every row in turn, through conv_step
+ * (conv1d.cu's update kernel's: every load before the stores; the generic
+ * loops below alternate a load and a store to the same line, and the stores
+ * evict it from L1: an L2 round trip each). Measured (H200, ms/token, on /
+ * off, with K34's chain): 130m 0.168 / 0.187, 1.4b 0.988 / 1.116, 2.8b
+ * 1.850 / 2.049 */
 #define K1_EPI_W 4 /* conv taps held in registers by EPI: d_conv - 1 <= 4, else the generic loops */
-/* XS (MS6_DEC_K1_5=1, opt-in until measured): the x_proj columns and the
- * residual go to shared memory by cp.async (after h: 2 x DEC_THREADS
- * vectors, then NB x dim floats) instead of registers, for the kernel held
- * to 48 registers (5 blocks per SM: 2.8b's 640 in_proj blocks in one wave
- * of 660 instead of 1.21 waves of 528) */
+/* XS (k_norm_gemv_vec5, where 4 blocks per SM need two waves: k1_five):
+ * the x_proj columns and the residual go to shared memory by cp.async
+ * (after h: 2 x DEC_THREADS vectors, then NB x dim floats) instead of
+ * registers, for the kernel held to 48 registers (5 blocks per SM: 2.8b's
+ * 640 in_proj blocks in one wave of 660 instead of 1.21 waves of 528) */
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
           bool XS = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
@@ -751,12 +754,12 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-/* CHN (MS6_DEC_K34_CHAIN=1, opt-in until measured): the chain after the
- * wait in one round trip, u and z requested with dbc, and the tickets'
- * results read at the end (one barrier there for both); measured apart
- * each changed nothing (HOIST; 0938b1d's late tickets), perhaps because
- * the block waits for the slower of warp 0's ticket and the other warps'
- * u and z reads */
+/* CHN (the default; MS6_DEC_K34_CHAIN=0: off): the chain after the wait
+ * in one round trip, u and z requested with dbc, and the tickets' results
+ * read at the end (one barrier there for both); measured apart each changed
+ * nothing (HOIST; 0938b1d's late tickets), together (H200, ms/token, on /
+ * off, with EPI): 130m 0.168 / 0.172, 1.4b 0.988 / 0.990, 2.8b 1.850 /
+ * 1.853 */
 template <typename T, int NB, int CB, int DEPTH, bool CHN = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
@@ -963,8 +966,8 @@ static int gemv_grid(int rows) { return (rows + DEC_BLOCK_ROWS - 1) / DEC_BLOCK_
 
 /* K1 at 5 blocks per SM (k_norm_gemv_vec5) where its rows need more than
  * one wave at 4 (2.8b: 640 blocks, 528 slots); MS6_DEC_K1_5=0|1 forces
- * it off or on. Measured (H200, ms/token, with EPI and K34's chain): see
- * docs/kernel-notes.md ("K1 at 5 blocks per SM") */
+ * it off or on. Measured (H200, ms/token, with EPI and K34's chain, 5 / 4
+ * blocks per SM): 2.8b 1.849 / 1.915, 1.4b (one wave at 4) 1.004 / 0.987 */
 static bool k1_five(const ms6_cuda_ctx *c, int rows) {
     if (ms6_env_is("MS6_DEC_K1_5", "0")) return false;
     if (ms6_env_is("MS6_DEC_K1_5", "1")) return true;
@@ -1027,10 +1030,12 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
-    /* MS6_DEC_K34_DEPTH=4 (opt-in until measured): 4 register rounds
-     * before the wait, all of a 1.4b block's 512 rows (3 leave one DRAM
-     * round trip after the state update's chain) */
-    if (cb == 64 && chn && ms6_env_is("MS6_DEC_K34_DEPTH", "4"))
+    /* one sequence at 64 channels: 4 register rounds before the wait (all
+     * of a 1.4b block's 512 rows; 3 left one DRAM round trip after the
+     * state update's chain), MS6_DEC_K34_DEPTH=3 the 3 of two sequences
+     * (where 4 spill). Measured (H200, ms/token, 4 / 3): 1.4b 0.980-0.981
+     * / 0.986-0.987, 2.8b 1.849 / 1.846-1.847 */
+    if (cb == 64 && chn && NB == 1 && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
         return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
