@@ -102,43 +102,53 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
   MS6_SCAN_POLY=0 step kernels-poly0 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   MS6_SCAN_POLY=0 MS6_SCAN_P=2 step kernels-poly0-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 fi
-# the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
-MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
-# and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
-MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
-# batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
-MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the state update and out_proj in one kernel (K34, the default: 32 channels on the golden models,
-# run by ctest-cuda) at the other widths, and off (K3 + K4)
-for cb in 16 64; do
-  MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the next layer's in_proj asked into L2 by K34 (MS6_DEC_NEXTPF, opt-in): first round, whole rows
+for v in 1 2; do
+  MS6_DEC_NEXTPF=$v step model-test-nextpf$v 120 "$BUILD/tests/test_cuda_model" || fail=1
 done
-MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K1's scalar RMSNorm loop (the vector one is the default for one sequence)
-MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
-MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# the head as a block per row group (MS6_DEC_HEAD_LOOP=0) instead of one wave of looping blocks
-MS6_DEC_HEAD_LOOP=0 step model-test-head-loop0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K1's conv update with a lane per row (MS6_DEC_EPI, the default) off: the generic loops
-MS6_DEC_EPI=0 step model-test-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K1 at 5 blocks per SM (MS6_DEC_K1_5: by default only where 4 per SM need two waves; the golden
-# models need MS6_DEC_CH=4 to take it), with and without EPI
-MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-k1-5 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=0 step model-test-k1-5-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K34's chain in one round trip (MS6_DEC_K34_CHAIN, the default) off, at 32 channels and at 64
-# (rows split, slice tickets)
-MS6_DEC_K34_CHAIN=0 step model-test-k34-chain0 120 "$BUILD/tests/test_cuda_model" || fail=1
-MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
-# K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
-# one sequence)
-MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
+MS6_DEC_NEXTPF=1 MS6_DEC_K34_CB=64 step model-test-nextpf1-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
+# the variants' tests and the sanitizers (MS6_GPU_VARIANT_TESTS=0 skips them: a timing run)
+if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
+  # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
+  MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+  # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
+  MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
+  MS6_DEC_BATCH_FUSED=1 step model-test-batch-fused 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # the state update and out_proj in one kernel (K34, the default: 32 channels on the golden models,
+  # run by ctest-cuda) at the other widths, and off (K3 + K4)
+  for cb in 16 64; do
+    MS6_DEC_K34_CB=$cb step model-test-k34-cb$cb 120 "$BUILD/tests/test_cuda_model" || fail=1
+  done
+  MS6_DEC_K34=0 step model-test-k34-off 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K1's scalar RMSNorm loop (the vector one is the default for one sequence)
+  MS6_DEC_VEC=0 step model-test-vec0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # the generate loop's argmax as its own kernel (argmax_feed) instead of in the head
+  MS6_HEAD_ARGMAX=0 step model-test-head-argmax0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # the head as a block per row group (MS6_DEC_HEAD_LOOP=0) instead of one wave of looping blocks
+  MS6_DEC_HEAD_LOOP=0 step model-test-head-loop0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K1's conv update with a lane per row (MS6_DEC_EPI, the default) off: the generic loops
+  MS6_DEC_EPI=0 step model-test-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K1 at 5 blocks per SM (MS6_DEC_K1_5: by default only where 4 per SM need two waves; the golden
+  # models need MS6_DEC_CH=4 to take it), with and without EPI
+  MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-k1-5 120 "$BUILD/tests/test_cuda_model" || fail=1
+  MS6_DEC_K1_5=1 MS6_DEC_CH=4 MS6_DEC_EPI=0 step model-test-k1-5-epi0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K34's chain in one round trip (MS6_DEC_K34_CHAIN, the default) off, at 32 channels and at 64
+  # (rows split, slice tickets)
+  MS6_DEC_K34_CHAIN=0 step model-test-k34-chain0 120 "$BUILD/tests/test_cuda_model" || fail=1
+  MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
+  # one sequence)
+  MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
+fi
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
 fi
 
 # ---- compute-sanitizer on the small sweep ----
-if command -v compute-sanitizer > /dev/null; then
+if [ "${MS6_GPU_VARIANT_TESTS:-1}" = 0 ]; then
+  summary+=("compute-sanitizer      skipped (MS6_GPU_VARIANT_TESTS=0)")
+elif command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     step "sanitizer-$tool" "${MS6_GPU_SANITIZER_LIMIT:-240}" compute-sanitizer --tool "$tool" --error-exitcode 99 \
       "$BUILD/tests/test_cuda_kernels" --small || fail=1
@@ -210,7 +220,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-depth3:MS6_DEC_K34_DEPTH=3 ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-npf1:MS6_DEC_NEXTPF=1 npf2:MS6_DEC_NEXTPF=2 ref: npf1b:MS6_DEC_NEXTPF=1 refb:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -236,6 +246,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_EPI=0 MS6_DEC_K34_CHAIN=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0-chain0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_NEXTPF=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-nextpf1" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
@@ -251,6 +263,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_DEC_K1_5=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34_DEPTH=3 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-depth3" 200 \
+        "$BUILD/tests/test_cuda_model" || fail=1
+      MS6_DEC_NEXTPF=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-nextpf1" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
@@ -284,7 +298,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: npf1:MS6_DEC_NEXTPF=1}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1
