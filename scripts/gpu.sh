@@ -102,11 +102,6 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
   MS6_SCAN_POLY=0 step kernels-poly0 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   MS6_SCAN_POLY=0 MS6_SCAN_P=2 step kernels-poly0-p2 120 "$BUILD/tests/test_cuda_kernels" || fail=1
 fi
-# the next layer's in_proj asked into L2 by K34 (MS6_DEC_NEXTPF, opt-in): first round, whole rows
-for v in 1 2; do
-  MS6_DEC_NEXTPF=$v step model-test-nextpf$v 120 "$BUILD/tests/test_cuda_model" || fail=1
-done
-MS6_DEC_NEXTPF=1 MS6_DEC_K34_CB=64 step model-test-nextpf1-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
 # the variants' tests and the sanitizers (MS6_GPU_VARIANT_TESTS=0 skips them: a timing run)
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
@@ -220,7 +215,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-npf1:MS6_DEC_NEXTPF=1 npf2:MS6_DEC_NEXTPF=2 ref: npf1b:MS6_DEC_NEXTPF=1 refb:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-depth3:MS6_DEC_K34_DEPTH=3 ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -246,8 +241,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_EPI=0 MS6_DEC_K34_CHAIN=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0-chain0" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_NEXTPF=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-nextpf1" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
@@ -263,8 +256,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       MS6_DEC_K1_5=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-off" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       MS6_DEC_K34_DEPTH=3 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-depth3" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_NEXTPF=1 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-nextpf1" 200 \
         "$BUILD/tests/test_cuda_model" || fail=1
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
@@ -298,7 +289,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: npf1:MS6_DEC_NEXTPF=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

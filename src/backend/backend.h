@@ -69,9 +69,6 @@ typedef struct ms6_mixer_step_params {
     float *ssm_state;     int64_t ssm_slot_stride;
     const int32_t *slots;               /* (n,) backend memory */
     float *xz, *u, *dbc, *y;
-    /* optional (NULL: none): the next layer's in_proj, of the same shape and
-     * dtype; a backend may ask its first bytes into a cache during this step */
-    const void *next_in_proj;
 } ms6_mixer_step_params;
 
 /* out row b (n rows, ldo) = (RMSNorm(x row b) * norm) . W^T, W (rows, dim):

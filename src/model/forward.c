@@ -553,9 +553,6 @@ static ms6_mixer_step_params mixer_params(ms6_model *m, ms6_fwd_state *s, ms6_fw
         .ssm_state = s->ssm + i * ssm_layer(m, s), .ssm_slot_stride = c->d_inner * c->d_state,
         .slots = w->slots,
         .xz = w->xz, .u = w->u, .dbc = w->dbc, .y = w->y,
-        .next_in_proj = i + 1 < c->n_layer && m->layers[i + 1].in_proj.dtype == L->in_proj.dtype
-                            ? m->layers[i + 1].in_proj.ptr
-                            : NULL,
     };
     return p;
 }

@@ -231,12 +231,6 @@ static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
-/* bytes (a multiple of 16) from p (16-byte aligned) asked into L2 (sm_90; none below) */
-static __device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
 
 /* R rows per warp: 2 (1, double-buffered, and 4 with CH 2, all of 2.8b's
  * in_proj in one wave, measured slower: docs/kernel-notes.md) */
@@ -731,12 +725,6 @@ struct K34Params {
     const void *w;    /* out_proj (dm, di) */
     const float *bias;
     float *residual;  /* (NB, dm) */
-    /* MS6_DEC_NEXTPF (opt-in until measured): the next layer's in_proj, asked
-     * into L2 after the wait, nb bytes of each of its nrows rows (stride
-     * nstride bytes), the rows shared out over the blocks; NULL: none */
-    const void *nw;
-    int nrows, nbytes;
-    long long nstride;
     unsigned long long *prof; /* the block timeline ring, or NULL */
 };
 
@@ -772,7 +760,7 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
  * nothing (HOIST; 0938b1d's late tickets), together (H200, ms/token, on /
  * off, with EPI): 130m 0.168 / 0.172, 1.4b 0.988 / 0.990, 2.8b 1.850 /
  * 1.853 */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool NPF = false>
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -818,12 +806,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
-    if (NPF) { /* the next layer's first bytes, while the chain below keeps DRAM idle; the last warp */
-        const int per = (p.nrows + (int)gridDim.x - 1) / (int)gridDim.x, r0n = blockIdx.x * per;
-        const int r1n = min(r0n + per, p.nrows);
-        for (int r = r0n + ((tid + 32) & (DEC_THREADS - 1)); r < r1n; r += DEC_THREADS)
-            prefetch_l2_bulk((const char *)p.nw + (size_t)r * p.nstride, (unsigned)p.nbytes);
-    }
     float uh[NB], zh[NB]; /* CHN: u and z with dbc */
     if (CHN)
 #pragma unroll
@@ -1016,7 +998,7 @@ static int k34_cb(const ms6_mixer_step_params *p) {
 
 /* K34 at cb channels per block (k34_cb) */
 template <typename T, int NB>
-static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, int cb, int ch1) {
+static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, int cb) {
     K34Params k;
     k.dm = (int)p->d_model;
     k.di = (int)p->d_inner;
@@ -1038,19 +1020,6 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.bias = p->out_proj_bias;
     k.residual = p->residual;
     k.prof = (unsigned long long *)c->dec_prof;
-    /* MS6_DEC_NEXTPF=1: the first round of K1's loads of every row of the
-     * next in_proj (ch1 vectors of 16 bytes per lane), =2: the whole rows */
-    k.nw = NULL;
-    k.nrows = k.nbytes = 0;
-    k.nstride = 0;
-    const int npf = ms6_env_is("MS6_DEC_NEXTPF", "1") ? 1 : ms6_env_is("MS6_DEC_NEXTPF", "2") ? 2 : 0;
-    if (npf && p->next_in_proj && ms6_aligned16(p->next_in_proj)) {
-        const long long row = k.dm * (long long)sizeof(T); /* a multiple of 16 (d_model % 8 == 0) */
-        k.nw = p->next_in_proj;
-        k.nrows = 2 * k.di;
-        k.nstride = row;
-        k.nbytes = (int)(npf == 2 || row < 32LL * 16 * ch1 ? row : 32LL * 16 * ch1);
-    }
     const int slices = k.di / cb;
     k.rs = 1;
     if (cb == 64) {
@@ -1066,12 +1035,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
      * state update's chain), MS6_DEC_K34_DEPTH=3 the 3 of two sequences
      * (where 4 spill). Measured (H200, ms/token, 4 / 3): 1.4b 0.980-0.981
      * / 0.986-0.987, 2.8b 1.849 / 1.846-1.847 */
-    if constexpr (NB == 1)
-        if (cb == 64 && chn && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
-            return launch(c, k.nw ? k_ssm_out<T, NB, 64, 4, true, true> : k_ssm_out<T, NB, 64, 4, true>, blocks, 0,
-                          k);
+    if (cb == 64 && chn && NB == 1 && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
+        return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
-    if (cb == 32 && chn && k.nw) return launch(c, k_ssm_out<T, NB, 32, 3, true, true>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
 }
@@ -1118,7 +1084,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
     const int cb = k34_cb(p);
-    if (cb) return k34_launch<T, NB>(c, p, cb, CH1);
+    if (cb) return k34_launch<T, NB>(c, p, cb);
     K3Params k3;
     k3.di = di;
     k3.N = N;
