@@ -1035,8 +1035,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
      * state update's chain), MS6_DEC_K34_DEPTH=3 the 3 of two sequences
      * (where 4 spill). Measured (H200, ms/token, 4 / 3): 1.4b 0.980-0.981
      * / 0.986-0.987, 2.8b 1.849 / 1.846-1.847 */
-    if (cb == 64 && chn && NB == 1 && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
-        return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+    if constexpr (NB == 1)
+        if (cb == 64 && chn && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
+            return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
