@@ -19,6 +19,11 @@ printed, in us relative to the end of the kernel before (its last block):
   xend/zend  K1's x / z blocks' median end
 
 then the layer period (one K34's last end to the next) and the step's time.
+
+--tail N: for a middle layer's K1 and K34, also their N last blocks to end
+(start, wait, end, their SM and how many of the kernel's blocks it held,
+when that SM's blocks started) and the median / last end by blocks per SM:
+which blocks make a kernel's tail (late residents, crowded SMs).
 """
 import statistics as st
 import sys
@@ -56,7 +61,7 @@ def q(xs, f):
     return xs[min(len(xs) - 1, int(f * len(xs)))]
 
 
-def report(path):
+def report(path, tail=0):
     ks = kernels(load(path))
     heads = [i for i, k in enumerate(ks) if cls(k[0][3]) == 4]
     if len(heads) < 2:
@@ -112,7 +117,42 @@ def report(path):
         counts = sorted(len(v) for v in per.values())
         print(f"middle K1: {len(per)} SMs, blocks per SM min {counts[0]} median {counts[len(counts) // 2]} "
               f"max {counts[-1]}")
+    if tail:
+        tail_report(step, tail)
 
 
-for p in sys.argv[1:]:
-    report(p)
+def tail_report(step, n):
+    """the n last blocks of a middle layer's K1 and K34, times relative to
+    the end of the kernel before"""
+    k1s = [i for i, k in enumerate(step) if cls(k[0][3]) == 1 and i > 0]
+    if not k1s:
+        return
+    i = k1s[len(k1s) // 2]
+    for j in (i, i + 1):
+        if j >= len(step) or cls(step[j][0][3]) not in (1, 3):
+            continue
+        k, t0 = step[j], max(r[2] for r in step[j - 1])
+        per = {}
+        for r in k:
+            per.setdefault(r[5], []).append(r)
+        name = "K1" if cls(k[0][3]) == 1 else "K34"
+        print(f"{name} of a middle layer, its {n} last blocks (us after the kernel before):")
+        print("  block kind  SM on-SM   start    wait     end  SM's block starts")
+        for r in sorted(k, key=lambda r: r[2])[-n:]:
+            starts = " ".join(f"{(x[0] - t0) / 1e3:.1f}" for x in sorted(per[r[5]]))
+            print(f"  {r[4]:5d} {r[3]:4d} {r[5]:3d} {len(per[r[5]]):6d} {(r[0] - t0) / 1e3:7.2f} "
+                  f"{(r[1] - t0) / 1e3:7.2f} {(r[2] - t0) / 1e3:7.2f}  {starts}")
+        by = {}
+        for r in k:
+            by.setdefault(len(per[r[5]]), []).append((r[2] - t0) / 1e3)
+        print("  end by blocks on the SM: " + ", ".join(
+            f"{c}: {len(v)} blocks median {st.median(v):.2f} last {max(v):.2f}" for c, v in sorted(by.items())))
+
+
+args = sys.argv[1:]
+tail = 0
+if len(args) >= 2 and args[0] == "--tail":
+    tail = int(args[1])
+    args = args[2:]
+for p in args:
+    report(p, tail)
