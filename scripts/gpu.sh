@@ -106,6 +106,8 @@ fi
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
   MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+  # the scan's v6 held to 5 blocks per SM (MS6_SCAN_V6_MINB=5, opt-in)
+  MS6_SCAN_V6_MINB=5 step kernels-v6-minb5 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
   MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
   # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -153,6 +155,21 @@ else
   summary+=("compute-sanitizer      absent")
 fi
 
+# summary lines of a step's log: bench generate's prefill / decode rows, bench scan's ms per shape
+e2e_line() { awk -v n="$1" '$1 ~ /^(prefill|decode)$/ && $2 ~ /^[0-9.]+$/ {printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
+scan_line() { awk -v n="$1" 'BEGIN {printf "%s ms:", n} $1 == "scan" {printf " %s", $5}' "$LOG/$1.log"; }
+# [VARIANT_LINE=fn] variant NAME:VAR=VALUE[,VAR=VALUE...] STEP LIMIT CMD...: the step with those
+# variables set (none for NAME:), then its line in the summary (e2e_line unless VARIANT_LINE names another)
+variant() {
+  local kv x name=$2
+  IFS=, read -ra kv <<< "${1#*:}"
+  shift 2
+  for x in "${kv[@]}"; do export "$x"; done
+  step "$name" "$@"
+  for x in "${kv[@]}"; do unset "${x%%=*}"; done
+  summary+=("  $(${VARIANT_LINE:-e2e_line} "$name")")
+}
+
 # ---- benchmarks ----
 step bench-scan 300 "$BUILD/mamba-s6" bench scan --backend cuda
 step bench-scan-json 300 "$BUILD/mamba-s6" bench scan --backend cuda --json
@@ -163,6 +180,11 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
     step "bench-scan-ref$v" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
   done
 fi
+# scan variants beside the default, NAME:SETTING as for the decode variants below
+# (MS6_GPU_SCAN_VARIANTS replaces the list; docs/kernel-notes.md)
+for v in ${MS6_GPU_SCAN_VARIANTS:-minb5:MS6_SCAN_V6_MINB=5 ref: minb5b:MS6_SCAN_V6_MINB=5 refb:}; do
+  VARIANT_LINE=scan_line variant "$v" "bench-scan-${v%%:*}" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
+done
 # kernel workbenches under dev/cuda (not part of the build): built against
 # the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1
 if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
@@ -193,18 +215,6 @@ fi
 if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
   e2e_dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
   mkdir -p "$e2e_dir"
-  e2e_line() { awk -v n="$1" '$1 ~ /^(prefill|decode)$/ && $2 ~ /^[0-9.]+$/ {printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
-  # variant NAME:VAR=VALUE[,VAR=VALUE...] STEP LIMIT CMD...: the step with those variables set
-  # (none for NAME:), then its line in the summary
-  variant() {
-    local kv x name=$2
-    IFS=, read -ra kv <<< "${1#*:}"
-    shift 2
-    for x in "${kv[@]}"; do export "$x"; done
-    step "$name" "$@"
-    for x in "${kv[@]}"; do unset "${x%%=*}"; done
-    summary+=("  $(e2e_line "$name")")
-  }
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
     if [ ! -f "$e2e_dir/$s/model.safetensors" ]; then
       step "init-$s" 240 "$BUILD/mamba-s6" init --shape "$s" -o "$e2e_dir/$s" --dtype f16 || continue
