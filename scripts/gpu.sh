@@ -182,7 +182,7 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
 fi
 # scan variants beside the default, NAME:SETTING as for the decode variants below
 # (MS6_GPU_SCAN_VARIANTS replaces the list; docs/kernel-notes.md)
-for v in ${MS6_GPU_SCAN_VARIANTS:-minb5:MS6_SCAN_V6_MINB=5 ref: minb5b:MS6_SCAN_V6_MINB=5 refb:}; do
+for v in ${MS6_GPU_SCAN_VARIANTS:-minb5:MS6_SCAN_V6_MINB=5 ref: minb5b:MS6_SCAN_V6_MINB=5 refb: minb5w:MS6_SCAN_V6_MINB=5,MS6_SCAN_WANT_THREADS_PER_SM=2560}; do
   VARIANT_LINE=scan_line variant "$v" "bench-scan-${v%%:*}" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
 done
 # kernel workbenches under dev/cuda (not part of the build): built against
