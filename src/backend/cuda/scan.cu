@@ -1534,10 +1534,11 @@ cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStre
  * H200); otherwise (0, 0).
  * MS6_SCAN_V6_MINB=5 (opt-in until measured; P = 2 with the default poly):
  * the kernel held to 96 registers, 5 blocks of 128 per SM (ptxas: 8 bytes
- * spilled with f16 I/O, 12 with bf16, 132 with f32; f16: 3 L1 loads and 27
- * instructions more per 2 groups of the full loop's 1085), so that 640 blocks ((8,5120,2048), (16,2560,4096)) run in
- * one wave of 660 instead of 528 + a tail of 112 blocks alone on their SMs
- * (3 warps per scheduler at 64.6 % of the MUFU pipe in ncu, the tail one) */
+ * spilled with f16 I/O, 12 with bf16, 132 with f32; f16: 3 L1 loads and
+ * 27 instructions more per 2 groups of the full loop's 1085), so that 640
+ * blocks ((8,5120,2048), (16,2560,4096)) run in one wave of 660 instead of
+ * 528 and a tail of 112 blocks alone on their SMs (ncu: 3 warps per
+ * scheduler, the MUFU pipe 64.6 % busy) */
 typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
 template <int P, typename T>
 scan_launch_fn v6_launch_for(long long poly) {
