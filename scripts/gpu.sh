@@ -158,15 +158,21 @@ fi
 # summary lines of a step's log: bench generate's prefill / decode rows, bench scan's ms per shape
 e2e_line() { awk -v n="$1" '$1 ~ /^(prefill|decode)$/ && $2 ~ /^[0-9.]+$/ {printf "%s %s %s ms/tok %s tok/s ratio %s; ", n, $1, $2, $3, $NF}' "$LOG/$1.log"; }
 scan_line() { awk -v n="$1" 'BEGIN {printf "%s ms:", n} $1 == "scan" {printf " %s", $5}' "$LOG/$1.log"; }
+# with_vars VAR=VALUE[,VAR=VALUE...] CMD...: CMD (a command or a function of this script) with those
+# variables exported for it alone (function-local: any earlier values come back after it)
+with_vars() {
+  local kv x
+  IFS=, read -ra kv <<< "$1"
+  shift
+  for x in "${kv[@]}"; do local -x "$x"; done
+  "$@"
+}
 # [VARIANT_LINE=fn] variant NAME:VAR=VALUE[,VAR=VALUE...] STEP LIMIT CMD...: the step with those
 # variables set (none for NAME:), then its line in the summary (e2e_line unless VARIANT_LINE names another)
 variant() {
-  local kv x name=$2
-  IFS=, read -ra kv <<< "${1#*:}"
+  local name=$2 set=${1#*:}
   shift 2
-  for x in "${kv[@]}"; do export "$x"; done
-  step "$name" "$@"
-  for x in "${kv[@]}"; do unset "${x%%=*}"; done
+  with_vars "$set" step "$name" "$@"
   summary+=("  $(${VARIANT_LINE:-e2e_line} "$name")")
 }
 
@@ -238,35 +244,32 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     MS6_CUDA_PERSIST=1 step "e2e-$s-persist" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
       --prompt 32 --gen 128 --reps 2
     summary+=("  $(e2e_line "e2e-$s-persist")")
+    # shape_test NAME:VAR=VALUE[,...]: test_cuda_model on this shape's model (fused vs unfused decode,
+    # batched vs single) with those variables, as step model-test-SHAPE[-NAME]
+    shape_test() {
+      local n=${1%%:*} set=${1#*:}
+      with_vars "MS6_CUDA_TEST_MODEL=$e2e_dir/$s${set:+,$set}" step "model-test-$s${n:+-$n}" 200 \
+        "$BUILD/tests/test_cuda_model"
+    }
     if [ "$s" = 130m ]; then
-      # the model tests on real shapes: fused (whole-step, per-layer) vs unfused decode, batched vs single
-      MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
-      # and with the other K34 width, and K3 + K4
-      MS6_DEC_K34_CB=64 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34c64" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K34=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34off" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      # the head as a block per row group on the real vocabulary (the default loops 3143 groups over one wave)
-      MS6_DEC_HEAD_LOOP=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-headloop0" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_EPI=0 MS6_DEC_K34_CHAIN=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0-chain0" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
+      # the model tests on real shapes: the default; the other K34 width and K3 + K4; the head as a
+      # block per row group on the real vocabulary (the default loops 3143 groups over one wave); K1's
+      # generic conv loops and K34's chain off
+      for t in : k34c64:MS6_DEC_K34_CB=64 k34off:MS6_DEC_K34=0 headloop0:MS6_DEC_HEAD_LOOP=0 \
+        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0; do
+        shape_test "$t" || fail=1
+      done
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
       MS6_CUDA_GRAPH=0 step "e2e-$s-nograph" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 512 --gen 128 --reps 2
       summary+=("  $(e2e_line "e2e-$s-nograph")")
     fi
     if [ "$s" = 2.8b ]; then
-      # the GPU-only model checks on the largest shape: fused vs unfused decode, batched vs single
-      MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s" 200 "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_VEC=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-vec0" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_EPI=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-epi0" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K1_5=0 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k1-5-off" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
-      MS6_DEC_K34_DEPTH=3 MS6_CUDA_TEST_MODEL="$e2e_dir/$s" step "model-test-$s-k34-depth3" 200 \
-        "$BUILD/tests/test_cuda_model" || fail=1
+      # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
+      # conv loops, 4 blocks per SM, K34 at 3 register rounds
+      for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3; do
+        shape_test "$t" || fail=1
+      done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
       # at 8, 16, 32 and 64 in docs/kernel-notes.md)
       for b in 8 64; do
