@@ -106,8 +106,6 @@ fi
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
   MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
-  # the scan's v6 held to 5 blocks per SM (MS6_SCAN_V6_MINB=5, opt-in)
-  MS6_SCAN_V6_MINB=5 step kernels-v6-minb5 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
   MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
   # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -188,7 +186,7 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
 fi
 # scan variants beside the default, NAME:SETTING as for the decode variants below
 # (MS6_GPU_SCAN_VARIANTS replaces the list; docs/kernel-notes.md)
-for v in ${MS6_GPU_SCAN_VARIANTS:-minb5:MS6_SCAN_V6_MINB=5 ref: minb5b:MS6_SCAN_V6_MINB=5 refb: minb5w:MS6_SCAN_V6_MINB=5,MS6_SCAN_WANT_THREADS_PER_SM=2560}; do
+for v in ${MS6_GPU_SCAN_VARIANTS:-}; do
   VARIANT_LINE=scan_line variant "$v" "bench-scan-${v%%:*}" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
 done
 # kernel workbenches under dev/cuda (not part of the build): built against

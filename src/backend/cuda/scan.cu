@@ -1309,9 +1309,8 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
-/* MB > 0: held to MB blocks per SM instead (MS6_SCAN_V6_MINB, v6_launch_for) */
-template <int P, typename T, int F1, int F2, int MB = 0>
-__global__ void __launch_bounds__(kThreads, MB > 0 ? MB : P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
+template <int P, typename T, int F1, int F2>
+__global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
     using Sh = V6Shape<P>;
     constexpr int S = Sh::S, E = Sh::E, WC = Sh::WC, CB = kThreads / P, Npad = 16;
@@ -1519,9 +1518,9 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
-template <int P, typename T, int F1, int F2, int MB = 0>
+template <int P, typename T, int F1, int F2>
 cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
-    scan_v6_kernel<P, T, F1, F2, MB><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    scan_v6_kernel<P, T, F1, F2><<<(unsigned)blocks, kThreads, smem, st>>>(a);
     return cudaGetLastError();
 }
 
@@ -1531,19 +1530,11 @@ cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStre
  * 1: (2, 1), the balanced choice by the SASS counts; 2: (3, 1); 3: (1, 1);
  * 4: (2, 0), the full loop unchanged, the default (1.5-2.4 % faster than
  * (0, 0) on the shapes split over L, the same on the others: bench scan,
- * H200); otherwise (0, 0).
- * MS6_SCAN_V6_MINB=5 (opt-in until measured; P = 2 with the default poly):
- * the kernel held to 96 registers, 5 blocks of 128 per SM (ptxas: 8 bytes
- * spilled with f16 I/O, 12 with bf16, 132 with f32; f16: 3 L1 loads and
- * 27 instructions more per 2 groups of the full loop's 1085), so that 640
- * blocks ((8,5120,2048), (16,2560,4096)) run in one wave of 660 instead of
- * 528 and a tail of 112 blocks alone on their SMs (ncu: 3 warps per
- * scheduler, the MUFU pipe 64.6 % busy) */
+ * H200); otherwise (0, 0). Held to 5 blocks per SM (96 registers) the v6
+ * kernel measured 1 % slower (docs/kernel-notes.md). */
 typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
 template <int P, typename T>
 scan_launch_fn v6_launch_for(long long poly) {
-    if constexpr (P == 2)
-        if (poly == 4 && env_ll("MS6_SCAN_V6_MINB", 0) == 5) return launch_v6<P, T, 2, 0, 5>;
     switch (poly) {
     case 1: return launch_v6<P, T, 2, 1>;
     case 2: return launch_v6<P, T, 3, 1>;
