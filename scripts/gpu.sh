@@ -106,8 +106,6 @@ fi
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
   MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
-  # the scan's y as two chains (MS6_SCAN_YT=1, opt-in)
-  MS6_SCAN_YT=1 step kernels-scan-yt 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
   MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
   # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size
@@ -137,11 +135,6 @@ if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
   # one sequence)
   MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
-  # x_proj's sums as 16-byte reductions (MS6_DEC_XP=1), and each group of 4 on its own line of dbc
-  # (=2), at 32 channels and at 64 (the slice tickets after the spread sums); opt-in
-  MS6_DEC_XP=1 step model-test-xp1 120 "$BUILD/tests/test_cuda_model" || fail=1
-  MS6_DEC_XP=2 step model-test-xp2 120 "$BUILD/tests/test_cuda_model" || fail=1
-  MS6_DEC_XP=2 MS6_DEC_K34_CB=64 step model-test-xp2-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
 fi
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
@@ -193,7 +186,7 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
 fi
 # scan variants beside the default, NAME:SETTING as for the decode variants below
 # (MS6_GPU_SCAN_VARIANTS replaces the list; docs/kernel-notes.md)
-for v in ${MS6_GPU_SCAN_VARIANTS:-yt:MS6_SCAN_YT=1 ref: ytb:MS6_SCAN_YT=1 refb:}; do
+for v in ${MS6_GPU_SCAN_VARIANTS:-}; do
   VARIANT_LINE=scan_line variant "$v" "bench-scan-${v%%:*}" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
 done
 # kernel workbenches under dev/cuda (not part of the build): built against
@@ -236,7 +229,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-xp1:MS6_DEC_XP=1 ref: xp2:MS6_DEC_XP=2 refb: xp2b:MS6_DEC_XP=2 xp1b:MS6_DEC_XP=1}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-depth3:MS6_DEC_K34_DEPTH=3 ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -259,9 +252,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: the default; the other K34 width and K3 + K4; the head as a
       # block per row group on the real vocabulary (the default loops 3143 groups over one wave); K1's
-      # generic conv loops and K34's chain off; x_proj's sums spread over dbc's lines
+      # generic conv loops and K34's chain off
       for t in : k34c64:MS6_DEC_K34_CB=64 k34off:MS6_DEC_K34=0 headloop0:MS6_DEC_HEAD_LOOP=0 \
-        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0 xp2:MS6_DEC_XP=2; do
+        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0; do
         shape_test "$t" || fail=1
       done
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
@@ -271,10 +264,8 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
-      # conv loops, 4 blocks per SM, K34 at 3 register rounds, x_proj's sums 16 bytes at a time (packed,
-      # spread)
-      for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3 \
-        xp1:MS6_DEC_XP=1 xp2:MS6_DEC_XP=2; do
+      # conv loops, 4 blocks per SM, K34 at 3 register rounds
+      for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3; do
         shape_test "$t" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
@@ -309,7 +300,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: xp1:MS6_DEC_XP=1 xp2:MS6_DEC_XP=2}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: old:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0,MS6_DEC_K1_5=0,MS6_DEC_K34_DEPTH=3}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

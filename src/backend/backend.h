@@ -46,15 +46,12 @@ typedef struct ms6_embed_params {
  * (d_inner, d_conv-1), ssm_state + slot * ssm_slot_stride (d_inner,
  * d_state), both fp32, updated in place. xz (n, 2*d_inner), u (n, d_inner),
  * dbc (n, dt_rank + 2*d_state) and y (n, d_inner) are fp32 scratch; dbc
- * holds at least max(n, MS6_DBC_ROWS) rows of dt_rank + 2*d_state floats
- * and then MS6_DBC_EXTRA more (the op may spread its sums over more than n
- * rows, within MS6_DBC_ROWS, and keeps its counters after them), all zero
- * on entry and zero again on return. The four
+ * and the MS6_DBC_EXTRA floats after it (the op's own counters) must be
+ * zero on entry and are zero again on return. The four
  * matrices share w_dtype. With check_only the op launches nothing and
  * returns MS6_STATUS_OK when it can run these shapes (MS6_STATUS_UNSUPPORTED
  * otherwise: the caller then uses the unfused ops). */
 #define MS6_DBC_EXTRA 1024
-#define MS6_DBC_ROWS 16
 typedef struct ms6_mixer_step_params {
     int check_only;
     int64_t n, d_model, d_inner, d_state, dt_rank, d_conv;

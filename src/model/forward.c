@@ -126,12 +126,10 @@ ms6_status ms6_fwd_state_upload(ms6_model *m, ms6_fwd_state *s, int64_t seq, con
  * and it leaves them zero. Whatever else writes dbc (a prefill chunk, an
  * unfused or batched step, a failed step) clears it after itself, so the
  * fused step needs no clearing of its own (one graph node less). */
-static size_t dbc_bytes(int64_t rows, int64_t nb) {
-    return sizeof(float) * (size_t)((rows > MS6_DBC_ROWS ? rows : MS6_DBC_ROWS) * nb + MS6_DBC_EXTRA);
-}
 static ms6_status dbc_zero(ms6_model *m, ms6_fwd_scratch *w) {
     const ms6_model_config *c = &m->cfg.pub;
-    return m->be->ops->memzero(m->be, w->dbc, dbc_bytes(w->rows, c->dt_rank + 2 * c->d_state));
+    return m->be->ops->memzero(m->be, w->dbc,
+                               sizeof(float) * (size_t)(w->rows * (c->dt_rank + 2 * c->d_state) + MS6_DBC_EXTRA));
 }
 
 ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, char *msg) {
@@ -156,7 +154,7 @@ ms6_status ms6_fwd_scratch_init(ms6_model *m, int64_t rows, ms6_fwd_scratch *w, 
         {(void **)&w->xz, sizeof(float) * (size_t)(rows * 2 * di)},
         {(void **)&w->u, sizeof(float) * (size_t)(rows * di)},
         /* and the fused step's counters after the rows */
-        {(void **)&w->dbc, dbc_bytes(rows, nb)},
+        {(void **)&w->dbc, sizeof(float) * (size_t)(rows * nb + MS6_DBC_EXTRA)},
         {(void **)&w->delta, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->y, sizeof(float) * (size_t)(rows * di)},
         {(void **)&w->out, sizeof(float) * (size_t)(rows * dm)},

@@ -210,9 +210,7 @@ struct K1Params {
     const int32_t *slots;
     float *u, *xz;
     const void *x_proj; /* (nb, di) */
-    float *dbc;         /* (NB, nb) at the layout dbc_gs / dbc_bs (dbc_at), accumulated into */
-    int dbc_gs, dbc_bs; /* floats from one group of 4 sums to the next, and per sequence */
-    int xp4;            /* x_proj's sums of 4 rows as one 16-byte reduction (MS6_DEC_XP) */
+    float *dbc;         /* (NB, nb), accumulated into */
     /* conv == 0, one sequence, optional: the argmax of out fed back
      * (ms6_norm_gemv_params.feed_*; feed_pos[2..3] the 64-bit max of the
      * blocks' keys, feed_pos[4] their count) */
@@ -226,27 +224,6 @@ static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx
     unsigned u = v == 0.0f ? 0u : __float_as_uint(v);
     u = isnan(v) ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     return ((unsigned long long)u << 32) | (0xffffffffu - (unsigned)idx);
-}
-
-/* Where dbc's sum j of sequence b lives: groups of 4 sums gs floats apart,
- * bs floats per sequence. Packed (gs 4, bs nb) by default; with
- * MS6_DEC_XP=2 every group of 4 on its own 128-byte line (gs 32), so the
- * x-row blocks' reductions into dbc spread over nb / 4 L2 lines instead
- * of nb / 32 (mixer_launch) */
-static __device__ __forceinline__ int dbc_at(int b, int j, int gs, int bs) {
-    return b * bs + (j >> 2) * gs + (j & 3);
-}
-
-/* 4 floats added at p (16-byte aligned): red.global.add.v4.f32 on sm_90 */
-static __device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    atomicAdd(reinterpret_cast<float4 *>(p), make_float4(a, b, c, d));
-#else
-    atomicAdd(p, a);
-    atomicAdd(p + 1, b);
-    atomicAdd(p + 2, c);
-    atomicAdd(p + 3, d);
-#endif
 }
 
 #define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
@@ -531,15 +508,8 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             for (int e = 0; e < 8; e++) part = fmaf(wf[e], us[b][(q % R) * 8 + e], part);
 #pragma unroll
             for (int o = R >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-            if (p.xp4) { /* rows j .. j+3 (nb % 4 == 0) from lanes q, q + R, q + 2R, q + 3R of one warp */
-                const float p1 = __shfl_down_sync(0xffffffffu, part, R);
-                const float p2 = __shfl_down_sync(0xffffffffu, part, 2 * R);
-                const float p3 = __shfl_down_sync(0xffffffffu, part, 3 * R);
-                if (q < R * p.nb && q % (4 * R) == 0)
-                    red_add4(p.dbc + dbc_at(b, q / R, p.dbc_gs, p.dbc_bs), part, p1, p2, p3);
-            } else if (q < R * p.nb && q % R == 0) {
-                atomicAdd(p.dbc + dbc_at(b, q / R, p.dbc_gs, p.dbc_bs), part);
-            }
+            if (q < R * p.nb && q % R == 0)
+                atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
     PROF_END(p.prof, PROF_K1X);
@@ -746,8 +716,7 @@ struct K34Params {
     int rs, rows; /* blocks per channel slice, rows of out_proj per block (a multiple of 4) */
     const void *dt_w; /* (di, R) */
     const float *dt_bias, *A, *D;
-    float *dbc;       /* (NB, nb) at the layout dbc_gs / dbc_bs, zeroed here by the last block */
-    int dbc_gs, dbc_bs;
+    float *dbc;       /* (NB, nb), zeroed here by the last block */
     unsigned *ticket; /* zero on entry and on return: [0] the grid's, [1 + slice] each slice's (rs > 1) */
     const float *u, *xz;
     float *ssm;
@@ -772,6 +741,17 @@ static __device__ __forceinline__ void k34_load(uint4 (&b)[4], const T *w, int i
         row = row < dm ? row : dm - 1;
         b[k] = ld_stream(w + (size_t)row * di);
     }
+}
+
+static __device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float4 *>(p), make_float4(a, b, c, d));
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+    atomicAdd(p + 2, c);
+    atomicAdd(p + 3, d);
+#endif
 }
 
 /* CHN (the default; MS6_DEC_K34_CHAIN=0: off): the chain after the wait
@@ -833,7 +813,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             uh[b] = p.u[(size_t)b * p.di + c];
             zh[b] = t == 0 ? p.xz[(size_t)b * 2 * p.di + p.di + c] : 0.0f;
         }
-    for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[dbc_at(i / p.nb, i % p.nb, p.dbc_gs, p.dbc_bs)];
+    for (int i = tid; i < NB * p.nb; i += DEC_THREADS) dbcs[i] = p.dbc[i];
     __syncthreads();
     /* every block has its copy of dbc once the ticket reaches the grid */
     unsigned tk = 0u, stk = 0u;
@@ -935,7 +915,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         __syncthreads();
     }
     if (last) {
-        for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[dbc_at(i / p.nb, i % p.nb, p.dbc_gs, p.dbc_bs)] = 0.0f;
+        for (int i = tid; i < NB * p.nb; i += DEC_THREADS) p.dbc[i] = 0.0f;
         if (tid == 0) *p.ticket = 0u;
     }
     if (p.rs > 1) {
@@ -1016,33 +996,9 @@ static int k34_cb(const ms6_mixer_step_params *p) {
 }
 
 
-/* Where x_proj's sums go in dbc (dbc_at) and how K1 adds them
- * (MS6_DEC_XP, opt-in until measured): 1: each x-row block's sums of 4
- * rows as one 16-byte reduction (red.global.add.v4.f32: nb / 4 a block
- * instead of nb) where nb % 4 == 0; 2: the same with every group of 4 on
- * its own 128-byte line (with K34 only: K3 and K4 read and clear dbc
- * packed; 8 x n rows of dbc, within MS6_DBC_ROWS: backend.h). A 1.4b layer's 256
- * x-row blocks add 41 000 sums onto the 5 lines of dbc: if an L2 slice
- * serialises reductions to a line, that is ~8 000 in a row per line, the
- * shape of the x-row blocks' 2.2 us lead over the z-row blocks' ends
- * (docs/kernel-notes.md, "x_proj's sums into dbc"). */
-struct DbcLayout {
-    int gs, bs, xp4;
-};
-static DbcLayout dbc_layout(const ms6_mixer_step_params *p, int nb, int cb) {
-    DbcLayout l = {4, nb, 0};
-    const bool x1 = ms6_env_is("MS6_DEC_XP", "1"), x2 = ms6_env_is("MS6_DEC_XP", "2");
-    if ((x1 || x2) && nb % 4 == 0 && ms6_aligned16(p->dbc)) l.xp4 = 1;
-    if (x2 && l.xp4 && cb && 8 * p->n <= MS6_DBC_ROWS) {
-        l.gs = 32;
-        l.bs = nb / 4 * 32;
-    }
-    return l;
-}
-
 /* K34 at cb channels per block (k34_cb) */
 template <typename T, int NB>
-static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, int cb, DbcLayout dl) {
+static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, int cb) {
     K34Params k;
     k.dm = (int)p->d_model;
     k.di = (int)p->d_inner;
@@ -1054,9 +1010,7 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.A = p->A;
     k.D = p->D;
     k.dbc = p->dbc;
-    k.dbc_gs = dl.gs;
-    k.dbc_bs = dl.bs;
-    k.ticket = (unsigned *)(p->dbc + p->n * dl.bs);
+    k.ticket = (unsigned *)(p->dbc + p->n * k.nb);
     k.u = p->u;
     k.xz = p->xz;
     k.ssm = p->ssm_state;
@@ -1115,11 +1069,6 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     k1.xz = p->xz;
     k1.x_proj = p->x_proj;
     k1.dbc = p->dbc;
-    const int cb = k34_cb(p);
-    const DbcLayout dl = dbc_layout(p, nb, cb);
-    k1.dbc_gs = dl.gs;
-    k1.dbc_bs = dl.bs;
-    k1.xp4 = dl.xp4;
     k1.prof = (unsigned long long *)c->dec_prof;
     cudaError_t e;
     bool vec = false;
@@ -1135,7 +1084,8 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
-    if (cb) return k34_launch<T, NB>(c, p, cb, dl);
+    const int cb = k34_cb(p);
+    if (cb) return k34_launch<T, NB>(c, p, cb);
     K3Params k3;
     k3.di = di;
     k3.N = N;

@@ -1113,7 +1113,7 @@ __device__ __forceinline__ float v6_decay(float x, int k, int s) {
  * __syncwarp of group i-1). Loads, two register slots each: delta and u
  * of group i+2 are issued in E(i); u (again: the first copy's slot is
  * refilled before O(i)) and z of group i+1 in O(i-1). */
-template <int P, typename T, bool WITH_Y, int NPOLY, bool YT = false>
+template <int P, typename T, bool WITH_Y, int NPOLY>
 __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P], long long b,
                                          int p, int cw, int q, int jl, bool eval, long long de, long long g_lo,
                                          long long t_begin, long long t_end, float *s_B, float *s_C, float *s_x,
@@ -1280,15 +1280,13 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
                             cv[s] = c4.x; cv[s + 1] = c4.y; cv[s + 2] = c4.z; cv[s + 3] = c4.w;
                         }
                     }
-                    /* YT: y as two chains (even and odd states) joined at the end */
-                    float yk = 0.0f, yo = 0.0f;
+                    float yk = 0.0f;
 #pragma unroll
                     for (int s = 0; s < S; s++) {
                         h[s] = fmaf(v6_decay<S, NPOLY>(dtk * A2[s], k, s), h[s], dtuk * bv[s]);
-                        if (WITH_Y && YT && (s & 1)) yo = s == 1 ? cv[1] * h[1] : fmaf(cv[s], h[s], yo);
-                        else if (WITH_Y) yk = s == 0 ? cv[0] * h[0] : fmaf(cv[s], h[s], yk);
+                        if (WITH_Y) yk = s == 0 ? cv[0] * h[0] : fmaf(cv[s], h[s], yk);
                     }
-                    if (WITH_Y) y_st[gi * YF + k * YS] = YT ? yk + yo : yk;
+                    if (WITH_Y) y_st[gi * YF + k * YS] = yk;
                     else sumdt += dtk;
                 }
                 rv_prev = rv;
@@ -1311,7 +1309,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
-template <int P, typename T, int F1, int F2, bool YT = false>
+template <int P, typename T, int F1, int F2>
 __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
     using Sh = V6Shape<P>;
@@ -1368,7 +1366,7 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_
         v6_tiles<P, T, false, NP1>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                    Bbase, Cbase, bias_e, D_e, sumdt);
     else
-        v6_tiles<P, T, true, NP2, YT>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+        v6_tiles<P, T, true, NP2>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                   Bbase, Cbase, bias_e, D_e, sumdt);
 
     /* the thread's coordinates again, read afresh (asm volatile: not CSE'd
@@ -1520,9 +1518,9 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
-template <int P, typename T, int F1, int F2, bool YT = false>
+template <int P, typename T, int F1, int F2>
 cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
-    scan_v6_kernel<P, T, F1, F2, YT><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    scan_v6_kernel<P, T, F1, F2><<<(unsigned)blocks, kThreads, smem, st>>>(a);
     return cudaGetLastError();
 }
 
@@ -1533,17 +1531,10 @@ cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStre
  * 4: (2, 0), the full loop unchanged, the default (1.5-2.4 % faster than
  * (0, 0) on the shapes split over L, the same on the others: bench scan,
  * H200); otherwise (0, 0). Held to 5 blocks per SM (96 registers) the v6
- * kernel measured 1 % slower (docs/kernel-notes.md).
- * MS6_SCAN_YT=1 (opt-in until measured, with the default poly): the full
- * loop's y of a step as two FFMA chains of S/2 (even and odd states) and
- * one FADD instead of one chain of S: per step a dependent chain of 4
- * FFMAs instead of 8 (P = 2) for one instruction more per 8 decays, where
- * ncu counts fixed-latency waits first among the full loop's stalls
- * (docs/kernel-notes.md, "Where the time goes"). */
+ * kernel measured 1 % slower (docs/kernel-notes.md). */
 typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
 template <int P, typename T>
 scan_launch_fn v6_launch_for(long long poly) {
-    if (poly == 4 && env_ll("MS6_SCAN_YT", 0) == 1) return launch_v6<P, T, 2, 0, true>;
     switch (poly) {
     case 1: return launch_v6<P, T, 2, 1>;
     case 2: return launch_v6<P, T, 3, 1>;
