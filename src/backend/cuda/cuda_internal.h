@@ -146,13 +146,15 @@ static __device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1
 /* One decode step of a causal depthwise conv channel, W = d_conv - 1 <= MAXW:
  * returns c0 + w[0..W) . s[0..W) + w[W] * x (that order) and shifts the state
  * s left, x appended. Every load goes out before the first store (a load
- * after a store to the same line goes to L2). */
+ * after a store to the same line goes to L2). conv_step_from reads the
+ * state from sl (a copy, e.g. in shared memory) and writes it shifted to s. */
 template <int MAXW>
-static __device__ __forceinline__ float conv_step(float *s, const float *w, float c0, float x, int W) {
+static __device__ __forceinline__ float conv_step_from(const float *sl, float *s, const float *w, float c0, float x,
+                                                       int W) {
     float sv[MAXW], wv[MAXW];
 #pragma unroll
     for (int k = 0; k < MAXW; k++) {
-        sv[k] = k < W ? s[k] : 0.0f;
+        sv[k] = k < W ? sl[k] : 0.0f;
         wv[k] = k < W ? w[k] : 0.0f;
     }
     const float wx = w[W];
@@ -165,6 +167,10 @@ static __device__ __forceinline__ float conv_step(float *s, const float *w, floa
     for (int k = 0; k < MAXW; k++)
         if (k < W) s[k] = k + 1 < W ? sv[k + 1] : x;
     return c;
+}
+template <int MAXW>
+static __device__ __forceinline__ float conv_step(float *s, const float *w, float c0, float x, int W) {
+    return conv_step_from<MAXW>(s, s, w, c0, x, W);
 }
 
 static __device__ __forceinline__ float tof(__half h) { return __half2float(h); }

@@ -256,8 +256,14 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * (after h: 2 x DEC_THREADS vectors, then NB x dim floats) instead of
  * registers, for the kernel held to 48 registers (5 blocks per SM: 2.8b's
  * 640 in_proj blocks in one wave of 660 instead of 1.21 waves of 528) */
+/* CP (with EPI; MS6_DEC_CP=1, opt-in until measured): each EPI lane's conv
+ * state, taps and bias copied into shared memory by cp.async before the
+ * wait (K1_CP floats per (row, sequence) after the kernel's other dynamic
+ * shared memory: k1_cp_at) instead of asked into L1 with prefetch.global.L1,
+ * so the conv update after the gemv reads them on the SM for certain */
+#define K1_CP (2 * K1_EPI_W + 2)
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
-          bool XS = false>
+          bool XS = false, bool CP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -291,7 +297,18 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                     xw[i] = ld_stream(src);
             }
         }
-        if (lane < NB) {
+        if (CP && p.dc - 1 <= K1_EPI_W) {
+            if (lane < R * NB) { /* EPI's lane r * NB + b: (row row0 + r, sequence b) */
+                const int r = lane / NB, b = lane % NB, row = row0 + r, W = p.dc - 1, slot = p.slots[b];
+                float *cp = h + (XS ? 2 * NB * p.dim + 8 * DEC_THREADS : NB * p.dim) + (warp * R * NB + lane) * K1_CP;
+                if (slot >= 0)
+                    for (int k = 0; k < W; k++)
+                        cp_async4(cp + k, p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W + k);
+                for (int k = 0; k <= W; k++) cp_async4(cp + K1_EPI_W + k, p.conv_w + (size_t)row * p.dc + k);
+                if (p.conv_b) cp_async4(cp + 2 * K1_EPI_W + 1, p.conv_b + row);
+            }
+            cp_async_commit();
+        } else if (lane < NB) {
             const int slot = p.slots[lane];
 #pragma unroll
             for (int r = 0; r < R; r++) {
@@ -438,7 +455,17 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 } else {
                     const int slot = p.slots[b];
                     float uv = 0.0f;
-                    if (EPI && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
+                    if (EPI && CP && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
+                        const int W = p.dc - 1;
+                        const float *cp =
+                            h + (XS ? 2 * NB * p.dim + 8 * DEC_THREADS : NB * p.dim) + (warp * R * NB + lane) * K1_CP;
+                        cp_async_wait_all(); /* this lane's copies (long arrived) */
+                        uv = silu_f(conv_step_from<K1_EPI_W>(cp,
+                                                             p.conv_state + (size_t)slot * p.conv_slot_stride +
+                                                                 (size_t)row * W,
+                                                             cp + K1_EPI_W, p.conv_b ? cp[2 * K1_EPI_W + 1] : 0.0f, x,
+                                                             W));
+                    } else if (EPI && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
                         const int W = p.dc - 1;
                         uv = silu_f(conv_step<K1_EPI_W>(p.conv_state + (size_t)slot * p.conv_slot_stride +
                                                             (size_t)row * W,
@@ -521,14 +548,14 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 }
 /* with the vector RMSNorm (one sequence, the default), held to the scalar kernel's
  * blocks per SM (64 registers with CH 4, 128 with CH 8) */
-template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false>
+template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false, bool CP = false>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
-    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI>(p);
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI, false, CP>(p);
 }
 /* the same at 5 blocks per SM (CH 4, x_proj columns in shared memory) */
-template <typename T, int NB, int CONV, bool EPI = false>
+template <typename T, int NB, int CONV, bool EPI = false, bool CP = false>
 __global__ void __launch_bounds__(DEC_THREADS, 5) k_norm_gemv_vec5(K1Params p) {
-    norm_gemv_body<T, NB, CONV, 4, DEC_ROWS, true, false, EPI, true>(p);
+    norm_gemv_body<T, NB, CONV, 4, DEC_ROWS, true, false, EPI, true, CP>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -1075,12 +1102,20 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
+        const bool cp = epi && ms6_env_is("MS6_DEC_CP", "1"); /* CP's copies after the other shared memory */
+        const size_t cpb = cp ? sizeof(float) * DEC_WARPS * DEC_ROWS * NB * K1_CP : 0;
         if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
-            e = launch(c, epi ? k_norm_gemv_vec5<T, NB, 1, true> : k_norm_gemv_vec5<T, NB, 1>, gemv_grid(2 * di),
-                       2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4), k1);
+            e = launch(c,
+                       cp    ? k_norm_gemv_vec5<T, NB, 1, true, true>
+                       : epi ? k_norm_gemv_vec5<T, NB, 1, true>
+                             : k_norm_gemv_vec5<T, NB, 1>,
+                       gemv_grid(2 * di), 2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4) + cpb, k1);
         else if (vec)
-            e = launch(c, epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true> : k_norm_gemv_vec<T, NB, 1, CH1>,
-                       gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
+            e = launch(c,
+                       cp    ? k_norm_gemv_vec<T, NB, 1, CH1, false, true, true>
+                       : epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true>
+                             : k_norm_gemv_vec<T, NB, 1, CH1>,
+                       gemv_grid(2 * di), sizeof(float) * NB * dm + cpb, k1);
     }
     if (!vec) e = launch(c, k_norm_gemv<T, NB, 1, CH1>, gemv_grid(2 * di), sizeof(float) * NB * dm, k1);
     if (e != cudaSuccess) return e;
