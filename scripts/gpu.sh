@@ -135,10 +135,9 @@ if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
   # one sequence)
   MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
-  # K1's conv state, taps and bias into shared memory before the wait (MS6_DEC_CP=1, opt-in), at 4 and
-  # at 5 blocks per SM
-  MS6_DEC_CP=1 step model-test-cp 120 "$BUILD/tests/test_cuda_model" || fail=1
-  MS6_DEC_CP=1 MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-cp-k1-5 120 "$BUILD/tests/test_cuda_model" || fail=1
+  # K1's conv state, taps and bias asked into L1 (MS6_DEC_CP=0) instead of copied into shared memory
+  # before the wait (the default)
+  MS6_DEC_CP=0 step model-test-cp0 120 "$BUILD/tests/test_cuda_model" || fail=1
 fi
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
@@ -233,7 +232,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-cp:MS6_DEC_CP=1 ref: cpb:MS6_DEC_CP=1 refb:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-cp0:MS6_DEC_CP=0 ref: cp0b:MS6_DEC_CP=0 refb:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -256,9 +255,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 130m ]; then
       # the model tests on real shapes: the default; the other K34 width and K3 + K4; the head as a
       # block per row group on the real vocabulary (the default loops 3143 groups over one wave); K1's
-      # generic conv loops and K34's chain off; K1's conv data in shared memory (CP)
+      # generic conv loops and K34's chain off; K1's conv data asked into L1 (CP off)
       for t in : k34c64:MS6_DEC_K34_CB=64 k34off:MS6_DEC_K34=0 headloop0:MS6_DEC_HEAD_LOOP=0 \
-        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0 cp:MS6_DEC_CP=1; do
+        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0 cp0:MS6_DEC_CP=0; do
         shape_test "$t" || fail=1
       done
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
@@ -268,9 +267,9 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
-      # conv loops, 4 blocks per SM, K34 at 3 register rounds, K1's conv data in shared memory (CP)
+      # conv loops, 4 blocks per SM, K34 at 3 register rounds, K1's conv data asked into L1 (CP off)
       for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3 \
-        cp:MS6_DEC_CP=1; do
+        cp0:MS6_DEC_CP=0; do
         shape_test "$t" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
@@ -305,7 +304,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: cp:MS6_DEC_CP=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: cp0:MS6_DEC_CP=0}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

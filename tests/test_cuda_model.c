@@ -343,8 +343,10 @@ static void golden_one(const char *dir, tu_rng *rng) {
          * tensor cores (bf16: 8 bits) where a single step (skinny kernel)
          * reads it in fp32, so the half-mode tolerance applies */
         batch_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
-        /* half mode: the unfused path's dt_proj (cuBLASLt from 9 rows) rounds dt to the weights' type */
-        batch_fused_check(gpu, name, rng, mode ? 1e-4 : 2e-2);
+        /* half mode: the unfused path's dt_proj (cuBLASLt from 9 rows) rounds dt to the weights' type,
+         * the fused op keeps it fp32: two half-mode results, each held to 2e-2 of the CPU's above, so
+         * their difference to the sum, 4e-2 (bf16 falcon: 0.95-2.3e-2 over ten runs on the H200) */
+        batch_fused_check(gpu, name, rng, mode ? 1e-4 : 4e-2);
         if (!mode) { /* the whole-step kernel, for 1 and 2 sequences (the subset steps) */
             setenv("MS6_CUDA_PERSIST", "1", 1);
             batch_check(gpu, name, rng, 2e-2);

@@ -256,11 +256,14 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * (after h: 2 x DEC_THREADS vectors, then NB x dim floats) instead of
  * registers, for the kernel held to 48 registers (5 blocks per SM: 2.8b's
  * 640 in_proj blocks in one wave of 660 instead of 1.21 waves of 528) */
-/* CP (with EPI; MS6_DEC_CP=1, opt-in until measured): each EPI lane's conv
+/* CP (with EPI, the default; MS6_DEC_CP=0: off): each EPI lane's conv
  * state, taps and bias copied into shared memory by cp.async before the
  * wait (K1_CP floats per (row, sequence) after the kernel's other dynamic
- * shared memory: k1_cp_at) instead of asked into L1 with prefetch.global.L1,
- * so the conv update after the gemv reads them on the SM for certain */
+ * shared memory), and its state slot kept in a register (not with XS),
+ * instead of asked into L1 with prefetch.global.L1: the conv update after
+ * the gemv reads them on the SM for certain. Measured (H200, ms/token, on
+ * / off): 130m 0.163-0.164 / 0.168, 1.4b 0.957 / 0.980, 2.8b 1.807 /
+ * 1.847-1.850 */
 #define K1_CP (2 * K1_EPI_W + 2)
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
           bool XS = false, bool CP = false>
@@ -283,6 +286,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
      * z rows): the x_proj columns of its channels, R 16-byte vectors per
      * output row, and the conv state and weights into L1 */
     const bool xblock = CONV && blk0 < p.di;
+    int cps = -1; /* CP: the state slot of this lane's sequence */
     uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
     uint4 *xs = reinterpret_cast<uint4 *>(h + NB * p.dim); /* XS: 2 x DEC_THREADS vectors after h */
     if (xblock) {
@@ -300,6 +304,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         if (CP && p.dc - 1 <= K1_EPI_W) {
             if (lane < R * NB) { /* EPI's lane r * NB + b: (row row0 + r, sequence b) */
                 const int r = lane / NB, b = lane % NB, row = row0 + r, W = p.dc - 1, slot = p.slots[b];
+                cps = slot;
                 float *cp = h + (XS ? 2 * NB * p.dim + 8 * DEC_THREADS : NB * p.dim) + (warp * R * NB + lane) * K1_CP;
                 if (slot >= 0)
                     for (int k = 0; k < W; k++)
@@ -453,7 +458,8 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 } else if (row >= p.di) {
                     p.xz[(size_t)b * 2 * p.di + row] = x;
                 } else {
-                    const int slot = p.slots[b];
+                    /* (at 48 registers, XS, the slot held across the gemv spills: loaded again) */
+                    const int slot = CP && !XS && p.dc - 1 <= K1_EPI_W ? cps : p.slots[b];
                     float uv = 0.0f;
                     if (EPI && CP && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
                         const int W = p.dc - 1;
@@ -1102,7 +1108,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
     if constexpr (NB == 1) { /* (with 2 rows the vector kernel spills at 64 registers) */
         vec = k1_vec(p->norm, p->residual, dm);
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
-        const bool cp = epi && ms6_env_is("MS6_DEC_CP", "1"); /* CP's copies after the other shared memory */
+        const bool cp = epi && !ms6_env_is("MS6_DEC_CP", "0"); /* CP's copies after the other shared memory */
         const size_t cpb = cp ? sizeof(float) * DEC_WARPS * DEC_ROWS * NB * K1_CP : 0;
         if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
             e = launch(c,
