@@ -232,7 +232,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-cp0:MS6_DEC_CP=0 ref: cp0b:MS6_DEC_CP=0 refb:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-cp0:MS6_DEC_CP=0 ref: cp0b:MS6_DEC_CP=0 refb: depth3:MS6_DEC_K34_DEPTH=3}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
