@@ -132,9 +132,10 @@ if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # (rows split, slice tickets)
   MS6_DEC_K34_CHAIN=0 step model-test-k34-chain0 120 "$BUILD/tests/test_cuda_model" || fail=1
   MS6_DEC_K34_CHAIN=0 MS6_DEC_K34_CB=64 step model-test-k34-chain0-cb64 120 "$BUILD/tests/test_cuda_model" || fail=1
-  # K34 at 64 channels with 3 register rounds before its wait (MS6_DEC_K34_DEPTH=3; 4 the default for
-  # one sequence)
+  # K34 at 64 channels with 3 and with 4 register rounds before its wait (MS6_DEC_K34_DEPTH=3|4; by
+  # default 4 for one sequence where a block has more than 4 rounds of rows, as on 2.8b)
   MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=3 step model-test-k34-depth3 120 "$BUILD/tests/test_cuda_model" || fail=1
+  MS6_DEC_K34_CB=64 MS6_DEC_K34_DEPTH=4 step model-test-k34-depth4 120 "$BUILD/tests/test_cuda_model" || fail=1
   # K1's conv state, taps and bias asked into L1 (MS6_DEC_CP=0) instead of copied into shared memory
   # before the wait (the default)
   MS6_DEC_CP=0 step model-test-cp0 120 "$BUILD/tests/test_cuda_model" || fail=1
@@ -232,7 +233,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-cp0:MS6_DEC_CP=0 ref: cp0b:MS6_DEC_CP=0 refb: depth3:MS6_DEC_K34_DEPTH=3}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-depth4:MS6_DEC_K34_DEPTH=4 ref: depth3:MS6_DEC_K34_DEPTH=3 refb: cp0:MS6_DEC_CP=0}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done

@@ -1063,14 +1063,20 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
-    /* one sequence at 64 channels: 4 register rounds before the wait (all
-     * of a 1.4b block's 512 rows; 3 left one DRAM round trip after the
-     * state update's chain), MS6_DEC_K34_DEPTH=3 the 3 of two sequences
-     * (where 4 spill). Measured (H200, ms/token, 4 / 3): 1.4b 0.980-0.981
-     * / 0.986-0.987, 2.8b 1.849 / 1.846-1.847 */
-    if constexpr (NB == 1)
-        if (cb == 64 && chn && !ms6_env_is("MS6_DEC_K34_DEPTH", "3"))
-            return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+    /* one sequence at 64 channels: 4 register rounds of 128 rows before the
+     * wait where a block has more than 4 (2.8b: 7), else 3 (two sequences:
+     * 3, where 4 spill); MS6_DEC_K34_DEPTH=3|4 forces either. Measured (H200,
+     * ms/token, 4 / 3): before K1's CP, 1.4b (4 rounds) 0.980-0.981 /
+     * 0.986-0.987, 2.8b 1.849 / 1.846-1.847; with it (25f479c), 1.4b
+     * 0.944-0.945 / 0.923, 2.8b 1.810-1.811 / 1.818: with K1 ending
+     * earlier, K34's last blocks become resident ~1 us before K1's end and
+     * their wait returns with their rounds (1.6-2.4 us after K1's end), so
+     * fewer rounds before the wait start their chain sooner */
+    if constexpr (NB == 1) {
+        const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") ||
+                        (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && (k.rows + 127) / 128 > 4);
+        if (cb == 64 && chn && d4) return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+    }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
     return launch(c, k_ssm_out<T, NB, 16, 3>, blocks, 0, k);
