@@ -747,6 +747,7 @@ __global__ void __launch_bounds__(DEC_THREADS) k_outproj(const T *w, const float
 struct K34Params {
     int dm, di, N, R, nb;
     int rs, rows; /* blocks per channel slice, rows of out_proj per block (a multiple of 4) */
+    int late0, pre_late; /* blocks from late0 on request pre_late rounds before the wait, the rest after (0: all) */
     const void *dt_w; /* (di, R) */
     const float *dt_bias, *A, *D;
     float *dbc;       /* (NB, nb), zeroed here by the last block */
@@ -813,9 +814,13 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
     uint4 buf[DEPTH][4];
+    /* MS6_DEC_K34_LATE (k34_launch): the blocks past the first wave's
+     * first block per SM become resident as K1's last blocks leave, ~1 us
+     * before K1's end, and their wait returns with their rounds */
+    const int pre = p.pre_late > 0 && (int)blockIdx.x >= p.late0 ? p.pre_late : DEPTH;
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
-        if (d < nit) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+        if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -839,6 +844,9 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
+#pragma unroll
+    for (int d = 0; d < DEPTH; d++) /* LATE: the rest of the first DEPTH rounds */
+        if (d < nit && d >= pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
     float uh[NB], zh[NB]; /* CHN: u and z with dbc */
     if (CHN)
 #pragma unroll
@@ -1062,6 +1070,17 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
+    /* MS6_DEC_K34_LATE=N (1-3, opt-in until measured): the blocks from the
+     * SM count on (the second block of an SM, resident only as K1's last
+     * blocks leave: 1.4b's blocks 168-254 start 0.5-1.8 us before K1's
+     * end and pass their wait 1.3-2.4 us after it, against 0.4 for the
+     * rest) request N rounds before the wait and the others right after it,
+     * so that their wait returns sooner and the rest arrive during the
+     * chain (docs/kernel-notes.md, "K1's conv data in shared memory") */
+    const char *late = getenv("MS6_DEC_K34_LATE");
+    k.pre_late = late ? atoi(late) : 0;
+    k.pre_late = k.pre_late < 0 ? 0 : k.pre_late > 3 ? 3 : k.pre_late;
+    k.late0 = c->prop.multiProcessorCount;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
     /* one sequence at 64 channels: 4 register rounds of 128 rows before the
      * wait where a block has more than 4 (2.8b: 7), else 3 (two sequences:
