@@ -262,9 +262,16 @@ static __device__ __forceinline__ void prefetch_l1(const void *p) {
  * shared memory), and its state slot kept in a register (not with XS),
  * instead of asked into L1 with prefetch.global.L1: the conv update after
  * the gemv reads them on the SM for certain. Measured (H200, ms/token, on
- * / off): 130m 0.163-0.164 / 0.168, 1.4b 0.957 / 0.980, 2.8b 1.807 /
- * 1.847-1.850 */
+ * / off): 130m 0.157-0.158 / 0.168, 1.4b 0.944-0.945 / 0.982-0.983, 2.8b
+ * 1.810-1.811 / 1.850-1.851 (without the slot in a register: 0.163, 0.957,
+ * 1.807) */
 #define K1_CP (2 * K1_EPI_W + 2)
+/* CP: where lane's copies live (after h, and with XS after the x_proj
+ * vectors and the residual) */
+template <int NB, int R, bool XS>
+static __device__ __forceinline__ float *k1_cp_at(float *h, int dim, int warp, int lane) {
+    return h + (XS ? 2 * NB * dim + 8 * DEC_THREADS : NB * dim) + (warp * R * NB + lane) * K1_CP;
+}
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
           bool XS = false, bool CP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
@@ -284,7 +291,8 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     wr.load(0, lane);
     /* conv blocks (di % (DEC_WARPS * R) == 0: a block is all x rows or all
      * z rows): the x_proj columns of its channels, R 16-byte vectors per
-     * output row, and the conv state and weights into L1 */
+     * output row, and the conv state and weights into shared memory (CP)
+     * or L1 */
     const bool xblock = CONV && blk0 < p.di;
     int cps = -1; /* CP: the state slot of this lane's sequence */
     uint4 xw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
@@ -305,7 +313,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             if (lane < R * NB) { /* EPI's lane r * NB + b: (row row0 + r, sequence b) */
                 const int r = lane / NB, b = lane % NB, row = row0 + r, W = p.dc - 1, slot = p.slots[b];
                 cps = slot;
-                float *cp = h + (XS ? 2 * NB * p.dim + 8 * DEC_THREADS : NB * p.dim) + (warp * R * NB + lane) * K1_CP;
+                float *cp = k1_cp_at<NB, R, XS>(h, p.dim, warp, lane);
                 if (slot >= 0)
                     for (int k = 0; k < W; k++)
                         cp_async4(cp + k, p.conv_state + (size_t)slot * p.conv_slot_stride + (size_t)row * W + k);
@@ -463,8 +471,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                     float uv = 0.0f;
                     if (EPI && CP && slot >= 0 && p.dc - 1 <= K1_EPI_W) {
                         const int W = p.dc - 1;
-                        const float *cp =
-                            h + (XS ? 2 * NB * p.dim + 8 * DEC_THREADS : NB * p.dim) + (warp * R * NB + lane) * K1_CP;
+                        const float *cp = k1_cp_at<NB, R, XS>(h, p.dim, warp, lane);
                         cp_async_wait_all(); /* this lane's copies (long arrived) */
                         uv = silu_f(conv_step_from<K1_EPI_W>(cp,
                                                              p.conv_state + (size_t)slot * p.conv_slot_stride +
