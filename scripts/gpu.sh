@@ -233,7 +233,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-late1:MS6_DEC_K34_LATE=1 ref: late2:MS6_DEC_K34_LATE=2 refb: depth4:MS6_DEC_K34_DEPTH=4 depth3:MS6_DEC_K34_DEPTH=3 cp0:MS6_DEC_CP=0}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-late1:MS6_DEC_K34_LATE=1 ref: px:MS6_DEC_K34_PX=1 refb: late2:MS6_DEC_K34_LATE=2 pxb:MS6_DEC_K34_PX=1 depth4:MS6_DEC_K34_DEPTH=4 depth3:MS6_DEC_K34_DEPTH=3 cp0:MS6_DEC_CP=0}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -269,10 +269,11 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
       # conv loops, 4 blocks per SM, K34 at 3 register rounds, K1's conv data asked into L1 (CP off),
-      # K34's late blocks with 1 round before the wait (MS6_DEC_K34_LATE=1, opt-in: the golden models'
-      # grids have no late blocks)
+      # K34's late blocks with 1 round before the wait (MS6_DEC_K34_LATE=1), K34's rounds past 4 in shared
+      # memory (MS6_DEC_K34_PX=1); both opt-in, and neither taken on the golden models (no late blocks,
+      # no block with more than 4 rounds)
       for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3 \
-        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1; do
+        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1 k34-px:MS6_DEC_K34_PX=1; do
         shape_test "$t" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
@@ -307,7 +308,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: late1:MS6_DEC_K34_LATE=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref: late1:MS6_DEC_K34_LATE=1 px:MS6_DEC_K34_PX=1}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1

@@ -801,7 +801,13 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
  * nothing (HOIST; 0938b1d's late tickets), together (H200, ms/token, on /
  * off, with EPI): 130m 0.168 / 0.172, 1.4b 0.988 / 0.990, 2.8b 1.850 /
  * 1.853 */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false>
+/* PX (MS6_DEC_K34_PX=1, opt-in until measured; one sequence, 64 channels,
+ * where a block has more rounds than DEPTH: 2.8b's 7 against 4): the
+ * rounds past the registers requested into shared memory by cp.async
+ * before the wait (16 KB a round), instead of streamed after it behind
+ * the chain (2.8b: 11.5 MB of a layer's out_proj after K34's wait, ~3 us
+ * of DRAM time in K34's 6.1 us body) */
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool PX = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -828,6 +834,17 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+    extern __shared__ uint4 wsm[]; /* PX: round it >= DEPTH, row k at [((it - DEPTH) * 4 + k) * DEC_THREADS + tid] */
+    if (PX) {
+        constexpr int RB = DEC_WARPS * RG * 4;
+        for (int it = DEPTH; it < nit; it++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int row = min(it * RB + rw + k, p.dm - 1);
+                cp_async16(wsm + ((it - DEPTH) * 4 + k) * DEC_THREADS + tid, wb + (size_t)row * p.di);
+            }
+        cp_async_commit();
+    }
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -915,6 +932,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
     const bool addb = p.bias && c0 == 0;
     for (int it0 = 0; it0 < nit; it0 += DEPTH) {
+        if (PX && it0 == DEPTH) cp_async_wait_all(); /* each thread reads back only its own copies */
 #pragma unroll
         for (int d = 0; d < DEPTH; d++) {
             const int it = it0 + d;
@@ -922,8 +940,9 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             float part[4][NB];
 #pragma unroll
             for (int k = 0; k < 4; k++) {
+                const uint4 v = PX && it0 ? wsm[((it - DEPTH) * 4 + k) * DEC_THREADS + tid] : buf[d][k];
                 float wf[8];
-                unpack8(buf[d][k], wf, T());
+                unpack8(v, wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     float a = 0.0f;
@@ -932,7 +951,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     part[k][b] = a;
                 }
             }
-            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+            if (!PX && it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
 #pragma unroll
             for (int o = CC >> 1; o > 0; o >>= 1)
 #pragma unroll
@@ -1101,7 +1120,18 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     if constexpr (NB == 1) {
         const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") ||
                         (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && (k.rows + 127) / 128 > 4);
-        if (cb == 64 && chn && d4) return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+        if (cb == 64 && chn && d4) {
+            /* PX (k_ssm_out): the rounds past 4 in shared memory, at most 64 KB a block (2 per SM) */
+            const int nit = (k.rows + 127) / 128;
+            const size_t px = nit > 4 ? (size_t)(nit - 4) * 4 * DEC_THREADS * sizeof(uint4) : 0;
+            if (px && px <= 64 * 1024 && ms6_env_is("MS6_DEC_K34_PX", "1")) {
+                auto kern = k_ssm_out<T, NB, 64, 4, true, true>;
+                cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)px);
+                if (e != cudaSuccess) return e;
+                return launch(c, kern, blocks, px, k);
+            }
+            return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+        }
     }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
