@@ -806,8 +806,10 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
  * rounds past the registers requested into shared memory by cp.async
  * before the wait (16 KB a round), instead of streamed after it behind
  * the chain (2.8b: 11.5 MB of a layer's out_proj after K34's wait, ~3 us
- * of DRAM time in K34's 6.1 us body) */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool PX = false>
+ * of DRAM time in K34's 6.1 us body); ptxas: 4 bytes spilled with f16 */
+/* LT (MS6_DEC_K34_LATE, k34_launch): p.pre_late rounds before the wait in
+ * the blocks from p.late0 on, the rest of the DEPTH right after it */
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool PX = false, bool LT = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -830,7 +832,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     /* MS6_DEC_K34_LATE (k34_launch): the blocks past the first wave's
      * first block per SM become resident as K1's last blocks leave, ~1 us
      * before K1's end, and their wait returns with their rounds */
-    const int pre = p.pre_late > 0 && (int)blockIdx.x >= p.late0 ? p.pre_late : DEPTH;
+    const int pre = LT && (int)blockIdx.x >= p.late0 ? p.pre_late : DEPTH;
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
@@ -868,9 +870,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     dt_load(dw, wr, nv, t, TPC);
     pdl_sync();
     PROF_WAITED(p.prof);
+    if (LT)
 #pragma unroll
-    for (int d = 0; d < DEPTH; d++) /* LATE: the rest of the first DEPTH rounds */
-        if (d < nit && d >= pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
+        for (int d = 0; d < DEPTH; d++) /* the rest of the first DEPTH rounds */
+            if (d < nit && d >= pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
     float uh[NB], zh[NB]; /* CHN: u and z with dbc */
     if (CHN)
 #pragma unroll
@@ -1096,7 +1099,8 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    /* MS6_DEC_K34_LATE=N (1-3, opt-in until measured): the blocks from the
+    /* MS6_DEC_K34_LATE=N (1-3, opt-in until measured; one sequence, 64
+     * channels, with the chain, not with PX): the blocks from the
      * SM count on (the second block of an SM, resident only as K1's last
      * blocks leave: 1.4b's blocks 168-254 start 0.5-1.8 us before K1's
      * end and pass their wait 1.3-2.4 us after it, against 0.4 for the
@@ -1130,8 +1134,10 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
                 if (e != cudaSuccess) return e;
                 return launch(c, kern, blocks, px, k);
             }
-            return launch(c, k_ssm_out<T, NB, 64, 4, true>, blocks, 0, k);
+            return launch(c, k.pre_late ? k_ssm_out<T, NB, 64, 4, true, false, true> : k_ssm_out<T, NB, 64, 4, true>,
+                          blocks, 0, k);
         }
+        if (cb == 64 && chn && k.pre_late) return launch(c, k_ssm_out<T, NB, 64, 3, true, false, true>, blocks, 0, k);
     }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
