@@ -266,6 +266,10 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
         --prompt 512 --gen 128 --reps 2
       summary+=("  $(e2e_line "e2e-$s-nograph")")
     fi
+    if [ "$s" = 1.4b ]; then
+      # K34's late blocks at 3 register rounds (the 1.4b default depth) with 1 round before the wait
+      shape_test k34-late1:MS6_DEC_K34_LATE=1 || fail=1
+    fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
       # conv loops, 4 blocks per SM, K34 at 3 register rounds, K1's conv data asked into L1 (CP off),
