@@ -771,6 +771,7 @@ struct K34Params {
 
 #define K34_SPT 4 /* states per thread at most: N <= K34_SPT * (DEC_THREADS / CB) */
 #define K34_PRE 5 /* dt_proj vectors per thread held in registers: 2.8b's rows of 160 in full at 64 channels */
+#define K34_RB64 (DEC_WARPS * 4 * 4) /* out_proj rows a round at 64 channels (k_ssm_out's RB: 4 row groups of 4 a warp) */
 
 /* 4 rows of the thread's 16-byte column of the slice, round it */
 template <typename T, int CB>
@@ -814,6 +815,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
     constexpr int RG = 32 / CC;           /* row groups of 4 per warp */
+    static_assert(CB != 64 || DEC_WARPS * RG * 4 == K34_RB64, "k34_launch counts rounds of K34_RB64 rows");
     __shared__ float dbcs[NB * DEC_MAX_DBC];
     __shared__ float ys[NB][CB];
     __shared__ int last;
@@ -1122,12 +1124,11 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
      * their wait returns with their rounds (1.6-2.4 us after K1's end), so
      * fewer rounds before the wait start their chain sooner */
     if constexpr (NB == 1) {
-        const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") ||
-                        (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && (k.rows + 127) / 128 > 4);
+        const int rounds = (k.rows + K34_RB64 - 1) / K34_RB64; /* a block's at 64 channels */
+        const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") || (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && rounds > 4);
         if (cb == 64 && chn && d4) {
             /* PX (k_ssm_out): the rounds past 4 in shared memory, at most 64 KB a block (2 per SM) */
-            const int nit = (k.rows + 127) / 128;
-            const size_t px = nit > 4 ? (size_t)(nit - 4) * 4 * DEC_THREADS * sizeof(uint4) : 0;
+            const size_t px = rounds > 4 ? (size_t)(rounds - 4) * 4 * DEC_THREADS * sizeof(uint4) : 0;
             if (px && px <= 64 * 1024 && ms6_env_is("MS6_DEC_K34_PX", "1")) {
                 auto kern = k_ssm_out<T, NB, 64, 4, true, true>;
                 cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)px);
