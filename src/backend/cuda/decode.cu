@@ -796,21 +796,55 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
+/* the channel slice of this block (CL: clusters of CL consecutive slices
+ * with the same rows), computed where used (held, it spills) */
+template <int CL>
+static __device__ __forceinline__ int k34_slice(int rs) {
+    return CL ? (int)(blockIdx.x / CL / rs) * CL + (int)(blockIdx.x % CL) : (int)(blockIdx.x / rs);
+}
+
+/* the thread block cluster's barrier (every thread of every block), and a
+ * float4 of block rank's shared memory at the address of p in this block's */
+static __device__ __forceinline__ void cluster_sync_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __trap();
+#endif
+}
+static __device__ __forceinline__ float4 ld_cluster_f4(const float4 *p, unsigned rank) {
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned a = (unsigned)__cvta_generic_to_shared(p), r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(r)
+                 : "memory");
+#else
+    __trap();
+#endif
+    return v;
+}
+
 /* CHN (the default; MS6_DEC_K34_CHAIN=0: off): the chain after the wait
  * in one round trip, u and z requested with dbc, and the tickets' results
  * read at the end (one barrier there for both); measured apart each changed
  * nothing (HOIST; 0938b1d's late tickets), together (H200, ms/token, on /
  * off, with EPI): 130m 0.168 / 0.172, 1.4b 0.988 / 0.990, 2.8b 1.850 /
  * 1.853 */
-/* PX (MS6_DEC_K34_PX=1, opt-in until measured; one sequence, 64 channels,
- * where a block has more rounds than DEPTH: 2.8b's 7 against 4): the
- * rounds past the registers requested into shared memory by cp.async
- * before the wait (16 KB a round), instead of streamed after it behind
- * the chain (2.8b: 11.5 MB of a layer's out_proj after K34's wait, ~3 us
- * of DRAM time in K34's 6.1 us body); ptxas: 4 bytes spilled with f16 */
 /* LT (MS6_DEC_K34_LATE, k34_launch): p.pre_late rounds before the wait in
  * the blocks from p.late0 on, the rest of the DEPTH right after it */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool PX = false, bool LT = false>
+/* CL (MS6_DEC_K34_CL=4, opt-in until measured; one sequence): clusters of
+ * CL blocks with the same rows and consecutive channel slices; each keeps
+ * its partial sums of out_proj in shared memory, and after a cluster
+ * barrier block q of the cluster adds the CL blocks' sums of its quarter of
+ * the rows (read across the cluster's shared memory) into the residual:
+ * CL times fewer reductions onto the residual's lines (1.4b: 512 onto each
+ * of its 64 lines, 2.8b 640, 130m 384), which the next K1's wait may be
+ * waiting for (1.4b: released 3.5 us after K34's last block, for every
+ * block at once) */
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool LT = false, int CL = 0>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -823,7 +857,9 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
-    const int c0 = (blockIdx.x / p.rs) * CB, rsi = blockIdx.x % p.rs;
+    static_assert(CL == 0 || NB == 1, "K34's cluster sums: one sequence");
+    const int rsi = CL ? (int)(blockIdx.x / CL) % p.rs : (int)(blockIdx.x % p.rs);
+    const int c0 = k34_slice<CL>(p.rs) * CB;
     const int r0 = rsi * p.rows, r1 = min(r0 + p.rows, p.dm);
     /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
      * of columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
@@ -838,17 +874,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    extern __shared__ uint4 wsm[]; /* PX: round it >= DEPTH, row k at [((it - DEPTH) * 4 + k) * DEC_THREADS + tid] */
-    if (PX) {
-        constexpr int RB = DEC_WARPS * RG * 4;
-        for (int it = DEPTH; it < nit; it++)
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const int row = min(it * RB + rw + k, p.dm - 1);
-                cp_async16(wsm + ((it - DEPTH) * 4 + k) * DEC_THREADS + tid, wb + (size_t)row * p.di);
-            }
-        cp_async_commit();
-    }
+    extern __shared__ float4 csum[]; /* CL: the block's sums of rows r0 + 4 g .. +4 at [g] */
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -925,10 +951,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
      * the last of them to get here writes the new one (at the end) */
     __shared__ int slast;
     if (CHN) {
-        if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u); /* read at the end */
+        if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + k34_slice<CL>(p.rs), 1u); /* read at the end */
     } else if (p.rs > 1 && tid == 0) {
-        slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
-        if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+        slast = atomicAdd(p.ticket + 1 + k34_slice<CL>(p.rs), 1u) == (unsigned)p.rs - 1;
+        if (slast) p.ticket[1 + k34_slice<CL>(p.rs)] = 0u;
     }
     float yv[NB][8];
 #pragma unroll
@@ -937,7 +963,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
         for (int e = 0; e < 8; e++) yv[b][e] = ys[b][cc * 8 + e];
     const bool addb = p.bias && c0 == 0;
     for (int it0 = 0; it0 < nit; it0 += DEPTH) {
-        if (PX && it0 == DEPTH) cp_async_wait_all(); /* each thread reads back only its own copies */
 #pragma unroll
         for (int d = 0; d < DEPTH; d++) {
             const int it = it0 + d;
@@ -945,9 +970,8 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             float part[4][NB];
 #pragma unroll
             for (int k = 0; k < 4; k++) {
-                const uint4 v = PX && it0 ? wsm[((it - DEPTH) * 4 + k) * DEC_THREADS + tid] : buf[d][k];
                 float wf[8];
-                unpack8(v, wf, T());
+                unpack8(buf[d][k], wf, T());
 #pragma unroll
                 for (int b = 0; b < NB; b++) {
                     float a = 0.0f;
@@ -956,7 +980,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     part[k][b] = a;
                 }
             }
-            if (!PX && it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
+            if (it + DEPTH < nit) k34_load<T, CB>(buf[d], wb, it + DEPTH, rw, p.dm, p.di);
 #pragma unroll
             for (int o = CC >> 1; o > 0; o >>= 1)
 #pragma unroll
@@ -971,17 +995,41 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     float v[4];
 #pragma unroll
                     for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
-                    red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
+                    if (CL)
+                        csum[(row - r0) >> 2] = make_float4(v[0], v[1], v[2], v[3]);
+                    else
+                        red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
                 }
             }
         }
+    }
+    if constexpr (CL > 0) {
+        /* the cluster's blocks share r0 .. r1: block q adds up groups
+         * [q ng / CL, (q + 1) ng / CL) over the CL blocks; the second
+         * barrier keeps every block's shared memory until all have read */
+        cluster_sync_all();
+        const int ng = (r1 - r0) >> 2, q = (int)(blockIdx.x % CL);
+        const int g1 = (q + 1) * ng / CL;
+        for (int g = q * ng / CL + tid; g < g1; g += DEC_THREADS) {
+            float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int j = 0; j < CL; j++) {
+                const float4 v = ld_cluster_f4(csum + g, (unsigned)j);
+                s.x += v.x;
+                s.y += v.y;
+                s.z += v.z;
+                s.w += v.w;
+            }
+            red_add4(p.residual + r0 + 4 * g, s.x, s.y, s.z, s.w);
+        }
+        cluster_sync_all();
     }
     if (CHN) {
         if (tid == 0) {
             last = tk == gridDim.x - 1;
             if (p.rs > 1) {
                 slast = stk == (unsigned)p.rs - 1;
-                if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
+                if (slast) p.ticket[1 + k34_slice<CL>(p.rs)] = 0u;
             }
         }
         __syncthreads();
@@ -1007,22 +1055,38 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 
 /* ---- launch helpers ---- */
 
-/* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
+/* Queues kern with programmatic dependent launch (sm_90+, unless
+ * MS6_CUDA_PDL=0), in thread block clusters of cl blocks where cl > 1
+ * (sm_90+; grid a multiple of cl). */
 template <typename... KArgs, typename... Args>
-static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
+static cudaError_t launch_cl(ms6_cuda_ctx *c, int cl, void (*kern)(KArgs...), int grid, size_t smem,
+                             Args... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)grid);
     cfg.blockDim = dim3(DEC_THREADS);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = c->stream;
-    cudaLaunchAttribute at[1] = {};
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
+    cudaLaunchAttribute at[2] = {};
+    unsigned n = 0;
     /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
     const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
-    cfg.numAttrs = (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) ? 1 : 0;
+    if (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) {
+        at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cl > 1) {
+        at[n].id = cudaLaunchAttributeClusterDimension;
+        at[n].val.clusterDim.x = (unsigned)cl;
+        at[n].val.clusterDim.y = 1;
+        at[n++].val.clusterDim.z = 1;
+    }
+    cfg.attrs = at;
+    cfg.numAttrs = n;
     return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+template <typename... KArgs, typename... Args>
+static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
+    return launch_cl(c, 1, kern, grid, smem, args...);
 }
 
 /* K1's vector RMSNorm (one sequence; MS6_DEC_VEC=0: the scalar loop):
@@ -1101,19 +1165,29 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
-    /* MS6_DEC_K34_LATE=N (1-3, opt-in until measured; one sequence, 64
-     * channels, with the chain, not with PX): the blocks from the
-     * SM count on (the second block of an SM, resident only as K1's last
-     * blocks leave: 1.4b's blocks 168-254 start 0.5-1.8 us before K1's
-     * end and pass their wait 1.3-2.4 us after it, against 0.4 for the
-     * rest) request N rounds before the wait and the others right after it,
-     * so that their wait returns sooner and the rest arrive during the
-     * chain (docs/kernel-notes.md, "K1's conv data in shared memory") */
+    /* LATE (template LT): the blocks from the SM count on (the second
+     * block of an SM, resident only as K1's last blocks leave) request
+     * pre_late rounds before the wait and the others right after it, so
+     * that their wait returns sooner and the rest arrive during the chain.
+     * The default (2) where a block has more than 4 rounds at 64 channels
+     * (2.8b's 7); MS6_DEC_K34_LATE=0 off, =1|2|3 forces N. Measured (H200,
+     * ms/token, 16e8d59, 130m / 1.4b / 2.8b): 2 0.159 / 0.932 / 1.801, 1
+     * 0.159 / 0.933 / 1.814, off 0.159 / 0.924-0.925 / 1.827-1.831 (1.4b's
+     * late blocks pass their wait 1.6-2.4 us after K1's end, docs/kernel-notes.md) */
     const char *late = getenv("MS6_DEC_K34_LATE");
-    k.pre_late = late ? atoi(late) : 0;
+    const int rounds = (k.rows + K34_RB64 - 1) / K34_RB64; /* a block's at 64 channels */
+    k.pre_late = late ? atoi(late) : cb == 64 && rounds > 4 ? 2 : 0;
     k.pre_late = k.pre_late < 0 ? 0 : k.pre_late > 3 ? 3 : k.pre_late;
     k.late0 = c->prop.multiProcessorCount;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
+    /* CL (MS6_DEC_K34_CL=4, k_ssm_out; one sequence with the chain, sm_90,
+     * whole clusters of slices): the cluster's partial sums added up on the
+     * SMs before the reductions onto the residual */
+    const int cl = NB == 1 && chn && c->prop.major >= 9 && ms6_env_is("MS6_DEC_K34_CL", "4") && slices % 4 == 0 &&
+                           (cb == 32 || cb == 64)
+                       ? 4
+                       : 0;
+    const size_t csum = cl ? (size_t)k.rows * sizeof(float) : 0;
     /* one sequence at 64 channels: 4 register rounds of 128 rows before the
      * wait where a block has more than 4 (2.8b: 7), else 3 (two sequences:
      * 3, where 4 spill); MS6_DEC_K34_DEPTH=3|4 forces either. Measured (H200,
@@ -1124,21 +1198,19 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
      * their wait returns with their rounds (1.6-2.4 us after K1's end), so
      * fewer rounds before the wait start their chain sooner */
     if constexpr (NB == 1) {
-        const int rounds = (k.rows + K34_RB64 - 1) / K34_RB64; /* a block's at 64 channels */
         const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") || (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && rounds > 4);
         if (cb == 64 && chn && d4) {
-            /* PX (k_ssm_out): the rounds past 4 in shared memory, at most 64 KB a block (2 per SM) */
-            const size_t px = rounds > 4 ? (size_t)(rounds - 4) * 4 * DEC_THREADS * sizeof(uint4) : 0;
-            if (px && px <= 64 * 1024 && ms6_env_is("MS6_DEC_K34_PX", "1")) {
-                auto kern = k_ssm_out<T, NB, 64, 4, true, true>;
-                cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)px);
-                if (e != cudaSuccess) return e;
-                return launch(c, kern, blocks, px, k);
-            }
-            return launch(c, k.pre_late ? k_ssm_out<T, NB, 64, 4, true, false, true> : k_ssm_out<T, NB, 64, 4, true>,
+            if (cl)
+                return launch_cl(c, cl,
+                                 k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true, 4>
+                                            : k_ssm_out<T, NB, 64, 4, true, false, 4>,
+                                 blocks, csum, k);
+            return launch(c, k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true> : k_ssm_out<T, NB, 64, 4, true>,
                           blocks, 0, k);
         }
-        if (cb == 64 && chn && k.pre_late) return launch(c, k_ssm_out<T, NB, 64, 3, true, false, true>, blocks, 0, k);
+        if (cb == 64 && chn && cl) return launch_cl(c, cl, k_ssm_out<T, NB, 64, 3, true, false, 4>, blocks, csum, k);
+        if (cb == 32 && chn && cl) return launch_cl(c, cl, k_ssm_out<T, NB, 32, 3, true, false, 4>, blocks, csum, k);
+        if (cb == 64 && chn && k.pre_late) return launch(c, k_ssm_out<T, NB, 64, 3, true, true>, blocks, 0, k);
     }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
     if (cb == 32) return launch(c, chn ? k_ssm_out<T, NB, 32, 3, true> : k_ssm_out<T, NB, 32, 3>, blocks, 0, k);
