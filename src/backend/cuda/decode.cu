@@ -796,35 +796,29 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-/* the channel slice of this block (CL: clusters of CL consecutive slices
- * with the same rows), computed where used (held, it spills) */
-template <int CL>
-static __device__ __forceinline__ int k34_slice(int rs) {
-    return CL ? (int)(blockIdx.x / CL / rs) * CL + (int)(blockIdx.x % CL) : (int)(blockIdx.x / rs);
-}
-
-/* the thread block cluster's barrier (every thread of every block), and a
- * float4 of block rank's shared memory at the address of p in this block's */
-static __device__ __forceinline__ void cluster_sync_all() {
+/* dst[0 .. bytes/4) += src[...] (shared memory) as one asynchronous bulk
+ * reduction (16-byte aligned, bytes a multiple of 16), and the wait for this
+ * thread's to complete */
+static __device__ __forceinline__ void bulk_red_add(float *dst, const float4 *src, unsigned bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#else
-    __trap();
-#endif
-}
-static __device__ __forceinline__ float4 ld_cluster_f4(const float4 *p, unsigned rank) {
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned a = (unsigned)__cvta_generic_to_shared(p), r;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "r"(r)
+    const unsigned s = (unsigned)__cvta_generic_to_shared(src);
+    asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n\t"
+                 "cp.async.bulk.commit_group;" ::"l"(dst),
+                 "r"(s), "r"(bytes)
                  : "memory");
 #else
     __trap();
 #endif
-    return v;
+}
+static __device__ __forceinline__ void bulk_fence_smem() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void bulk_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.wait_group 0;\n\tfence.proxy.async.global;" ::: "memory");
+#endif
 }
 
 /* CHN (the default; MS6_DEC_K34_CHAIN=0: off): the chain after the wait
@@ -835,16 +829,13 @@ static __device__ __forceinline__ float4 ld_cluster_f4(const float4 *p, unsigned
  * 1.853 */
 /* LT (MS6_DEC_K34_LATE, k34_launch): p.pre_late rounds before the wait in
  * the blocks from p.late0 on, the rest of the DEPTH right after it */
-/* CL (MS6_DEC_K34_CL=4, opt-in until measured; one sequence): clusters of
- * CL blocks with the same rows and consecutive channel slices; each keeps
- * its partial sums of out_proj in shared memory, and after a cluster
- * barrier block q of the cluster adds the CL blocks' sums of its quarter of
- * the rows (read across the cluster's shared memory) into the residual:
- * CL times fewer reductions onto the residual's lines (1.4b: 512 onto each
- * of its 64 lines, 2.8b 640, 130m 384), which the next K1's wait may be
- * waiting for (1.4b: released 3.5 us after K34's last block, for every
- * block at once) */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool LT = false, int CL = 0>
+/* BR (MS6_DEC_K34_BR=1, opt-in until measured; one sequence, sm_90): the
+ * block's sums of out_proj for its rows kept in shared memory and added
+ * into the residual at the end by one bulk reduction
+ * (cp.reduce.async.bulk .add.f32) instead of a 16-byte reduction per 4
+ * rows: one operation per residual line per block (1.4b: 64 onto each of
+ * its 64 lines instead of 512), which the next K1's wait waits for */
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool LT = false, bool BR = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -857,9 +848,8 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
-    static_assert(CL == 0 || NB == 1, "K34's cluster sums: one sequence");
-    const int rsi = CL ? (int)(blockIdx.x / CL) % p.rs : (int)(blockIdx.x % p.rs);
-    const int c0 = k34_slice<CL>(p.rs) * CB;
+    static_assert(!BR || NB == 1, "K34's bulk reduction: one sequence");
+    const int c0 = (blockIdx.x / p.rs) * CB, rsi = blockIdx.x % p.rs;
     const int r0 = rsi * p.rows, r1 = min(r0 + p.rows, p.dm);
     /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
      * of columns c0 + 8 cc .. +8; the first DEPTH rounds go out first */
@@ -874,7 +864,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    extern __shared__ float4 csum[]; /* CL: the block's sums of rows r0 + 4 g .. +4 at [g] */
+    extern __shared__ float4 csum[]; /* BR: the block's sums of rows r0 + 4 g .. +4 at [g] */
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -951,10 +941,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
      * the last of them to get here writes the new one (at the end) */
     __shared__ int slast;
     if (CHN) {
-        if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + k34_slice<CL>(p.rs), 1u); /* read at the end */
+        if (p.rs > 1 && tid == 0) stk = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u); /* read at the end */
     } else if (p.rs > 1 && tid == 0) {
-        slast = atomicAdd(p.ticket + 1 + k34_slice<CL>(p.rs), 1u) == (unsigned)p.rs - 1;
-        if (slast) p.ticket[1 + k34_slice<CL>(p.rs)] = 0u;
+        slast = atomicAdd(p.ticket + 1 + blockIdx.x / p.rs, 1u) == (unsigned)p.rs - 1;
+        if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
     }
     float yv[NB][8];
 #pragma unroll
@@ -995,7 +985,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     float v[4];
 #pragma unroll
                     for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
-                    if (CL)
+                    if (BR)
                         csum[(row - r0) >> 2] = make_float4(v[0], v[1], v[2], v[3]);
                     else
                         red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
@@ -1003,33 +993,17 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
             }
         }
     }
-    if constexpr (CL > 0) {
-        /* the cluster's blocks share r0 .. r1: block q adds up groups
-         * [q ng / CL, (q + 1) ng / CL) over the CL blocks; the second
-         * barrier keeps every block's shared memory until all have read */
-        cluster_sync_all();
-        const int ng = (r1 - r0) >> 2, q = (int)(blockIdx.x % CL);
-        const int g1 = (q + 1) * ng / CL;
-        for (int g = q * ng / CL + tid; g < g1; g += DEC_THREADS) {
-            float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-            for (int j = 0; j < CL; j++) {
-                const float4 v = ld_cluster_f4(csum + g, (unsigned)j);
-                s.x += v.x;
-                s.y += v.y;
-                s.z += v.z;
-                s.w += v.w;
-            }
-            red_add4(p.residual + r0 + 4 * g, s.x, s.y, s.z, s.w);
-        }
-        cluster_sync_all();
+    if constexpr (BR) {
+        bulk_fence_smem(); /* the sums written by the generic proxy, read by the bulk copy's */
+        __syncthreads();
+        if (tid == 0) bulk_red_add(p.residual + r0, csum, (unsigned)(r1 - r0) * 4u);
     }
     if (CHN) {
         if (tid == 0) {
             last = tk == gridDim.x - 1;
             if (p.rs > 1) {
                 slast = stk == (unsigned)p.rs - 1;
-                if (slast) p.ticket[1 + k34_slice<CL>(p.rs)] = 0u;
+                if (slast) p.ticket[1 + blockIdx.x / p.rs] = 0u;
             }
         }
         __syncthreads();
@@ -1050,43 +1024,28 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                         p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
                 }
     }
+    if (BR && tid == 0) bulk_wait(); /* the shared memory read and the sums in place before the block ends */
     PROF_END(p.prof, PROF_K34);
 }
 
 /* ---- launch helpers ---- */
 
-/* Queues kern with programmatic dependent launch (sm_90+, unless
- * MS6_CUDA_PDL=0), in thread block clusters of cl blocks where cl > 1
- * (sm_90+; grid a multiple of cl). */
+/* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
 template <typename... KArgs, typename... Args>
-static cudaError_t launch_cl(ms6_cuda_ctx *c, int cl, void (*kern)(KArgs...), int grid, size_t smem,
-                             Args... args) {
+static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)grid);
     cfg.blockDim = dim3(DEC_THREADS);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = c->stream;
-    cudaLaunchAttribute at[2] = {};
-    unsigned n = 0;
+    cudaLaunchAttribute at[1] = {};
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
     /* not on the legacy default stream (the eager path of MS6_CUDA_GRAPH=0) */
     const int legacy = c->stream == 0 || c->stream == cudaStreamLegacy;
-    if (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) {
-        at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        at[n++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (cl > 1) {
-        at[n].id = cudaLaunchAttributeClusterDimension;
-        at[n].val.clusterDim.x = (unsigned)cl;
-        at[n].val.clusterDim.y = 1;
-        at[n++].val.clusterDim.z = 1;
-    }
-    cfg.attrs = at;
-    cfg.numAttrs = n;
+    cfg.numAttrs = (c->prop.major >= 9 && !legacy && !ms6_env_is("MS6_CUDA_PDL", "0")) ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kern, args...);
-}
-template <typename... KArgs, typename... Args>
-static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
-    return launch_cl(c, 1, kern, grid, smem, args...);
 }
 
 /* K1's vector RMSNorm (one sequence; MS6_DEC_VEC=0: the scalar loop):
@@ -1180,14 +1139,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.pre_late = k.pre_late < 0 ? 0 : k.pre_late > 3 ? 3 : k.pre_late;
     k.late0 = c->prop.multiProcessorCount;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
-    /* CL (MS6_DEC_K34_CL=4, k_ssm_out; one sequence with the chain, sm_90,
-     * whole clusters of slices): the cluster's partial sums added up on the
-     * SMs before the reductions onto the residual */
-    const int cl = NB == 1 && chn && c->prop.major >= 9 && ms6_env_is("MS6_DEC_K34_CL", "4") && slices % 4 == 0 &&
-                           (cb == 32 || cb == 64)
-                       ? 4
-                       : 0;
-    const size_t csum = cl ? (size_t)k.rows * sizeof(float) : 0;
+    /* BR (MS6_DEC_K34_BR=1, k_ssm_out; one sequence with the chain, sm_90) */
+    const bool br = NB == 1 && chn && c->prop.major >= 9 && ms6_env_is("MS6_DEC_K34_BR", "1") && (cb == 32 || cb == 64);
+    const size_t csum = br ? (size_t)k.rows * sizeof(float) : 0;
     /* one sequence at 64 channels: 4 register rounds of 128 rows before the
      * wait where a block has more than 4 (2.8b: 7), else 3 (two sequences:
      * 3, where 4 spill); MS6_DEC_K34_DEPTH=3|4 forces either. Measured (H200,
@@ -1200,16 +1154,16 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     if constexpr (NB == 1) {
         const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") || (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && rounds > 4);
         if (cb == 64 && chn && d4) {
-            if (cl)
-                return launch_cl(c, cl,
-                                 k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true, 4>
-                                            : k_ssm_out<T, NB, 64, 4, true, false, 4>,
-                                 blocks, csum, k);
+            if (br)
+                return launch(c,
+                              k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true, true>
+                                         : k_ssm_out<T, NB, 64, 4, true, false, true>,
+                              blocks, csum, k);
             return launch(c, k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true> : k_ssm_out<T, NB, 64, 4, true>,
                           blocks, 0, k);
         }
-        if (cb == 64 && chn && cl) return launch_cl(c, cl, k_ssm_out<T, NB, 64, 3, true, false, 4>, blocks, csum, k);
-        if (cb == 32 && chn && cl) return launch_cl(c, cl, k_ssm_out<T, NB, 32, 3, true, false, 4>, blocks, csum, k);
+        if (cb == 64 && chn && br) return launch(c, k_ssm_out<T, NB, 64, 3, true, false, true>, blocks, csum, k);
+        if (cb == 32 && chn && br) return launch(c, k_ssm_out<T, NB, 32, 3, true, false, true>, blocks, csum, k);
         if (cb == 64 && chn && k.pre_late) return launch(c, k_ssm_out<T, NB, 64, 3, true, true>, blocks, 0, k);
     }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
