@@ -90,6 +90,13 @@ static __device__ __forceinline__ void pdl_sync() {
     prof_mark(ring, pt, 0)
 #define PROF_WAITED(ring) prof_mark(ring, pt, 1)
 #define PROF_END(ring, kind) prof_end(ring, pt, kind)
+/* MS6_DEC_PROBE=BITS (with MS6_DEC_PROF=FILE, this build only; the results
+ * are wrong, the timeline is what it is for): parts of K34's end left out
+ * to see what the next kernel's wait waits for. 1: K34's reductions into
+ * the residual, 2: K34's stores of the new state, 4: K1's first weight
+ * round requested after its wait instead of before */
+__device__ int g_dec_probe;
+#define PROBE(bit) (g_dec_probe & (bit))
 static __device__ __forceinline__ unsigned long long gtimer() {
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -115,6 +122,7 @@ static __device__ __forceinline__ void prof_end(unsigned long long *ring, const 
 #define PROF_BEGIN(ring)
 #define PROF_WAITED(ring)
 #define PROF_END(ring, kind)
+#define PROBE(bit) 0
 #endif
 enum { PROF_K1X = 1, PROF_K1Z = 2, PROF_K34 = 3, PROF_HEAD = 4 };
 
@@ -288,7 +296,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         const int row = row0 + r < p.rows ? row0 + r : p.rows - 1;
         wr.w[r] = (const T *)p.w + (size_t)row * p.dim;
     }
-    wr.load(0, lane);
+    if (!PROBE(4)) wr.load(0, lane);
     /* conv blocks (di % (DEC_WARPS * R) == 0: a block is all x rows or all
      * z rows): the x_proj columns of its channels, R 16-byte vectors per
      * output row, and the conv state and weights into shared memory (CP)
@@ -346,6 +354,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     }
     pdl_sync();
     PROF_WAITED(p.prof);
+    if (PROBE(4)) wr.load(0, lane);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -796,31 +805,6 @@ static __device__ __forceinline__ void red_add4(float *p, float a, float b, floa
 #endif
 }
 
-/* dst[0 .. bytes/4) += src[...] (shared memory) as one asynchronous bulk
- * reduction (16-byte aligned, bytes a multiple of 16), and the wait for this
- * thread's to complete */
-static __device__ __forceinline__ void bulk_red_add(float *dst, const float4 *src, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const unsigned s = (unsigned)__cvta_generic_to_shared(src);
-    asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n\t"
-                 "cp.async.bulk.commit_group;" ::"l"(dst),
-                 "r"(s), "r"(bytes)
-                 : "memory");
-#else
-    __trap();
-#endif
-}
-static __device__ __forceinline__ void bulk_fence_smem() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-#endif
-}
-static __device__ __forceinline__ void bulk_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.wait_group 0;\n\tfence.proxy.async.global;" ::: "memory");
-#endif
-}
-
 /* CHN (the default; MS6_DEC_K34_CHAIN=0: off): the chain after the wait
  * in one round trip, u and z requested with dbc, and the tickets' results
  * read at the end (one barrier there for both); measured apart each changed
@@ -829,13 +813,7 @@ static __device__ __forceinline__ void bulk_wait() {
  * 1.853 */
 /* LT (MS6_DEC_K34_LATE, k34_launch): p.pre_late rounds before the wait in
  * the blocks from p.late0 on, the rest of the DEPTH right after it */
-/* BR (MS6_DEC_K34_BR=1, opt-in until measured; one sequence, sm_90): the
- * block's sums of out_proj for its rows kept in shared memory and added
- * into the residual at the end by one bulk reduction
- * (cp.reduce.async.bulk .add.f32) instead of a 16-byte reduction per 4
- * rows: one operation per residual line per block (1.4b: 64 onto each of
- * its 64 lines instead of 512), which the next K1's wait waits for */
-template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool LT = false, bool BR = false>
+template <typename T, int NB, int CB, int DEPTH, bool CHN = false, bool LT = false>
 __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     constexpr int TPC = DEC_THREADS / CB; /* threads per channel in the state update */
     constexpr int CC = CB / 8;            /* lanes per out_proj row, 16 bytes each */
@@ -848,7 +826,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     /* rs blocks share a channel slice, each with rows r0 .. r1 of out_proj;
      * with rs > 1 the last of them to finish the state update writes it */
-    static_assert(!BR || NB == 1, "K34's bulk reduction: one sequence");
     const int c0 = (blockIdx.x / p.rs) * CB, rsi = blockIdx.x % p.rs;
     const int r0 = rsi * p.rows, r1 = min(r0 + p.rows, p.dm);
     /* out_proj: lane (g, cc) of a warp takes rows r0 + it * RB + rw + 0..3
@@ -864,7 +841,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
         if (d < nit && d < pre) k34_load<T, CB>(buf[d], wb, d, rw, p.dm, p.di);
-    extern __shared__ float4 csum[]; /* BR: the block's sums of rows r0 + 4 g .. +4 at [g] */
     /* the state update: TPC threads per channel, states t, t + TPC, ... */
     const int cl = tid / TPC, t = tid % TPC, c = c0 + cl;
     float A[K34_SPT], st[NB][K34_SPT];
@@ -985,18 +961,10 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                     float v[4];
 #pragma unroll
                     for (int k = 0; k < 4; k++) v[k] = part[k][b] + (addb ? p.bias[row + k] : 0.0f);
-                    if (BR)
-                        csum[(row - r0) >> 2] = make_float4(v[0], v[1], v[2], v[3]);
-                    else
-                        red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
+                    if (!PROBE(1)) red_add4(p.residual + (size_t)b * p.dm + row, v[0], v[1], v[2], v[3]);
                 }
             }
         }
-    }
-    if constexpr (BR) {
-        bulk_fence_smem(); /* the sums written by the generic proxy, read by the bulk copy's */
-        __syncthreads();
-        if (tid == 0) bulk_red_add(p.residual + r0, csum, (unsigned)(r1 - r0) * 4u);
     }
     if (CHN) {
         if (tid == 0) {
@@ -1014,7 +982,7 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     }
     if (p.rs > 1) {
         if (!CHN) __syncthreads();
-        if (slast)
+        if (slast && !PROBE(2))
 #pragma unroll
             for (int b = 0; b < NB; b++)
 #pragma unroll
@@ -1024,7 +992,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
                         p.ssm[(size_t)slot[b] * p.ssm_slot_stride + (size_t)c * p.N + sidx] = st[b][j];
                 }
     }
-    if (BR && tid == 0) bulk_wait(); /* the shared memory read and the sums in place before the block ends */
     PROF_END(p.prof, PROF_K34);
 }
 
@@ -1139,9 +1106,6 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     k.pre_late = k.pre_late < 0 ? 0 : k.pre_late > 3 ? 3 : k.pre_late;
     k.late0 = c->prop.multiProcessorCount;
     const bool chn = !ms6_env_is("MS6_DEC_K34_CHAIN", "0");
-    /* BR (MS6_DEC_K34_BR=1, k_ssm_out; one sequence with the chain, sm_90) */
-    const bool br = NB == 1 && chn && c->prop.major >= 9 && ms6_env_is("MS6_DEC_K34_BR", "1") && (cb == 32 || cb == 64);
-    const size_t csum = br ? (size_t)k.rows * sizeof(float) : 0;
     /* one sequence at 64 channels: 4 register rounds of 128 rows before the
      * wait where a block has more than 4 (2.8b: 7), else 3 (two sequences:
      * 3, where 4 spill); MS6_DEC_K34_DEPTH=3|4 forces either. Measured (H200,
@@ -1154,16 +1118,9 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     if constexpr (NB == 1) {
         const bool d4 = ms6_env_is("MS6_DEC_K34_DEPTH", "4") || (!ms6_env_is("MS6_DEC_K34_DEPTH", "3") && rounds > 4);
         if (cb == 64 && chn && d4) {
-            if (br)
-                return launch(c,
-                              k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true, true>
-                                         : k_ssm_out<T, NB, 64, 4, true, false, true>,
-                              blocks, csum, k);
             return launch(c, k.pre_late ? k_ssm_out<T, NB, 64, 4, true, true> : k_ssm_out<T, NB, 64, 4, true>,
                           blocks, 0, k);
         }
-        if (cb == 64 && chn && br) return launch(c, k_ssm_out<T, NB, 64, 3, true, false, true>, blocks, csum, k);
-        if (cb == 32 && chn && br) return launch(c, k_ssm_out<T, NB, 32, 3, true, false, true>, blocks, csum, k);
         if (cb == 64 && chn && k.pre_late) return launch(c, k_ssm_out<T, NB, 64, 3, true, true>, blocks, 0, k);
     }
     if (cb == 64) return launch(c, chn ? k_ssm_out<T, NB, 64, 3, true> : k_ssm_out<T, NB, 64, 3>, blocks, 0, k);
@@ -1366,7 +1323,16 @@ extern "C" void ms6_cuda_dec_prof_init(ms6_cuda_ctx *c) {
         if (c->dec_prof) cudaFree(c->dec_prof);
         c->dec_prof = NULL;
         fprintf(stderr, "MS6_DEC_PROF: no device memory for the block timeline\n");
+        return;
     }
+#if MS6_DEC_PROF
+    const char *probe = getenv("MS6_DEC_PROBE");
+    const int bits = probe ? atoi(probe) : 0;
+    if (bits) {
+        fprintf(stderr, "MS6_DEC_PROBE=%d: parts of the decode step left out, its results are wrong\n", bits);
+        cudaMemcpyToSymbol(g_dec_probe, &bits, sizeof bits);
+    }
+#endif
 }
 
 /* The ring written to path (MS6_DEC_PROF) as text, one block per line:
