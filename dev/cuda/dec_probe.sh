@@ -14,6 +14,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMS6_CUDA=ON -DMS6_CUDA_ARCHS
   { tail -20 /tmp/dec_probe_build.log; exit 1; }
 dir=${MS6_GPU_E2E_DIR:-/tmp/ms6-e2e}
 out=${OUT:-/tmp}
+mkdir -p "$dir"
 for s in ${SHAPES:-1.4b 2.8b}; do
   [ -f "$dir/$s/model.safetensors" ] || "$BUILD/mamba-s6" init --shape "$s" -o "$dir/$s" --dtype f16 > /dev/null || exit 1
   for bits in ${PROBES:-0 1 2 4}; do
