@@ -94,7 +94,8 @@ static __device__ __forceinline__ void pdl_sync() {
  * are wrong, the timeline is what it is for): parts of K34's end left out
  * to see what the next kernel's wait waits for. 1: K34's reductions into
  * the residual, 2: K34's stores of the new state, 4: K1's first weight
- * round requested after its wait instead of before */
+ * round requested after its wait instead of before, 8: K1's wait before
+ * anything (nothing requested before it) */
 __device__ int g_dec_probe;
 #define PROBE(bit) (g_dec_probe & (bit))
 static __device__ __forceinline__ unsigned long long gtimer() {
@@ -287,6 +288,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
     PROF_BEGIN(p.prof);
+    if (PROBE(8)) pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int blk0 = blockIdx.x * DEC_WARPS * R, row0 = blk0 + warp * R;
     WarpRows<T, NB, CH, R> wr;
