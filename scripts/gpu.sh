@@ -139,8 +139,6 @@ if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # K1's conv state, taps and bias asked into L1 (MS6_DEC_CP=0) instead of copied into shared memory
   # before the wait (the default)
   MS6_DEC_CP=0 step model-test-cp0 120 "$BUILD/tests/test_cuda_model" || fail=1
-  # K34's sums added into the residual by one bulk reduction a block (MS6_DEC_K34_BR=1, opt-in)
-  MS6_DEC_K34_BR=1 step model-test-k34-br 120 "$BUILD/tests/test_cuda_model" || fail=1
 fi
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
@@ -235,7 +233,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     summary+=("  $(e2e_line "e2e-$s")")
     # decode variants beside the default at the same settings (ref), NAME:SETTING each, SETTING is
     # VAR=VALUE[,VAR=VALUE...] (docs/kernel-notes.md); MS6_GPU_E2E_VARIANTS replaces the list
-    for v in ${MS6_GPU_E2E_VARIANTS:-br:MS6_DEC_K34_BR=1 ref: brd4:MS6_DEC_K34_BR=1,MS6_DEC_K34_DEPTH=4 brb:MS6_DEC_K34_BR=1 refb:}; do
+    for v in ${MS6_GPU_E2E_VARIANTS:-ref: late0:MS6_DEC_K34_LATE=0 cp0:MS6_DEC_CP=0 refb:}; do
       variant "$v" "e2e-$s-${v%%:*}" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" --backend cuda \
         --prompt 32 --gen 256 --reps 2
     done
@@ -260,7 +258,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # block per row group on the real vocabulary (the default loops 3143 groups over one wave); K1's
       # generic conv loops and K34's chain off; K1's conv data asked into L1 (CP off)
       for t in : k34c64:MS6_DEC_K34_CB=64 k34off:MS6_DEC_K34=0 headloop0:MS6_DEC_HEAD_LOOP=0 \
-        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0 cp0:MS6_DEC_CP=0 k34-br:MS6_DEC_K34_BR=1; do
+        epi0-chain0:MS6_DEC_EPI=0,MS6_DEC_K34_CHAIN=0 cp0:MS6_DEC_CP=0; do
         shape_test "$t" || fail=1
       done
       grep -E "130m|FAIL" "$LOG/model-test-$s.log" | head -5
@@ -269,20 +267,16 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       summary+=("  $(e2e_line "e2e-$s-nograph")")
     fi
     if [ "$s" = 1.4b ]; then
-      # K34's late blocks at 3 register rounds (the 1.4b default depth) with 1 round before the wait;
-      # K34's sums by bulk reduction (MS6_DEC_K34_BR=1)
-      for t in k34-late1:MS6_DEC_K34_LATE=1 k34-br:MS6_DEC_K34_BR=1; do
-        shape_test "$t" || fail=1
-      done
+      # K34's late blocks at 3 register rounds (the 1.4b default depth) with 1 round before the wait
+      shape_test k34-late1:MS6_DEC_K34_LATE=1 || fail=1
     fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
       # conv loops, 4 blocks per SM, K34 at 3 register rounds, K1's conv data asked into L1 (CP off),
       # K34's late blocks with 1 and with all 4 rounds before the wait (MS6_DEC_K34_LATE=1|0; the default
-      # 2, taken only here: no late blocks, no block with more than 4 rounds on the golden models), K34's
-      # sums by bulk reduction (MS6_DEC_K34_BR=1, with LATE)
+      # 2, taken only here: no late blocks, no block with more than 4 rounds on the golden models)
       for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3 \
-        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1 k34-late0:MS6_DEC_K34_LATE=0 k34-br:MS6_DEC_K34_BR=1; do
+        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1 k34-late0:MS6_DEC_K34_LATE=0; do
         shape_test "$t" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways
@@ -317,7 +311,7 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
   step build-prof 300 cmake --build "$BUILD" -j "$JOBS" --target mamba-s6; then
   # MS6_GPU_PROF_VARIANTS: NAME:VAR=VALUE[,...] each (as the decode variants above), "ref:" the default
   for s in ${MS6_GPU_E2E_SHAPES:-130m 1.4b 2.8b}; do
-    for v in ${MS6_GPU_PROF_VARIANTS:-ref: br:MS6_DEC_K34_BR=1}; do
+    for v in ${MS6_GPU_PROF_VARIANTS:-ref:}; do
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1
