@@ -50,6 +50,7 @@ finish() {
       [ -f "$f" ] && { echo "-- $(basename "$f" .log)"; grep '^scan' "$f"; }
     done
     [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
+    [ -f "$LOG/bench-gemv.log" ] && cat "$LOG/bench-gemv.log"
     [ -f "$LOG/bench-splitk.log" ] && cat "$LOG/bench-splitk.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     cat "$LOG"/prof-*.table 2>/dev/null
@@ -201,6 +202,12 @@ if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
     step build-scan-workbench 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/scan_workbench.cu \
       "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/scan_workbench"; then
     step scan-workbench 150 "$BUILD/scan_workbench"
+  fi
+  # batch-1 gemv structures streaming the 2.8b matrices standalone, the bulk-copy ring among them
+  # (dev/cuda/bench_gemv.cu)
+  if [ -f dev/cuda/bench_gemv.cu ] &&
+    step build-bench-gemv 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/bench_gemv.cu -o "$BUILD/bench_gemv"; then
+    step bench-gemv 60 "$BUILD/bench_gemv"
   fi
   # split-K out_proj streaming by weight layout (dev/cuda/bench_splitk.cu: K34's access vs W^T)
   if [ -f dev/cuda/bench_splitk.cu ] &&
