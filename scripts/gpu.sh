@@ -195,26 +195,28 @@ for v in ${MS6_GPU_SCAN_VARIANTS:-}; do
   VARIANT_LINE=scan_line variant "$v" "bench-scan-${v%%:*}" 200 "$BUILD/mamba-s6" bench scan --backend cuda --no-decode
 done
 # kernel workbenches under dev/cuda (not part of the build): built against
-# the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1
+# the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1;
+# MS6_GPU_DEV="gemv splitk ..." runs only those (scan, gemv, splitk, gemm)
+dev_on() { [ -z "${MS6_GPU_DEV:-}" ] || [[ " $MS6_GPU_DEV " == *" $1 "* ]]; }
 if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
   devlibs=(-L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread)
-  if [ -f dev/cuda/scan_workbench.cu ] &&
+  if dev_on scan && [ -f dev/cuda/scan_workbench.cu ] &&
     step build-scan-workbench 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/scan_workbench.cu \
       "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/scan_workbench"; then
     step scan-workbench 150 "$BUILD/scan_workbench"
   fi
   # batch-1 gemv structures streaming the 2.8b matrices standalone, the bulk-copy ring among them
   # (dev/cuda/bench_gemv.cu)
-  if [ -f dev/cuda/bench_gemv.cu ] &&
+  if dev_on gemv && [ -f dev/cuda/bench_gemv.cu ] &&
     step build-bench-gemv 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/bench_gemv.cu -o "$BUILD/bench_gemv"; then
     step bench-gemv 60 "$BUILD/bench_gemv"
   fi
   # split-K out_proj streaming by weight layout (dev/cuda/bench_splitk.cu: K34's access vs W^T)
-  if [ -f dev/cuda/bench_splitk.cu ] &&
+  if dev_on splitk && [ -f dev/cuda/bench_splitk.cu ] &&
     step build-bench-splitk 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/bench_splitk.cu -o "$BUILD/bench_splitk"; then
     step bench-splitk 60 "$BUILD/bench_splitk"
   fi
-  if [ -f dev/cuda/bench_gemm.c ] &&
+  if dev_on gemm && [ -f dev/cuda/bench_gemm.c ] &&
     step build-bench-gemm 60 gcc -O2 -std=c11 -Iinclude -Isrc -DMS6_HAVE_CUDA=1 dev/cuda/bench_gemm.c \
       "$BUILD/libmamba_s6.a" "${devlibs[@]}" -o "$BUILD/bench_gemm"; then
     step bench-gemm 120 "$BUILD/bench_gemm"
