@@ -836,9 +836,6 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
     const int nit = (r1 - r0 + DEC_WARPS * RG * 4 - 1) / (DEC_WARPS * RG * 4);
     const T *wb = (const T *)p.w + c0 + cc * 8;
     uint4 buf[DEPTH][4];
-    /* MS6_DEC_K34_LATE (k34_launch): the blocks past the first wave's
-     * first block per SM become resident as K1's last blocks leave, ~1 us
-     * before K1's end, and their wait returns with their rounds */
     const int pre = LT && (int)blockIdx.x >= p.late0 ? p.pre_late : DEPTH;
 #pragma unroll
     for (int d = 0; d < DEPTH; d++)
@@ -1332,7 +1329,10 @@ extern "C" void ms6_cuda_dec_prof_init(ms6_cuda_ctx *c) {
     const int bits = probe ? atoi(probe) : 0;
     if (bits) {
         fprintf(stderr, "MS6_DEC_PROBE=%d: parts of the decode step left out, its results are wrong\n", bits);
-        cudaMemcpyToSymbol(g_dec_probe, &bits, sizeof bits);
+        if (cudaMemcpyToSymbol(g_dec_probe, &bits, sizeof bits) != cudaSuccess) {
+            cudaGetLastError();
+            fprintf(stderr, "MS6_DEC_PROBE: could not set the probe bits on the device (none taken)\n");
+        }
     }
 #endif
 }
