@@ -24,6 +24,11 @@ then the layer period (one K34's last end to the next) and the step's time.
 (start, wait, end, their SM and how many of the kernel's blocks it held,
 when that SM's blocks started) and the median / last end by blocks per SM:
 which blocks make a kernel's tail (late residents, crowded SMs).
+
+--per-sm: for K1 over the step's layers, on the SMs holding the most blocks:
+how far apart one SM's blocks end (median, 90th percentile), each SM's last
+end against the layer's median SM, and whether the same SMs are early or late
+in every layer (correlation of their mean lateness over even and odd layers).
 """
 import statistics as st
 import sys
@@ -149,10 +154,60 @@ def tail_report(step, n):
             f"{c}: {len(v)} blocks median {st.median(v):.2f} last {max(v):.2f}" for c, v in sorted(by.items())))
 
 
+def per_sm_report(path):
+    ks = kernels(load(path))
+    heads = [i for i, k in enumerate(ks) if cls(k[0][3]) == 4]
+    if len(heads) < 2:
+        print(f"{path}: fewer than two steps recorded")
+        return
+    step = ks[heads[-2] + 1: heads[-1] + 1]
+    late, spreads = {}, []
+    for j in range(1, len(step)):
+        k = step[j]
+        if cls(k[0][3]) != 1:
+            continue
+        t0 = max(r[2] for r in step[j - 1])
+        per = {}
+        for r in k:
+            per.setdefault(r[5], []).append(r)
+        full = max(len(v) for v in per.values())
+        ends = {sm: (max(x[2] for x in rs) - t0) / 1e3 for sm, rs in per.items() if len(rs) == full}
+        med = st.median(ends.values())
+        for sm, e in ends.items():
+            late.setdefault(sm, []).append(e - med)
+        for rs in per.values():
+            if len(rs) == full:
+                e = sorted(x[2] for x in rs)
+                spreads.append((e[-1] - e[0]) / 1e3)
+    if not spreads:
+        print(f"{path}: no K1 in the step")
+        return
+    print(f"== {path}: K1 on the SMs with {full} blocks, {len(late)} SMs")
+    print(f"one SM's blocks end apart: median {st.median(spreads):.2f} us, 90th percentile {q(spreads, 0.9):.2f}")
+    sms = [sm for sm, v in late.items() if len(v) >= 4]
+    mean = {sm: st.mean(late[sm]) for sm in sms}
+    print(f"an SM's last end against the median SM (mean over layers): {min(mean.values()):.2f} .. "
+          f"{max(mean.values()):.2f} us")
+    a = [st.mean(late[sm][0::2]) for sm in sms]
+    b = [st.mean(late[sm][1::2]) for sm in sms]
+    ma, mb = st.mean(a), st.mean(b)
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    if va > 0 and vb > 0:
+        r = sum((x - ma) * (y - mb) for x, y in zip(a, b)) / (va * vb) ** 0.5
+        print(f"the same SMs early or late in every layer: correlation {r:.2f} (even against odd layers)")
+    early = sorted(sms, key=lambda sm: mean[sm])[:6]
+    print("earliest SMs: " + ", ".join(f"{sm} ({mean[sm]:.2f})" for sm in early))
+
+
 args = sys.argv[1:]
 tail = 0
+per_sm = False
+if args and args[0] == "--per-sm":
+    per_sm = True
+    args = args[1:]
 if len(args) >= 2 and args[0] == "--tail":
     tail = int(args[1])
     args = args[2:]
 for p in args:
-    report(p, tail)
+    per_sm_report(p) if per_sm else report(p, tail)
