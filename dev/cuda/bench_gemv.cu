@@ -79,6 +79,54 @@ __global__ void __launch_bounds__(256, MINB) gemv(const __half *W, const float *
     if (sub == 0 && row < rows) y[row] = acc;
 }
 
+/* K1's arrangement (decode.cu's WarpRows): R rows a warp, lane vectors
+ * base + j * 32 + lane of each (j < V), so a block of 256 threads has 8 R
+ * rows; DB as above */
+template <int R, int V, int DB, int MINB>
+__global__ void __launch_bounds__(256, MINB) gemv_rows(const __half *W, const float *x, float *y, int rows, int K) {
+    extern __shared__ float xs[];
+    const int lane = threadIdx.x & 31, row0 = (blockIdx.x * 8 + (threadIdx.x >> 5)) * R, nv = K / 8;
+    const __half *w[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) w[r] = W + (size_t)min(row0 + r, rows - 1) * K;
+    uint4 buf[R][V];
+#pragma unroll
+    for (int r = 0; r < R; r++) load<V>(buf[r], w[r], 0, 32, lane, nv);
+    for (int k = threadIdx.x; k < K; k += 256) xs[k] = x[k];
+    __syncthreads();
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.f;
+    for (int base = 0; base < nv; base += V * 32) {
+        const bool more = base + V * 32 < nv;
+        if (DB) {
+            uint4 nxt[R][V];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (more) load<V>(nxt[r], w[r], base + V * 32, 32, lane, nv);
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] += dot<V>(buf[r], xs, base, 32, lane, nv);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int i = 0; i < V; i++) buf[r][i] = nxt[r][i];
+        } else {
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] += dot<V>(buf[r], xs, base, 32, lane, nv);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                if (more) load<V>(buf[r], w[r], base + V * 32, 32, lane, nv);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float a = acc[r];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+        if (lane == 0 && row0 + r < rows) y[row0 + r] = a;
+    }
+}
+
 /* y = W x for RB rows a block through a ring of S row slots (sm_90): thread
  * 0 requests rows 0 .. S-1 and then row r + S into row r's slot once the 8
  * warps have arrived on its empty barrier; all 256 threads take vectors
@@ -174,6 +222,25 @@ static void run(const char *label) {
     printf("\n");
 }
 
+template <int R, int V, int DB, int MINB>
+static void run_rows(const char *label) {
+    printf("%-28s", label);
+    for (const Shape &s : shapes) {
+        const size_t bytes = (size_t)s.rows * s.K * 2;
+        const int copies = (int)(pool_bytes / bytes);
+        const int grid = (s.rows + 8 * R - 1) / (8 * R);
+        auto k = gemv_rows<R, V, DB, MINB>;
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, s.K * 4));
+        int per_sm = 0;
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 256, s.K * 4));
+        const double us = time_us([&](int r) {
+            k<<<grid, 256, s.K * 4>>>((const __half *)(pool + (r % copies) * bytes), dx, dy, s.rows, s.K);
+        });
+        printf("  %7.2f us %5.2f TB/s %d", us, bytes / us * 1e-6, per_sm);
+    }
+    printf("\n");
+}
+
 /* pool[i] = a small half from i's hash, so each row sums differently */
 __global__ void fill_pool(__half *w, size_t n) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -265,6 +332,18 @@ int main() {
     run<6, 32, 0, 5>("V6 TPR32 MINB5");
     run<2, 32, 0, 8>("V2 TPR32 MINB8");
     run<3, 32, 0, 6>("V3 TPR32 MINB6");
+    /* K1's rows per warp (blocks per SM after the TB/s); R2 V4 MINB5 is
+     * 2.8b's K1 (k_norm_gemv_vec5) */
+    run_rows<2, 4, 0, 5>("R2 V4 MINB5 (K1 2.8b)");
+    run_rows<2, 4, 0, 4>("R2 V4 MINB4");
+    run_rows<2, 2, 0, 5>("R2 V2 MINB5");
+    run_rows<2, 2, 1, 5>("R2 V2 DB MINB5");
+    run_rows<2, 1, 1, 8>("R2 V1 DB MINB8");
+    run_rows<1, 4, 0, 5>("R1 V4 MINB5");
+    run_rows<1, 2, 1, 5>("R1 V2 DB MINB5");
+    run_rows<1, 2, 1, 6>("R1 V2 DB MINB6");
+    run_rows<1, 4, 1, 4>("R1 V4 DB MINB4");
+    run_rows<4, 2, 0, 5>("R4 V2 MINB5");
     /* the TMA ring (blocks per SM after the TB/s) */
     run_tma<16, 4, 4>("TMA RB16 S4");
     run_tma<16, 8, 4>("TMA RB16 S8");
