@@ -140,13 +140,6 @@ if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # K1's conv state, taps and bias asked into L1 (MS6_DEC_CP=0) instead of copied into shared memory
   # before the wait (the default)
   MS6_DEC_CP=0 step model-test-cp0 120 "$BUILD/tests/test_cuda_model" || fail=1
-  # K1's gemv rounds (MS6_DEC_K1_GM=1|2: two vectors a lane, the next round requested first / a ring
-  # of two rounds), at 4 and at 5 blocks per SM (the golden models need MS6_DEC_CH=4 to take them)
-  for gm in 1 2; do
-    MS6_DEC_K1_GM=$gm MS6_DEC_CH=4 step model-test-k1-gm$gm 120 "$BUILD/tests/test_cuda_model" || fail=1
-    MS6_DEC_K1_GM=$gm MS6_DEC_K1_5=1 MS6_DEC_CH=4 step model-test-k1-5-gm$gm 120 "$BUILD/tests/test_cuda_model" ||
-      fail=1
-  done
 fi
 if [ "${MS6_GPU_SKIP_ALL:-0}" != 1 ]; then # MS6_GPU_SKIP_ALL=1: GPU tests only (a quick kernel iteration)
   step ctest-all 300 bash -c "cd '$BUILD' && ctest -j $JOBS --output-on-failure" || fail=1
@@ -285,7 +278,6 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
     if [ "$s" = 1.4b ]; then
       # K34's late blocks at 3 register rounds (the 1.4b default depth) with 1 round before the wait
       shape_test k34-late1:MS6_DEC_K34_LATE=1 || fail=1
-      shape_test k1-gm2:MS6_DEC_K1_GM=2 || fail=1
     fi
     if [ "$s" = 2.8b ]; then
       # the GPU-only model checks on the largest shape: the default, K1's scalar RMSNorm, its generic
@@ -293,8 +285,7 @@ if [ "${MS6_GPU_E2E:-1}" != 0 ]; then
       # K34's late blocks with 1 and with all 4 rounds before the wait (MS6_DEC_K34_LATE=1|0; the default
       # 2, taken only here: no late blocks, no block with more than 4 rounds on the golden models)
       for t in : vec0:MS6_DEC_VEC=0 epi0:MS6_DEC_EPI=0 k1-5-off:MS6_DEC_K1_5=0 k34-depth3:MS6_DEC_K34_DEPTH=3 \
-        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1 k34-late0:MS6_DEC_K34_LATE=0 k1-gm1:MS6_DEC_K1_GM=1 \
-        k1-gm2:MS6_DEC_K1_GM=2; do
+        cp0:MS6_DEC_CP=0 k34-late1:MS6_DEC_K34_LATE=1 k34-late0:MS6_DEC_K34_LATE=0; do
         shape_test "$t" || fail=1
       done
       # batched decode (the fused dt_proj + state update op up to 16 sequences; measured both ways

@@ -10,8 +10,9 @@
  * block, each row one bulk copy (cp.async.bulk) into a ring of S row slots
  * in shared memory, refilled as soon as every warp has used a slot: no
  * weights in registers, and the stream never waits for a round to be used
- * whole (the question for K1: does its ~18-20 GB/s per SM come from the
- * round structure; docs/kernel-notes.md). Standalone, not part of the build:
+ * whole (it measured slower than every register kernel). gemv_rows: K1's
+ * own arrangement, R rows a warp (docs/kernel-notes.md, "K1's gemv
+ * rounds"). Standalone, not part of the build:
  *   nvcc -O3 -arch=sm_90 -Iinclude -Isrc dev/cuda/bench_gemv.cu -o bench_gemv && ./bench_gemv
  */
 #include "bench_common.cuh"

@@ -5,24 +5,14 @@
  *
  * One block of 1024 threads per row: each thread walks its strided share of
  * the row (16-byte loads where the row allows), then a warp-shuffle and
- * shared-memory reduction. The order "(a) beats (b)" is total (larger value, then smaller
- * index, NaN below every number), so the result is ms6_argmax's whatever the
- * reduction tree.
+ * shared-memory reduction of argmax_key's 64-bit keys (cuda_internal.h):
+ * their order is total (larger value, then smaller index, NaN below every
+ * number), so the result is ms6_argmax's whatever the reduction tree.
  */
 #include "backend/cuda/cuda_internal.h"
 
 #define ARGMAX_THREADS 1024
 #define ARGMAX_UNROLL 4
-
-/* (va, ia) beats (vb, ib); index < 0 is "nothing yet" */
-static __device__ __forceinline__ bool beats(float va, int ia, float vb, int ib) {
-    if (ib < 0) return ia >= 0;
-    if (ia < 0) return false;
-    const bool na = isnan(va), nb = isnan(vb);
-    if (na != nb) return nb;
-    if (!na && va != vb) return va > vb;
-    return ia < ib;
-}
 
 /* FEED: also log[pos[0] * rows + row] = the index, and the last block to
  * finish advances pos[0] (pos[1] counts the blocks, back to 0 after) */
@@ -31,8 +21,7 @@ static __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(cons
                                                                             int32_t *__restrict__ out,
                                                                             int32_t *__restrict__ log, int32_t *pos) {
     const float *row = x + (int64_t)blockIdx.x * n;
-    float bv = 0.0f;
-    int bi = -1;
+    unsigned long long bk = 0ull; /* below every element's key */
     int64_t i0 = 0;
     if ((n & 3) == 0 && ((uintptr_t)row & 15) == 0) {
         /* 16-byte loads, ARGMAX_UNROLL of them requested before any compare:
@@ -50,35 +39,22 @@ static __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_rows_kernel(cons
                 if (q >= n4) break;
                 const float e[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
 #pragma unroll
-                for (int k = 0; k < 4; k++)
-                    if (beats(e[k], (int)(4 * q + k), bv, bi)) { bv = e[k]; bi = (int)(4 * q + k); }
+                for (int k = 0; k < 4; k++) bk = max(bk, argmax_key(e[k], (int)(4 * q + k)));
             }
         }
         i0 = n;
     }
-    for (int64_t i = i0 + threadIdx.x; i < n; i += ARGMAX_THREADS) {
-        const float v = row[i];
-        if (beats(v, (int)i, bv, bi)) { bv = v; bi = (int)i; }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        const float v = __shfl_down_sync(0xffffffffu, bv, o);
-        const int i = __shfl_down_sync(0xffffffffu, bi, o);
-        if (beats(v, i, bv, bi)) { bv = v; bi = i; }
-    }
-    __shared__ float sv[ARGMAX_THREADS / 32];
-    __shared__ int si[ARGMAX_THREADS / 32];
+    for (int64_t i = i0 + threadIdx.x; i < n; i += ARGMAX_THREADS) bk = max(bk, argmax_key(row[i], (int)i));
+    for (int o = 16; o > 0; o >>= 1) bk = max(bk, __shfl_down_sync(0xffffffffu, bk, o));
+    __shared__ unsigned long long sk[ARGMAX_THREADS / 32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) { sv[warp] = bv; si[warp] = bi; }
+    if (lane == 0) sk[warp] = bk;
     __syncthreads();
     if (warp == 0) {
-        bv = sv[lane];
-        bi = si[lane];
-        for (int o = 16; o > 0; o >>= 1) {
-            const float v = __shfl_down_sync(0xffffffffu, bv, o);
-            const int i = __shfl_down_sync(0xffffffffu, bi, o);
-            if (beats(v, i, bv, bi)) { bv = v; bi = i; }
-        }
+        bk = sk[lane];
+        for (int o = 16; o > 0; o >>= 1) bk = max(bk, __shfl_down_sync(0xffffffffu, bk, o));
         if (lane == 0) {
+            const int bi = argmax_key_index(bk);
             out[blockIdx.x] = bi;
             if (FEED) {
                 log[(int64_t)pos[0] * gridDim.x + blockIdx.x] = bi;

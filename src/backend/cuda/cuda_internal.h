@@ -224,6 +224,19 @@ static __device__ __forceinline__ void bulk_load(void *dst, const void *src, uns
 
 /* One 16-byte load of data read once (weights streamed by the decode
  * kernels): read-only path, not kept in L1. */
+/* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
+ * (-0 as +0, NaN below every number), then the smaller index (idx >= 0;
+ * every key is above 0, the "nothing yet" of a reduction). The greedy
+ * argmax kernels (argmax.cu, the decode head) reduce these with max. */
+static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx) {
+    unsigned u = v == 0.0f ? 0u : __float_as_uint(v);
+    u = isnan(v) ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)u << 32) | (0xffffffffu - (unsigned)idx);
+}
+static __device__ __forceinline__ int argmax_key_index(unsigned long long key) {
+    return (int)(0xffffffffu - (unsigned)(key & 0xffffffffull));
+}
+
 static __device__ __forceinline__ uint4 ld_stream(const void *p) {
     uint4 r;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"

@@ -134,22 +134,16 @@ template <typename T, int NB, int CH, int R = DEC_ROWS>
 struct WarpRows {
     const T *w[R];
     int nvec; /* K / 8 */
-    uint4 buf[R][CH], buf2[R][CH]; /* buf2: the ring's second round (run<2>) */
+    uint4 buf[R][CH];
 
-    __device__ __forceinline__ void load_into(uint4 (&b)[R][CH], int base, int lane) {
+    __device__ __forceinline__ void load(int base, int lane) {
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int j = 0; j < CH; j++) {
                 const int idx = base + j * 32 + lane;
-                b[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
+                buf[r][j] = idx < nvec ? ld_stream(w[r] + (size_t)idx * 8) : make_uint4(0, 0, 0, 0);
             }
-    }
-    __device__ __forceinline__ void load(int base, int lane) { load_into(buf, base, lane); }
-    /* the ring's first two rounds (run<2>) */
-    __device__ __forceinline__ void load2(int lane) {
-        load_into(buf, 0, lane);
-        if (CH * 32 < nvec) load_into(buf2, CH * 32, lane);
     }
     /* acc[r][b] += v . x for the chunk at base; x in shared or global memory */
     __device__ __forceinline__ void fma(const uint4 (&v)[R][CH], int base, int lane, const float *x, int ldx,
@@ -177,24 +171,11 @@ struct WarpRows {
             }
         }
     }
-    /* the whole row product; the first chunk must already be loaded. DB 1:
+    /* the whole row product; the first chunk must already be loaded. DB:
      * the next chunk's loads go out before this chunk's FMAs (twice the
-     * buffer registers); DB 2 (a ring of two rounds, both loaded by load2):
-     * round k + 2 goes out after round k's FMAs, into its registers */
-    template <int DB = 0>
+     * buffer registers) */
+    template <bool DB = false>
     __device__ __forceinline__ void run(int lane, const float *x, int ldx, float (&acc)[R][NB]) {
-        if (DB == 2) {
-            for (int base = 0;;) {
-                fma(buf, base, lane, x, ldx, acc);
-                if (base + 2 * CH * 32 < nvec) load_into(buf, base + 2 * CH * 32, lane);
-                base += CH * 32;
-                if (base >= nvec) break;
-                fma(buf2, base, lane, x, ldx, acc);
-                if (base + 2 * CH * 32 < nvec) load_into(buf2, base + 2 * CH * 32, lane);
-                base += CH * 32;
-                if (base >= nvec) break;
-            }
-        } else
         for (int base = 0;;) {
             const int next = base + CH * 32;
             if (DB) {
@@ -246,13 +227,6 @@ struct K1Params {
     unsigned long long *prof; /* the block timeline ring, or NULL */
 };
 
-/* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
- * (-0 as +0, NaN below every number), then the smaller index */
-static __device__ __forceinline__ unsigned long long argmax_key(float v, int idx) {
-    unsigned u = v == 0.0f ? 0u : __float_as_uint(v);
-    u = isnan(v) ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-    return ((unsigned long long)u << 32) | (0xffffffffu - (unsigned)idx);
-}
 
 #define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
 
@@ -301,7 +275,7 @@ static __device__ __forceinline__ float *k1_cp_at(float *h, int dim, int warp, i
     return h + (XS ? 2 * NB * dim + 8 * DEC_THREADS : NB * dim) + (warp * R * NB + lane) * K1_CP;
 }
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
-          bool XS = false, bool CP = false, int GM = 0>
+          bool XS = false, bool CP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
     __shared__ float red[DEC_WARPS][NB];
@@ -317,12 +291,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         const int row = row0 + r < p.rows ? row0 + r : p.rows - 1;
         wr.w[r] = (const T *)p.w + (size_t)row * p.dim;
     }
-    if (!PROBE(4)) {
-        if (GM == 2)
-            wr.load2(lane);
-        else
-            wr.load(0, lane);
-    }
+    if (!PROBE(4)) wr.load(0, lane);
     /* conv blocks (di % (DEC_WARPS * R) == 0: a block is all x rows or all
      * z rows): the x_proj columns of its channels, R 16-byte vectors per
      * output row, and the conv state and weights into shared memory (CP)
@@ -380,12 +349,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     }
     pdl_sync();
     PROF_WAITED(p.prof);
-    if (PROBE(4)) {
-        if (GM == 2)
-            wr.load2(lane);
-        else
-            wr.load(0, lane);
-    }
+    if (PROBE(4)) wr.load(0, lane);
     /* RMSNorm: h = residual * norm in one pass over dim with the sum of
      * squares, and rinv applied to the finished dot products: one L2 round
      * trip and one barrier before the first FMA (130m 0.268 vs 0.286
@@ -490,7 +454,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-        wr.template run<GM>(lane, h, p.dim, acc);
+        wr.run(lane, h, p.dim, acc);
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const int row = row0 + r;
@@ -556,7 +520,7 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
             __threadfence();
             if (atomicAdd(cnt, 1u) == gridDim.x - 1) {
                 __threadfence();
-                const int id = (int)(0xffffffffu - (unsigned)(atomicExch(mx, 0ull) & 0xffffffffull));
+                const int id = argmax_key_index(atomicExch(mx, 0ull));
                 p.feed_ids[0] = id;
                 p.feed_log[p.feed_pos[0]] = id;
                 p.feed_pos[0] += 1;
@@ -600,15 +564,15 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
     norm_gemv_body<T, NB, CONV, CH, R, false>(p);
 }
 /* with the vector RMSNorm (one sequence, the default), held to the scalar kernel's
- * blocks per SM (64 registers with CH 4 (or 2, GM), 128 with CH 8) */
-template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false, bool CP = false, int GM = 0>
-__global__ void __launch_bounds__(DEC_THREADS, CH <= 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
-    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI, false, CP, GM>(p);
+ * blocks per SM (64 registers with CH 4, 128 with CH 8) */
+template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false, bool CP = false>
+__global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
+    norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI, false, CP>(p);
 }
-/* the same at 5 blocks per SM (CH 4, or 2 with GM; x_proj columns in shared memory) */
-template <typename T, int NB, int CONV, bool EPI = false, bool CP = false, int GM = 0>
+/* the same at 5 blocks per SM (CH 4, x_proj columns in shared memory) */
+template <typename T, int NB, int CONV, bool EPI = false, bool CP = false>
 __global__ void __launch_bounds__(DEC_THREADS, 5) k_norm_gemv_vec5(K1Params p) {
-    norm_gemv_body<T, NB, CONV, GM ? 2 : 4, DEC_ROWS, true, false, EPI, true, CP, GM>(p);
+    norm_gemv_body<T, NB, CONV, 4, DEC_ROWS, true, false, EPI, true, CP>(p);
 }
 
 /* the first PRE of this thread's 16-byte vectors of the dt_proj row wr
@@ -1064,18 +1028,6 @@ static bool k1_five(const ms6_cuda_ctx *c, int rows) {
     return gemv_grid(rows) > 4 * c->prop.multiProcessorCount;
 }
 
-/* K1's gemv rounds (MS6_DEC_K1_GM, with CP, where CH would be 4): 0 (the
- * default) four 16-byte vectors a lane and row, the next round requested
- * after a round's FMAs; 1: two, the next requested before (WarpRows::run<1>);
- * 2: two, a ring of two rounds, both requested before the wait. In the gemv
- * workbench (dev/cuda/bench_gemv.cu, 2.8b's in_proj alone, H200) K1's
- * arrangement at 5 blocks per SM took 20.3 us, two vectors with the next
- * round first 15.7 */
-static int k1_gm(int ch) {
-    if (ch != 4) return 0;
-    return ms6_env_is("MS6_DEC_K1_GM", "1") ? 1 : ms6_env_is("MS6_DEC_K1_GM", "2") ? 2 : 0;
-}
-
 /* K34's channels per block, 0 for K3 + K4 instead (MS6_DEC_K34=0; =1 or
  * unset: K34). 32 channels (64-byte row pieces of out_proj, a block per
  * slice) up to d_inner 2048, else 64 (128-byte pieces, the rows split over
@@ -1202,20 +1154,15 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
         const bool cp = epi && !ms6_env_is("MS6_DEC_CP", "0"); /* CP's copies after the other shared memory */
         const size_t cpb = cp ? sizeof(float) * DEC_WARPS * DEC_ROWS * NB * K1_CP : 0;
-        const int gm = k1_gm(CH1);
         if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
             e = launch(c,
-                       gm == 1 && cp ? k_norm_gemv_vec5<T, NB, 1, true, true, 1>
-                       : gm == 2 && cp ? k_norm_gemv_vec5<T, NB, 1, true, true, 2>
-                       : cp    ? k_norm_gemv_vec5<T, NB, 1, true, true>
+                       cp    ? k_norm_gemv_vec5<T, NB, 1, true, true>
                        : epi ? k_norm_gemv_vec5<T, NB, 1, true>
                              : k_norm_gemv_vec5<T, NB, 1>,
                        gemv_grid(2 * di), 2 * sizeof(float) * NB * dm + 2 * DEC_THREADS * sizeof(uint4) + cpb, k1);
         else if (vec)
             e = launch(c,
-                       gm == 1 && cp ? k_norm_gemv_vec<T, NB, 1, 2, false, true, true, 1>
-                       : gm == 2 && cp ? k_norm_gemv_vec<T, NB, 1, 2, false, true, true, 2>
-                       : cp    ? k_norm_gemv_vec<T, NB, 1, CH1, false, true, true>
+                       cp    ? k_norm_gemv_vec<T, NB, 1, CH1, false, true, true>
                        : epi ? k_norm_gemv_vec<T, NB, 1, CH1, false, true>
                              : k_norm_gemv_vec<T, NB, 1, CH1>,
                        gemv_grid(2 * di), sizeof(float) * NB * dm + cpb, k1);
