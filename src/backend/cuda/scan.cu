@@ -1533,15 +1533,40 @@ cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStre
  * H200); otherwise (0, 0). Held to 5 blocks per SM (96 registers) the v6
  * kernel measured 1 % slower (docs/kernel-notes.md). */
 typedef cudaError_t (*scan_launch_fn)(const ScanArgs &, long long, size_t, cudaStream_t);
+/* a kernel's launch and its resident blocks per SM at a shared-memory size */
+struct ScanKernel {
+    scan_launch_fn launch;
+    int (*per_sm)(size_t smem);
+};
+template <typename F>
+int blocks_per_sm(F kern, size_t smem) {
+    int n = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, kThreads, smem) == cudaSuccess ? n : 0;
+}
+template <int P, typename T, int F1, int F2>
+int per_sm_v6(size_t smem) { return blocks_per_sm(scan_v6_kernel<P, T, F1, F2>, smem); }
 template <int P, typename T>
-scan_launch_fn v6_launch_for(long long poly) {
+int per_sm_lanes(size_t smem) { return blocks_per_sm(scan_lanes_kernel<P, T>, smem); }
+template <int P, typename T>
+ScanKernel v6_launch_for(long long poly) {
     switch (poly) {
-    case 1: return launch_v6<P, T, 2, 1>;
-    case 2: return launch_v6<P, T, 3, 1>;
-    case 3: return launch_v6<P, T, 1, 1>;
-    case 4: return launch_v6<P, T, 2, 0>;
-    default: return launch_v6<P, T, 0, 0>;
+    case 1: return {launch_v6<P, T, 2, 1>, per_sm_v6<P, T, 2, 1>};
+    case 2: return {launch_v6<P, T, 3, 1>, per_sm_v6<P, T, 3, 1>};
+    case 3: return {launch_v6<P, T, 1, 1>, per_sm_v6<P, T, 1, 1>};
+    case 4: return {launch_v6<P, T, 2, 0>, per_sm_v6<P, T, 2, 0>};
+    default: return {launch_v6<P, T, 0, 0>, per_sm_v6<P, T, 0, 0>};
     }
+}
+template <int P>
+ScanKernel lanes_kernel_for(int dt, bool v6, long long poly) {
+    if (v6) {
+        if (dt == MS6_DTYPE_F16) return v6_launch_for<P, __half>(poly);
+        if (dt == MS6_DTYPE_BF16) return v6_launch_for<P, __nv_bfloat16>(poly);
+        return v6_launch_for<P, float>(poly);
+    }
+    if (dt == MS6_DTYPE_F16) return {launch_lanes<P, __half>, per_sm_lanes<P, __half>};
+    if (dt == MS6_DTYPE_BF16) return {launch_lanes<P, __nv_bfloat16>, per_sm_lanes<P, __nv_bfloat16>};
+    return {launch_lanes<P, float>, per_sm_lanes<P, float>};
 }
 
 /* Whether the v6 lanes kernel takes this call (see scan_v6_kernel): B and
@@ -1599,45 +1624,49 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     };
     a.bc_vec = p->d_state == 16 && a.gpb == 1 && TL == 32 && bc4(p->B) && bc4(p->C) &&
                env_ll("MS6_SCAN_BC_VEC", 1) != 0;
-    /* split L when the lanes give fewer than SPLIT_BELOW (512) threads per
-     * SM, aiming for WANT threads per SM (2048 with 2 lanes per channel,
-     * 1024 with 4): the best variants of the H200 sweep at every benchmark
-     * shape (docs/kernel-notes.md v5) */
-    const long long threads = p->batch * p->dim * P;
-    const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", P == 2 ? 2048 : 1024);
-    long long K = 1;
-    if (threads < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 512)) K = (want + threads - 1) / threads + 1;
-    set_chunks(a, p->seqlen, K, 64, TL);
-    if (env_ll("MS6_SCAN_VERBOSE", 0))
-        fprintf(stderr, "scan(lanes P=%d, bc_vec=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld smem=%zu\n",
-                P, a.bc_vec, (long long)p->batch, (long long)p->dim, (long long)p->seqlen, (long long)p->d_state, TL, a.K,
-                a.chunk_len, smem);
-    cudaError_t (*launch)(const ScanArgs &, long long, size_t, cudaStream_t);
     /* the v6 step loop (fewer instructions per decay) for the calls it
-     * takes, unless MS6_SCAN_V6=0 */
-    if (!ms6_env_is("MS6_SCAN_V6", "0") && v6_ok(p, a, P)) {
-        /* B/C tiles, the warps' exchange buffers, raw B/C staging (bc_vec) */
-        const size_t smem6 = smem +
-                             sizeof(float) * (kThreads / 32) *
-                                 (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
-                             (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
-        if (smem6 <= 48 * 1024) {
-            /* MS6_SCAN_POLY = 0..4: part of the decays by the polynomial
-             * exp2 (v6_launch_for), 4 by default */
-            const long long poly = env_ll("MS6_SCAN_POLY", 4);
-            if (env_ll("MS6_SCAN_VERBOSE", 0))
-                fprintf(stderr, "scan(lanes v6 P=%d, poly=%lld): smem=%zu\n", P, poly, smem6);
-            if (dt == MS6_DTYPE_F16) launch = P == 2 ? v6_launch_for<2, __half>(poly) : v6_launch_for<4, __half>(poly);
-            else if (dt == MS6_DTYPE_BF16)
-                launch = P == 2 ? v6_launch_for<2, __nv_bfloat16>(poly) : v6_launch_for<4, __nv_bfloat16>(poly);
-            else launch = P == 2 ? v6_launch_for<2, float>(poly) : v6_launch_for<4, float>(poly);
-            return run_passes(be, a, a.n_tiles * p->batch, smem6, a.K, 16, launch);
+     * takes, unless MS6_SCAN_V6=0 (its chunk-length limit checked again
+     * once the chunks are set); B/C tiles, the warps' exchange buffers, raw
+     * B/C staging (bc_vec) */
+    const size_t smem6 = smem +
+                         sizeof(float) * (kThreads / 32) * (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
+                         (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
+    a.chunk_len = 0;
+    bool v6 = !ms6_env_is("MS6_SCAN_V6", "0") && v6_ok(p, a, P) && smem6 <= 48 * 1024;
+    /* MS6_SCAN_POLY = 0..4: part of the decays by the polynomial exp2
+     * (v6_launch_for), 4 by default */
+    const long long poly = env_ll("MS6_SCAN_POLY", 4);
+    const ScanKernel kern = P == 2 ? lanes_kernel_for<2>(dt, v6, poly) : lanes_kernel_for<4>(dt, v6, poly);
+    /* split L when the lanes give fewer than SPLIT_BELOW (512) threads per
+     * SM: into the most chunks whose blocks still fit in one wave (each
+     * pass blocks1 x (K - 1) blocks, at most the kernel's resident blocks
+     * on every SM), or none where two chunks would already need two; with
+     * MS6_SCAN_SPLIT=want (or MS6_SCAN_WANT_THREADS_PER_SM set) the rule
+     * before it, K for WANT threads per SM (2048 with 2 lanes, 1024 with
+     * 4). Measured (H200, dev/cuda/split_sweep.sh, docs/kernel-notes.md
+     * "The split over L"): 8 x 1536 x 2048 0.314 -> 0.261 ms, the 2.8b
+     * prefill's 1 x 5120 x 2048 0.163 -> 0.152 */
+    const long long threads = p->batch * p->dim * P, blocks1 = a.n_tiles * p->batch;
+    long long K = 1;
+    if (threads < (long long)sms * env_ll("MS6_SCAN_SPLIT_BELOW_PER_SM", 512)) {
+        const long long cap = (long long)sms * kern.per_sm(v6 ? smem6 : smem);
+        if (ms6_env_is("MS6_SCAN_SPLIT", "want") || getenv("MS6_SCAN_WANT_THREADS_PER_SM") || cap <= 0) {
+            const long long want = (long long)sms * env_ll("MS6_SCAN_WANT_THREADS_PER_SM", P == 2 ? 2048 : 1024);
+            K = (want + threads - 1) / threads + 1;
+        } else {
+            K = cap / blocks1 + 1;
         }
     }
-    if (dt == MS6_DTYPE_F16) launch = P == 2 ? launch_lanes<2, __half> : launch_lanes<4, __half>;
-    else if (dt == MS6_DTYPE_BF16) launch = P == 2 ? launch_lanes<2, __nv_bfloat16> : launch_lanes<4, __nv_bfloat16>;
-    else launch = P == 2 ? launch_lanes<2, float> : launch_lanes<4, float>;
-    return run_passes(be, a, a.n_tiles * p->batch, smem, a.K, 16, launch);
+    set_chunks(a, p->seqlen, K, 64, TL);
+    v6 = v6 && v6_ok(p, a, P);
+    const ScanKernel run = P == 2 ? lanes_kernel_for<2>(dt, v6, poly) : lanes_kernel_for<4>(dt, v6, poly);
+    if (env_ll("MS6_SCAN_VERBOSE", 0))
+        fprintf(stderr,
+                "scan(lanes%s P=%d, bc_vec=%d, poly=%lld): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld "
+                "smem=%zu\n",
+                v6 ? " v6" : "", P, a.bc_vec, poly, (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
+                (long long)p->d_state, TL, a.K, a.chunk_len, v6 ? smem6 : smem);
+    return run_passes(be, a, blocks1, v6 ? smem6 : smem, a.K, 16, run.launch);
 }
 
 } // namespace
