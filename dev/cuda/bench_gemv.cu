@@ -206,40 +206,35 @@ static char *pool;
 static size_t pool_bytes;
 static float *dx, *dy;
 
-template <int V, int TPR, int DB, int MINB>
-static void run(const char *label) {
+/* times kern (x in K floats of dynamic shared memory, rpb rows a block of
+ * 256 threads) on every shape; with per_sm, also its blocks per SM */
+typedef void (*gemv_fn)(const __half *, const float *, float *, int, int);
+static void time_gemv(const char *label, gemv_fn k, int rpb, bool per_sm) {
     printf("%-28s", label);
     for (const Shape &s : shapes) {
         const size_t bytes = (size_t)s.rows * s.K * 2;
         const int copies = (int)(pool_bytes / bytes);
-        const int rpb = 256 / TPR, grid = (s.rows + rpb - 1) / rpb;
-        auto k = gemv<V, TPR, DB, MINB>;
+        const int grid = (s.rows + rpb - 1) / rpb;
         CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, s.K * 4));
         const double us = time_us([&](int r) {
             k<<<grid, 256, s.K * 4>>>((const __half *)(pool + (r % copies) * bytes), dx, dy, s.rows, s.K);
         });
         printf("  %7.2f us %5.2f TB/s", us, bytes / us * 1e-6);
+        if (per_sm) {
+            int n = 0;
+            CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, 256, s.K * 4));
+            printf(" %d", n);
+        }
     }
     printf("\n");
 }
-
+template <int V, int TPR, int DB, int MINB>
+static void run(const char *label) {
+    time_gemv(label, gemv<V, TPR, DB, MINB>, 256 / TPR, false);
+}
 template <int R, int V, int DB, int MINB>
 static void run_rows(const char *label) {
-    printf("%-28s", label);
-    for (const Shape &s : shapes) {
-        const size_t bytes = (size_t)s.rows * s.K * 2;
-        const int copies = (int)(pool_bytes / bytes);
-        const int grid = (s.rows + 8 * R - 1) / (8 * R);
-        auto k = gemv_rows<R, V, DB, MINB>;
-        CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, s.K * 4));
-        int per_sm = 0;
-        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, 256, s.K * 4));
-        const double us = time_us([&](int r) {
-            k<<<grid, 256, s.K * 4>>>((const __half *)(pool + (r % copies) * bytes), dx, dy, s.rows, s.K);
-        });
-        printf("  %7.2f us %5.2f TB/s %d", us, bytes / us * 1e-6, per_sm);
-    }
-    printf("\n");
+    time_gemv(label, gemv_rows<R, V, DB, MINB>, 8 * R, true);
 }
 
 /* pool[i] = a small half from i's hash, so each row sums differently */
