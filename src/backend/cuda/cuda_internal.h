@@ -222,8 +222,6 @@ static __device__ __forceinline__ void bulk_load(void *dst, const void *src, uns
 }
 #endif
 
-/* One 16-byte load of data read once (weights streamed by the decode
- * kernels): read-only path, not kept in L1. */
 /* A 64-bit key whose unsigned order is ms6_argmax's: the larger value
  * (-0 as +0, NaN below every number), then the smaller index (idx >= 0;
  * every key is above 0, the "nothing yet" of a reduction). The greedy
@@ -237,6 +235,8 @@ static __device__ __forceinline__ int argmax_key_index(unsigned long long key) {
     return (int)(0xffffffffu - (unsigned)(key & 0xffffffffull));
 }
 
+/* One 16-byte load of data read once (weights streamed by the decode
+ * kernels): read-only path, not kept in L1. */
 static __device__ __forceinline__ uint4 ld_stream(const void *p) {
     uint4 r;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"

@@ -227,7 +227,6 @@ struct K1Params {
     unsigned long long *prof; /* the block timeline ring, or NULL */
 };
 
-
 #define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
 
 static __device__ __forceinline__ void prefetch_l1(const void *p) {
