@@ -196,7 +196,7 @@ for v in ${MS6_GPU_SCAN_VARIANTS:-}; do
 done
 # kernel workbenches under dev/cuda (not part of the build): built against
 # the library just built, run with a time limit; skipped with MS6_GPU_NO_DEV=1;
-# MS6_GPU_DEV="gemv splitk ..." runs only those (scan, gemv, splitk, gemm)
+# MS6_GPU_DEV="gemv splitk ..." runs only those (scan, gemv, splitk, gemm, split)
 dev_on() { [ -z "${MS6_GPU_DEV:-}" ] || [[ " $MS6_GPU_DEV " == *" $1 "* ]]; }
 if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
   devlibs=(-L/usr/local/cuda/lib64 -lcudart -lcublasLt -lcublas -lstdc++ $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lm -lpthread)
@@ -215,6 +215,10 @@ if [ "${MS6_GPU_NO_DEV:-0}" != 1 ]; then
   if dev_on splitk && [ -f dev/cuda/bench_splitk.cu ] &&
     step build-bench-splitk 120 nvcc -O3 -arch=sm_"${ARCHS%%;*}" -Iinclude -Isrc dev/cuda/bench_splitk.cu -o "$BUILD/bench_splitk"; then
     step bench-splitk 60 "$BUILD/bench_splitk"
+  fi
+  # the prefill scan against its number of L chunks (dev/cuda/split_sweep.sh; SWEEP picks the shapes)
+  if dev_on split; then
+    BIN="$BUILD/mamba-s6" step split-sweep 240 bash dev/cuda/split_sweep.sh
   fi
   if dev_on gemm && [ -f dev/cuda/bench_gemm.c ] &&
     step build-bench-gemm 60 gcc -O2 -std=c11 -Iinclude -Isrc -DMS6_HAVE_CUDA=1 dev/cuda/bench_gemm.c \
