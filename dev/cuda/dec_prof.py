@@ -66,14 +66,24 @@ def q(xs, f):
     return xs[min(len(xs) - 1, int(f * len(xs)))]
 
 
-def report(path, tail=0):
+def last_step(path):
+    """(the head kernel before it, the kernels of the last whole step: the
+    layers and its head) from the timeline at path, or None (message
+    printed) with fewer than two steps"""
     ks = kernels(load(path))
     heads = [i for i, k in enumerate(ks) if cls(k[0][3]) == 4]
     if len(heads) < 2:
         print(f"{path}: fewer than two steps recorded")
+        return None
+    return ks[heads[-2]], ks[heads[-2] + 1: heads[-1] + 1]
+
+
+def report(path, tail=0):
+    got = last_step(path)
+    if got is None:
         return
-    step = ks[heads[-2] + 1: heads[-1] + 1]
-    prev_end = max(r[2] for r in ks[heads[-2]])
+    head_before, step = got
+    prev_end = max(r[2] for r in head_before)
     step_t0 = prev_end
     rows = {}
     periods = []
@@ -155,12 +165,10 @@ def tail_report(step, n):
 
 
 def per_sm_report(path):
-    ks = kernels(load(path))
-    heads = [i for i, k in enumerate(ks) if cls(k[0][3]) == 4]
-    if len(heads) < 2:
-        print(f"{path}: fewer than two steps recorded")
+    got = last_step(path)
+    if got is None:
         return
-    step = ks[heads[-2] + 1: heads[-1] + 1]
+    step = got[1]
     late, spreads = {}, []
     for j in range(1, len(step)):
         k = step[j]
