@@ -193,6 +193,9 @@ def per_sm_report(path):
     print(f"== {path}: K1 on the SMs with {full} blocks, {len(late)} SMs")
     print(f"one SM's blocks end apart: median {st.median(spreads):.2f} us, 90th percentile {q(spreads, 0.9):.2f}")
     sms = [sm for sm, v in late.items() if len(v) >= 4]
+    if not sms:
+        print(f"{path}: fewer than 4 layers' K1 after the first; no per-SM means")
+        return
     mean = {sm: st.mean(late[sm]) for sm in sms}
     print(f"an SM's last end against the median SM (mean over layers): {min(mean.values()):.2f} .. "
           f"{max(mean.values()):.2f} us")
