@@ -51,6 +51,7 @@ finish() {
     done
     [ -f "$LOG/scan-workbench.log" ] && cat "$LOG/scan-workbench.log"
     [ -f "$LOG/bench-gemv.log" ] && cat "$LOG/bench-gemv.log"
+    [ -f "$LOG/split-sweep.log" ] && cat "$LOG/split-sweep.log"
     [ -f "$LOG/bench-splitk.log" ] && cat "$LOG/bench-splitk.log"
     [ -f "$LOG/bench-generate.log" ] && tail -15 "$LOG/bench-generate.log"
     cat "$LOG"/prof-*.table 2>/dev/null
