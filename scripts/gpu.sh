@@ -331,7 +331,8 @@ if [ "${MS6_GPU_PROF:-1}" != 0 ] && [ "${MS6_GPU_E2E:-1}" != 0 ] &&
       n="prof-$s-${v%%:*}"
       MS6_DEC_PROF="$LOG/$n.txt" variant "$v" "$n" 120 "$BUILD/mamba-s6" bench generate -m "$e2e_dir/$s" \
         --backend cuda --prompt 32 --gen 64 --reps 1
-      [ -s "$LOG/$n.txt" ] && python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1
+      [ -s "$LOG/$n.txt" ] && python3 dev/cuda/dec_prof.py "$LOG/$n.txt" > "$LOG/$n.table" 2>&1 &&
+        python3 dev/cuda/dec_prof.py --overlap "$LOG/$n.txt" >> "$LOG/$n.table" 2>&1
     done
   done
 fi

@@ -25,6 +25,12 @@ then the layer period (one K34's last end to the next) and the step's time.
 when that SM's blocks started) and the median / last end by blocks per SM:
 which blocks make a kernel's tail (late residents, crowded SMs).
 
+--overlap: at each kernel boundary of the step, how many of the next
+kernel's blocks started on an SM while a block of the kernel before was
+still running there (co-resident), and how long after that SM's first
+block of the kernel before had ended the others started (an SM that takes
+the next kernel only once empty shows no co-resident starts).
+
 --per-sm: for K1 over the step's layers, on the SMs holding the most blocks:
 how far apart one SM's blocks end (median, 90th percentile), each SM's last
 end against the layer's median SM, and whether the same SMs are early or late
@@ -211,14 +217,49 @@ def per_sm_report(path):
     print("earliest SMs: " + ", ".join(f"{sm} ({mean[sm]:.2f})" for sm in early))
 
 
+def overlap_report(path):
+    got = last_step(path)
+    if got is None:
+        return
+    head_before, step = got
+    names = {1: "K1", 3: "K34", 4: "head"}
+    pairs = {}
+    for prev, nxt in zip([head_before] + step[:-1], step):
+        running = {}
+        for r in prev:
+            running.setdefault(r[5], []).append((r[0], r[2]))
+        co, gaps = 0, []
+        for r in nxt:
+            spans = running.get(r[5], [])
+            if any(t0 <= r[0] < t2 for t0, t2 in spans):
+                co += 1
+            else:
+                ended = [t2 for t0, t2 in spans if t2 <= r[0]]
+                if ended:
+                    gaps.append(r[0] - max(ended))
+        key = f"{names[cls(prev[0][3])]} -> {names[cls(nxt[0][3])]}"
+        pairs.setdefault(key, []).append((co, len(nxt), gaps))
+    print(f"== {path}: blocks started beside a running block of the kernel before (median over the step)")
+    for key, v in pairs.items():
+        cos = [c for c, n, g in v]
+        ns = [n for c, n, g in v]
+        gs = [x for c, n, g in v for x in g]
+        gap = f", the others {st.median(gs) / 1e3:.2f} us after the SM's last block before" if gs else ""
+        print(f"  {key:<12} {st.median(cos):6.0f} of {st.median(ns):4.0f} blocks co-resident{gap}")
+
+
 args = sys.argv[1:]
 tail = 0
 per_sm = False
+overlap = False
 if args and args[0] == "--per-sm":
     per_sm = True
+    args = args[1:]
+if args and args[0] == "--overlap":
+    overlap = True
     args = args[1:]
 if len(args) >= 2 and args[0] == "--tail":
     tail = int(args[1])
     args = args[2:]
 for p in args:
-    per_sm_report(p) if per_sm else report(p, tail)
+    overlap_report(p) if overlap else per_sm_report(p) if per_sm else report(p, tail)
