@@ -106,8 +106,6 @@ if [ "${MS6_GPU_QUICK:-0}" != 1 ]; then
 fi
 # the variants' tests and the sanitizers (MS6_GPU_VARIANT_TESTS=0 skips them: a timing run)
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
-  # the v6 scan with the y partials loaded at the top of E(i) (MS6_SCAN_V6_YE=1): the whole kernel sweep
-  MS6_SCAN_V6_YE=1 step kernels-v6-ye 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
   MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)

@@ -988,18 +988,9 @@ __global__ void __launch_bounds__(DEC_THREADS, 2) k_ssm_out(K34Params p) {
 
 /* ---- launch helpers ---- */
 
-/* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0).
- * MS6_DEC_CARVEOUT=N (0..100, opt-in): every kernel launched here asks for
- * the same split of the SM's L1 / shared memory (N per cent of the most
- * shared memory), so that no two of them want the SM configured apart. */
+/* Queues kern with programmatic dependent launch (sm_90+, unless MS6_CUDA_PDL=0). */
 template <typename... KArgs, typename... Args>
 static cudaError_t launch(ms6_cuda_ctx *c, void (*kern)(KArgs...), int grid, size_t smem, Args... args) {
-    const char *co = getenv("MS6_DEC_CARVEOUT");
-    if (co && *co) {
-        const cudaError_t e =
-            cudaFuncSetAttribute((const void *)kern, cudaFuncAttributePreferredSharedMemoryCarveout, atoi(co));
-        if (e != cudaSuccess) return e;
-    }
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)grid);
     cfg.blockDim = dim3(DEC_THREADS);

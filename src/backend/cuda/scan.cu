@@ -1113,7 +1113,7 @@ __device__ __forceinline__ float v6_decay(float x, int k, int s) {
  * __syncwarp of group i-1). Loads, two register slots each: delta and u
  * of group i+2 are issued in E(i); u (again: the first copy's slot is
  * refilled before O(i)) and z of group i+1 in O(i-1). */
-template <int P, typename T, bool WITH_Y, int NPOLY, bool YE = false>
+template <int P, typename T, bool WITH_Y, int NPOLY>
 __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P], long long b,
                                          int p, int cw, int q, int jl, bool eval, long long de, long long g_lo,
                                          long long t_begin, long long t_end, float *s_B, float *s_C, float *s_x,
@@ -1174,36 +1174,21 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
     const float *const y_ld = s_x + 2 * DTF + jl * YS + q * E; /* output lane's partials */
 
     /* O(i-1): y of the previous group (buffer pb) to out; refills u/z slot
-     * pb with the group after the current one. YE: the y partials were
-     * loaded (y_pre) at the top of E(i), ys holds them */
-    unsigned y_pre[YE ? P : 1][E];
-    auto load_y = [&](int pb) {
-#pragma unroll
-        for (int pp = 0; pp < (YE ? P : 1); pp++) v6_ld<E>(y_pre[pp], y_ld + pb * YF + pp * WC);
-    };
+     * pb with the group after the current one */
     auto output_prev = [&](int pb) {
         float ys[E];
-        if constexpr (YE) {
+        {
+            unsigned yw[E];
+            v6_ld<E>(yw, y_ld + pb * YF);
 #pragma unroll
-            for (int e = 0; e < E; e++) ys[e] = __uint_as_float(y_pre[0][e]);
+            for (int e = 0; e < E; e++) ys[e] = __uint_as_float(yw[e]);
+        }
 #pragma unroll
-            for (int pp = 1; pp < P; pp++)
+        for (int pp = 1; pp < P; pp++) {
+            unsigned yw[E];
+            v6_ld<E>(yw, y_ld + pb * YF + pp * WC);
 #pragma unroll
-                for (int e = 0; e < E; e++) ys[e] += __uint_as_float(y_pre[pp][e]);
-        } else {
-            {
-                unsigned yw[E];
-                v6_ld<E>(yw, y_ld + pb * YF);
-#pragma unroll
-                for (int e = 0; e < E; e++) ys[e] = __uint_as_float(yw[e]);
-            }
-#pragma unroll
-            for (int pp = 1; pp < P; pp++) {
-                unsigned yw[E];
-                v6_ld<E>(yw, y_ld + pb * YF + pp * WC);
-#pragma unroll
-                for (int e = 0; e < E; e++) ys[e] += __uint_as_float(yw[e]);
-            }
+            for (int e = 0; e < E; e++) ys[e] += __uint_as_float(yw[e]);
         }
         float uu[E], zf[E], o[E];
         v6_unpack<T, E, W>(ruo[pb], uu);
@@ -1245,12 +1230,6 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
             if (rv <= 0) break; /* past the chunk (its last tile; warp-uniform) */
 #pragma unroll
             for (int gi = 0; gi < 2; gi++) {
-                if constexpr (YE && WITH_Y) {
-                    /* S(i-1)'s partials visible to the warp, then asked for
-                     * before E(i)'s element work */
-                    __syncwarp();
-                    load_y(gi ^ 1);
-                }
                 /* -- E(i): E channels of step jl -- */
                 {
                     const bool v = jl < rv;
@@ -1317,7 +1296,6 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
     }
     if (WITH_Y) {
         __syncwarp();
-        if constexpr (YE) load_y(1);
         output_prev(1); /* the last group ran with gi = 1 */
     }
 }
@@ -1331,11 +1309,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
-/* YE (MS6_SCAN_V6_YE=1, with the default poly): O(i-1)'s y partials loaded
- * at the top of E(i) instead of after its __syncwarp (docs/kernel-notes.md,
- * "Where the time goes": that load's latency was 1.8 % of the stall
- * samples, exposed) */
-template <int P, typename T, int F1, int F2, bool YE = false>
+template <int P, typename T, int F1, int F2>
 __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
     using Sh = V6Shape<P>;
@@ -1392,7 +1366,7 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_
         v6_tiles<P, T, false, NP1>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                    Bbase, Cbase, bias_e, D_e, sumdt);
     else
-        v6_tiles<P, T, true, NP2, YE>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+        v6_tiles<P, T, true, NP2>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                   Bbase, Cbase, bias_e, D_e, sumdt);
 
     /* the thread's coordinates again, read afresh (asm volatile: not CSE'd
@@ -1544,9 +1518,9 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
-template <int P, typename T, int F1, int F2, bool YE = false>
+template <int P, typename T, int F1, int F2>
 cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
-    scan_v6_kernel<P, T, F1, F2, YE><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    scan_v6_kernel<P, T, F1, F2><<<(unsigned)blocks, kThreads, smem, st>>>(a);
     return cudaGetLastError();
 }
 
@@ -1569,8 +1543,8 @@ int blocks_per_sm(F kern, size_t smem) {
     int n = 0;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, kThreads, smem) == cudaSuccess ? n : 0;
 }
-template <int P, typename T, int F1, int F2, bool YE = false>
-int per_sm_v6(size_t smem) { return blocks_per_sm(scan_v6_kernel<P, T, F1, F2, YE>, smem); }
+template <int P, typename T, int F1, int F2>
+int per_sm_v6(size_t smem) { return blocks_per_sm(scan_v6_kernel<P, T, F1, F2>, smem); }
 template <int P, typename T>
 int per_sm_lanes(size_t smem) { return blocks_per_sm(scan_lanes_kernel<P, T>, smem); }
 template <int P, typename T>
@@ -1579,9 +1553,7 @@ ScanKernel v6_launch_for(long long poly) {
     case 1: return {launch_v6<P, T, 2, 1>, per_sm_v6<P, T, 2, 1>};
     case 2: return {launch_v6<P, T, 3, 1>, per_sm_v6<P, T, 3, 1>};
     case 3: return {launch_v6<P, T, 1, 1>, per_sm_v6<P, T, 1, 1>};
-    case 4:
-        if (ms6_env_is("MS6_SCAN_V6_YE", "1")) return {launch_v6<P, T, 2, 0, true>, per_sm_v6<P, T, 2, 0, true>};
-        return {launch_v6<P, T, 2, 0>, per_sm_v6<P, T, 2, 0>};
+    case 4: return {launch_v6<P, T, 2, 0>, per_sm_v6<P, T, 2, 0>};
     default: return {launch_v6<P, T, 0, 0>, per_sm_v6<P, T, 0, 0>};
     }
 }
