@@ -170,12 +170,30 @@ def tail_report(step, n):
             f"{c}: {len(v)} blocks median {st.median(v):.2f} last {max(v):.2f}" for c, v in sorted(by.items())))
 
 
+def balanced_end(per):
+    """the time T at which the SMs, each streaming at its own rate (its
+    blocks over its first wait to its last end), would have done the
+    kernel's blocks between them had the blocks been shared out to end
+    together: sum over SMs of rate * (T - first wait) = blocks"""
+    sms = [(len(rs), min(r[1] for r in rs), max(r[2] for r in rs)) for rs in per.values()]
+    sms = [(n, w, e) for n, w, e in sms if e > w]
+    total = sum(n for n, w, e in sms)
+    lo, hi = min(w for n, w, e in sms), max(e for n, w, e in sms)
+    for _ in range(60):
+        t = (lo + hi) / 2
+        if sum(n / (e - w) * max(0, t - w) for n, w, e in sms) > total:
+            hi = t
+        else:
+            lo = t
+    return hi
+
+
 def per_sm_report(path):
     got = last_step(path)
     if got is None:
         return
     step = got[1]
-    late, spreads = {}, []
+    late, spreads, bal = {}, [], []
     for j in range(1, len(step)):
         k = step[j]
         if cls(k[0][3]) != 1:
@@ -184,6 +202,7 @@ def per_sm_report(path):
         per = {}
         for r in k:
             per.setdefault(r[5], []).append(r)
+        bal.append(((max(r[2] for r in k) - t0) / 1e3, (balanced_end(per) - t0) / 1e3))
         full = max(len(v) for v in per.values())
         ends = {sm: (max(x[2] for x in rs) - t0) / 1e3 for sm, rs in per.items() if len(rs) == full}
         med = st.median(ends.values())
@@ -198,6 +217,9 @@ def per_sm_report(path):
         return
     print(f"== {path}: K1 on the SMs with {full} blocks, {len(late)} SMs")
     print(f"one SM's blocks end apart: median {st.median(spreads):.2f} us, 90th percentile {q(spreads, 0.9):.2f}")
+    print(f"K1's end {st.median(b[0] for b in bal):.2f} us; were each SM's blocks shared out at its own rate "
+          f"(blocks over its first wait to its last end) to end together: {st.median(b[1] for b in bal):.2f} "
+          f"(medians over the layers)")
     sms = [sm for sm, v in late.items() if len(v) >= 4]
     if not sms:
         print(f"{path}: fewer than 4 layers' K1 after the first; no per-SM means")
