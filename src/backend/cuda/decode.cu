@@ -274,7 +274,7 @@ template <int NB, int R, bool XS>
 static __device__ __forceinline__ float *k1_cp_at(float *h, int dim, int warp, int lane) {
     return h + (XS ? 2 * NB * dim + 8 * DEC_THREADS : NB * dim) + (warp * R * NB + lane) * K1_CP;
 }
-/* DYN (MS6_DEC_K1_DYN=N, one sequence, opt-in): a grid of N blocks per SM
+/* DYN (MS6_DEC_K1_DYN=1, one sequence, opt-in): a grid of 3 blocks per SM
  * (all the x rows among its first groups), each block after its own group
  * taking the z-row groups left (gridDim.x ..) from a counter, the next
  * one asked for as soon as a group's FMAs are done: the SMs that stream
@@ -291,28 +291,42 @@ static __device__ __forceinline__ void k1_take(const K1Params &p, volatile int *
     }
 }
 /* DYN: the z-row groups taken after the block's own (raw to xz, as the
- * z-row blocks store them); gsh holds the first, asked for by k1_take */
+ * z-row blocks store them); gsh holds the first, asked for by k1_take.
+ * The group after the one in hand is asked for as that one's first round
+ * is requested, and its own first round requested before the one in
+ * hand's results are stored */
 template <typename T, int NB, int CH, int R>
 static __device__ __forceinline__ void k1_dyn(const K1Params &p, WarpRows<T, NB, CH, R> &wr, const float *h,
                                               const float (&rinv)[NB], volatile int *gsh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (;;) {
-        __syncthreads(); /* gsh written */
-        const int g = *gsh;
-        if (g < 0) return;
+    __syncthreads(); /* gsh written */
+    int g = *gsh;
+    if (g < 0) return;
+    for (bool first = true;; first = false) {
         const int row0 = (g * DEC_WARPS + warp) * R;
+        if (first) { /* its rows not yet requested */
 #pragma unroll
-        for (int r = 0; r < R; r++)
-            wr.w[r] = (const T *)p.w + (size_t)(row0 + r < p.rows ? row0 + r : p.rows - 1) * p.dim;
-        wr.load(0, lane);
+            for (int r = 0; r < R; r++)
+                wr.w[r] = (const T *)p.w + (size_t)(row0 + r < p.rows ? row0 + r : p.rows - 1) * p.dim;
+            wr.load(0, lane);
+        }
         __syncthreads(); /* every thread has read gsh */
+        k1_take<NB, R>(p, gsh);
         float acc[R][NB];
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
         wr.run(lane, h, p.dim, acc);
-        k1_take<NB, R>(p, gsh);
+        __syncthreads(); /* the next group in gsh */
+        const int gn = *gsh;
+        if (gn >= 0) {
+            const int n0 = (gn * DEC_WARPS + warp) * R;
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                wr.w[r] = (const T *)p.w + (size_t)(n0 + r < p.rows ? n0 + r : p.rows - 1) * p.dim;
+            wr.load(0, lane);
+        }
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const int row = row0 + r;
@@ -322,6 +336,8 @@ static __device__ __forceinline__ void k1_dyn(const K1Params &p, WarpRows<T, NB,
             for (int b = 0; b < NB; b++)
                 if (lane == r * NB + b) p.xz[(size_t)b * 2 * p.di + row] = acc[r][b] * rinv[b] + bias;
         }
+        if (gn < 0) return;
+        g = gn;
     }
 }
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
@@ -623,9 +639,9 @@ template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = fa
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
     norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI, false, CP>(p);
 }
-/* DYN at MINB blocks per SM (CH 4, EPI and CP) */
-template <typename T, int NB, int MINB>
-__global__ void __launch_bounds__(DEC_THREADS, MINB) k_norm_gemv_dyn(K1Params p) {
+/* DYN at 3 blocks per SM (CH 4, EPI and CP; at 4, 64 registers, it spills) */
+template <typename T, int NB>
+__global__ void __launch_bounds__(DEC_THREADS, 3) k_norm_gemv_dyn(K1Params p) {
     norm_gemv_body<T, NB, 1, 4, DEC_ROWS, true, false, true, false, true, true>(p);
 }
 /* the same at 5 blocks per SM (CH 4, x_proj columns in shared memory) */
@@ -1213,13 +1229,12 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
         const bool cp = epi && !ms6_env_is("MS6_DEC_CP", "0"); /* CP's copies after the other shared memory */
         const size_t cpb = cp ? sizeof(float) * DEC_WARPS * DEC_ROWS * NB * K1_CP : 0;
-        /* DYN: MS6_DEC_K1_DYN=N blocks per SM, where every x-row group is among them and z-row groups are left */
-        const char *dyn = getenv("MS6_DEC_K1_DYN");
-        const int ng = gemv_grid(2 * di), dn = dyn ? atoi(dyn) : 0;
-        const int dgrid = dn > 0 && dn * c->prop.multiProcessorCount < ng ? dn * c->prop.multiProcessorCount : 0;
+        /* DYN: 3 blocks per SM, where every x-row group is among them and z-row groups are left */
+        const int ng = gemv_grid(2 * di), nd = 3 * c->prop.multiProcessorCount;
+        const int dgrid = ms6_env_is("MS6_DEC_K1_DYN", "1") && nd < ng ? nd : 0;
         if (vec && cp && CH1 == 4 && dgrid && dgrid * DEC_BLOCK_ROWS >= di) {
             k1.gctr = reinterpret_cast<unsigned *>(p->dbc + p->n * nb) + MS6_DBC_EXTRA - 1;
-            e = launch(c, dn >= 4 ? k_norm_gemv_dyn<T, NB, 4> : k_norm_gemv_dyn<T, NB, 3>, dgrid,
+            e = launch(c, k_norm_gemv_dyn<T, NB>, dgrid,
                        sizeof(float) * NB * dm + cpb, k1);
         } else if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
             e = launch(c,
