@@ -225,7 +225,6 @@ struct K1Params {
      * blocks' keys, feed_pos[4] their count) */
     int32_t *feed_ids, *feed_log, *feed_pos;
     unsigned long long *prof; /* the block timeline ring, or NULL */
-    unsigned *gctr; /* DYN: the row groups' counter (zero on entry and on return) */
 };
 
 #define K1_VEC 3 /* float4s per thread and row in the vector RMSNorm: dim <= 4 * K1_VEC * DEC_THREADS */
@@ -274,77 +273,10 @@ template <int NB, int R, bool XS>
 static __device__ __forceinline__ float *k1_cp_at(float *h, int dim, int warp, int lane) {
     return h + (XS ? 2 * NB * dim + 8 * DEC_THREADS : NB * dim) + (warp * R * NB + lane) * K1_CP;
 }
-/* DYN (MS6_DEC_K1_DYN=1, one sequence, opt-in): a grid of 3 blocks per SM
- * (all the x rows among its first groups), each block after its own group
- * taking the z-row groups left (gridDim.x ..) from a counter, the next
- * one asked for as soon as a group's FMAs are done: the SMs that stream
- * faster take more (in the timelines the same SMs end 3 us early in every
- * layer, and one SM's blocks end 2.8 us apart) */
-template <int NB, int R>
-static __device__ __forceinline__ void k1_take(const K1Params &p, volatile int *gsh) {
-    if (threadIdx.x == 0) {
-        const int ng = (p.rows + DEC_WARPS * R - 1) / (DEC_WARPS * R), dyn = ng - (int)gridDim.x;
-        const int v = (int)atomicAdd(p.gctr, 1u);
-        /* every block takes until one fails: the last of those failures resets the counter */
-        if (v == dyn + (int)gridDim.x - 1) *p.gctr = 0u;
-        *gsh = v < dyn ? (int)gridDim.x + v : -1;
-    }
-}
-/* DYN: the z-row groups taken after the block's own (raw to xz, as the
- * z-row blocks store them); gsh holds the first, asked for by k1_take.
- * The group after the one in hand is asked for as that one's first round
- * is requested, and its own first round requested before the one in
- * hand's results are stored */
-template <typename T, int NB, int CH, int R>
-static __device__ __forceinline__ void k1_dyn(const K1Params &p, WarpRows<T, NB, CH, R> &wr, const float *h,
-                                              const float (&rinv)[NB], volatile int *gsh) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads(); /* gsh written */
-    int g = *gsh;
-    if (g < 0) return;
-    for (bool first = true;; first = false) {
-        const int row0 = (g * DEC_WARPS + warp) * R;
-        if (first) { /* its rows not yet requested */
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                wr.w[r] = (const T *)p.w + (size_t)(row0 + r < p.rows ? row0 + r : p.rows - 1) * p.dim;
-            wr.load(0, lane);
-        }
-        __syncthreads(); /* every thread has read gsh */
-        k1_take<NB, R>(p, gsh);
-        float acc[R][NB];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
-        wr.run(lane, h, p.dim, acc);
-        __syncthreads(); /* the next group in gsh */
-        const int gn = *gsh;
-        if (gn >= 0) {
-            const int n0 = (gn * DEC_WARPS + warp) * R;
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                wr.w[r] = (const T *)p.w + (size_t)(n0 + r < p.rows ? n0 + r : p.rows - 1) * p.dim;
-            wr.load(0, lane);
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const int row = row0 + r;
-            if (row >= p.rows) break;
-            const float bias = p.bias ? p.bias[row] : 0.0f;
-#pragma unroll
-            for (int b = 0; b < NB; b++)
-                if (lane == r * NB + b) p.xz[(size_t)b * 2 * p.di + row] = acc[r][b] * rinv[b] + bias;
-        }
-        if (gn < 0) return;
-        g = gn;
-    }
-}
 template <typename T, int NB, int CONV, int CH, int R, bool VEC, bool LOOP = false, bool EPI = false,
-          bool XS = false, bool CP = false, bool DYN = false>
+          bool XS = false, bool CP = false>
 static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
     extern __shared__ float h[]; /* (NB, dim) */
-    __shared__ int gsh; /* DYN: the next group, -1 for none */
     __shared__ float red[DEC_WARPS][NB];
     __shared__ float us[NB][DEC_WARPS * R]; /* u of this block's conv channels */
     PROF_BEGIN(p.prof);
@@ -522,7 +454,6 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
 #pragma unroll
             for (int b = 0; b < NB; b++) acc[r][b] = 0.0f;
         wr.run(lane, h, p.dim, acc);
-        if constexpr (DYN) k1_take<NB, R>(p, &gsh);
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const int row = row0 + r;
@@ -599,7 +530,6 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
         return;
     }
     if (!xblock) {
-        if constexpr (DYN && CONV) k1_dyn<T, NB, CH, R>(p, wr, h, rinv, &gsh);
         PROF_END(p.prof, CONV ? PROF_K1Z : PROF_HEAD);
         return;
     }
@@ -625,7 +555,6 @@ static __device__ __forceinline__ void norm_gemv_body(const K1Params &p) {
                 atomicAdd(p.dbc + (size_t)b * p.nb + q / R, part);
         }
     }
-    if constexpr (DYN && CONV) k1_dyn<T, NB, CH, R>(p, wr, h, rinv, &gsh);
     PROF_END(p.prof, PROF_K1X);
 }
 
@@ -638,11 +567,6 @@ __global__ void __launch_bounds__(DEC_THREADS) k_norm_gemv(K1Params p) {
 template <typename T, int NB, int CONV, int CH, bool LOOP = false, bool EPI = false, bool CP = false>
 __global__ void __launch_bounds__(DEC_THREADS, CH == 4 ? 4 : 2) k_norm_gemv_vec(K1Params p) {
     norm_gemv_body<T, NB, CONV, CH, DEC_ROWS, true, LOOP, EPI, false, CP>(p);
-}
-/* DYN at 3 blocks per SM (CH 4, EPI and CP; at 4, 64 registers, it spills) */
-template <typename T, int NB>
-__global__ void __launch_bounds__(DEC_THREADS, 3) k_norm_gemv_dyn(K1Params p) {
-    norm_gemv_body<T, NB, 1, 4, DEC_ROWS, true, false, true, false, true, true>(p);
 }
 /* the same at 5 blocks per SM (CH 4, x_proj columns in shared memory) */
 template <typename T, int NB, int CONV, bool EPI = false, bool CP = false>
@@ -1154,7 +1078,7 @@ static cudaError_t k34_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p, i
     if (cb == 64) {
         k.rs = 2 * c->prop.multiProcessorCount / slices;
         k.rs = k.rs < 1 ? 1 : k.rs > 8 ? 8 : k.rs;
-        if (slices >= MS6_DBC_EXTRA - 1) k.rs = 1; /* one ticket per slice after the grid's (the last word: K1's DYN) */
+        if (slices >= MS6_DBC_EXTRA) k.rs = 1; /* one ticket per slice after the grid's */
     }
     k.rows = ((k.dm + k.rs - 1) / k.rs + 3) / 4 * 4;
     const int blocks = slices * k.rs;
@@ -1229,14 +1153,7 @@ static cudaError_t mixer_launch(ms6_cuda_ctx *c, const ms6_mixer_step_params *p)
         const bool epi = !ms6_env_is("MS6_DEC_EPI", "0");
         const bool cp = epi && !ms6_env_is("MS6_DEC_CP", "0"); /* CP's copies after the other shared memory */
         const size_t cpb = cp ? sizeof(float) * DEC_WARPS * DEC_ROWS * NB * K1_CP : 0;
-        /* DYN: 3 blocks per SM, where every x-row group is among them and z-row groups are left */
-        const int ng = gemv_grid(2 * di), nd = 3 * c->prop.multiProcessorCount;
-        const int dgrid = ms6_env_is("MS6_DEC_K1_DYN", "1") && nd < ng ? nd : 0;
-        if (vec && cp && CH1 == 4 && dgrid && dgrid * DEC_BLOCK_ROWS >= di) {
-            k1.gctr = reinterpret_cast<unsigned *>(p->dbc + p->n * nb) + MS6_DBC_EXTRA - 1;
-            e = launch(c, k_norm_gemv_dyn<T, NB>, dgrid,
-                       sizeof(float) * NB * dm + cpb, k1);
-        } else if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
+        if (vec && CH1 == 4 && k1_five(c, 2 * di) && 2 * DEC_THREADS >= DEC_ROWS * nb)
             e = launch(c,
                        cp    ? k_norm_gemv_vec5<T, NB, 1, true, true>
                        : epi ? k_norm_gemv_vec5<T, NB, 1, true>
