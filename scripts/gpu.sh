@@ -108,6 +108,8 @@ fi
 if [ "${MS6_GPU_VARIANT_TESTS:-1}" != 0 ]; then
   # the scalar conv update (the 4-channel one is the default where it applies): the whole kernel sweep
   MS6_CONV_UPD_VEC=0 step kernels-conv-upd-scalar 120 "$BUILD/tests/test_cuda_kernels" || fail=1
+  # the v6 scan with 64-step B/C tiles (MS6_SCAN_V6_TL64=1): the whole kernel sweep
+  MS6_SCAN_V6_TL64=1 step kernels-v6-tl64 120 "$BUILD/tests/test_cuda_kernels" || fail=1
   # and the fused decode's out_proj with one row per warp (the golden models are below its d_model)
   MS6_DEC_K4=1 step model-test-k4r1 120 "$BUILD/tests/test_cuda_model" || fail=1
   # batched decode with the fused dt_proj + state update op (decode_batch.cu) at every batch size

@@ -1060,6 +1060,22 @@ __device__ __forceinline__ void v6_bcv_convert(float *dst, const unsigned char *
     }
     bcv_commit(dst, r, dtype);
 }
+/* TLM > 1 (MS6_SCAN_V6_TL64): tiles of TLM x 32 steps, a thread the
+ * elements 4i .. 4i+3 of each 32-step part (the raw slots and the fp32
+ * tile one part after another) */
+template <int TLM>
+__device__ __forceinline__ void v6_bcv_issue_t(unsigned char *raw, const DevBC &bc, long long b, long long g,
+                                               long long t0, long long t_end) {
+    const int es = bc.dtype == MS6_DTYPE_F32 ? 16 : 8;
+#pragma unroll
+    for (int k = 0; k < TLM; k++) v6_bcv_issue(raw + k * kThreads * es, bc, b, g, t0 + 32 * k, t_end);
+}
+template <int TLM>
+__device__ __forceinline__ void v6_bcv_convert_t(float *dst, const unsigned char *raw, int dtype) {
+    const int es = dtype == MS6_DTYPE_F32 ? 16 : 8;
+#pragma unroll
+    for (int k = 0; k < TLM; k++) v6_bcv_convert(dst + 4 * k * kThreads, raw + k * kThreads * es, dtype);
+}
 __device__ __forceinline__ void v6_bc_load(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
                                            long long g_lo, long long t0, long long t_end) {
     const int nel = a.TL * a.gpb * 16;
@@ -1113,7 +1129,7 @@ __device__ __forceinline__ float v6_decay(float x, int k, int s) {
  * __syncwarp of group i-1). Loads, two register slots each: delta and u
  * of group i+2 are issued in E(i); u (again: the first copy's slot is
  * refilled before O(i)) and z of group i+1 in O(i-1). */
-template <int P, typename T, bool WITH_Y, int NPOLY>
+template <int P, typename T, bool WITH_Y, int NPOLY, int TLM = 1>
 __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], const float (&A2)[16 / P], long long b,
                                          int p, int cw, int q, int jl, bool eval, long long de, long long g_lo,
                                          long long t_begin, long long t_end, float *s_B, float *s_C, float *s_x,
@@ -1164,8 +1180,13 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
      * bytes each) after the warps' exchange buffers */
     unsigned char *const raw_c = raw_b + TL * 16 * 4;
     if (a.bc_vec) {
-        v6_bcv_issue(raw_b, a.B, b, g_lo, t_begin, t_end);
-        if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t_begin, t_end);
+        if constexpr (TLM == 1) {
+            v6_bcv_issue(raw_b, a.B, b, g_lo, t_begin, t_end);
+            if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t_begin, t_end);
+        } else {
+            v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t_begin, t_end);
+            if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t_begin, t_end);
+        }
         cp_async_commit();
     }
     float *const dt_st = s_x + q * E * RS + 2 * jl;   /* element lane's (dt, dt*u) slots */
@@ -1213,16 +1234,26 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
         if (a.bc_vec) cp_async_wait_all(); /* this thread's copies of the tile */
         __syncthreads(); /* the previous tile's B/C have been read */
         if (a.bc_vec) {
-            v6_bcv_convert(s_B, raw_b, a.B.dtype);
-            if (WITH_Y) v6_bcv_convert(s_C, raw_c, a.C.dtype);
+            if constexpr (TLM == 1) {
+                v6_bcv_convert(s_B, raw_b, a.B.dtype);
+                if (WITH_Y) v6_bcv_convert(s_C, raw_c, a.C.dtype);
+            } else {
+                v6_bcv_convert_t<TLM>(s_B, raw_b, a.B.dtype);
+                if (WITH_Y) v6_bcv_convert_t<TLM>(s_C, raw_c, a.C.dtype);
+            }
         } else {
             v6_bc_load(s_B, a.B, a, b, g_lo, t0, t_end);
             if (WITH_Y) v6_bc_load(s_C, a.C, a, b, g_lo, t0, t_end);
         }
         __syncthreads();
         if (a.bc_vec && t0 + TL < t_end) { /* the next tile into the raw slots just converted */
-            v6_bcv_issue(raw_b, a.B, b, g_lo, t0 + TL, t_end);
-            if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t0 + TL, t_end);
+            if constexpr (TLM == 1) {
+                v6_bcv_issue(raw_b, a.B, b, g_lo, t0 + TL, t_end);
+                if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t0 + TL, t_end);
+            } else {
+                v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t0 + TL, t_end);
+                if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t0 + TL, t_end);
+            }
             cp_async_commit();
         }
 #pragma unroll 1
@@ -1309,7 +1340,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
-template <int P, typename T, int F1, int F2>
+template <int P, typename T, int F1, int F2, int TLM = 1>
 __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
     using Sh = V6Shape<P>;
@@ -1363,10 +1394,10 @@ __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_
     const float *Cbase = s_C + gl * TL * Npad + p * S;
     float sumdt = 0.0f;
     if (local)
-        v6_tiles<P, T, false, NP1>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+        v6_tiles<P, T, false, NP1, TLM>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                    Bbase, Cbase, bias_e, D_e, sumdt);
     else
-        v6_tiles<P, T, true, NP2>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
+        v6_tiles<P, T, true, NP2, TLM>(a, h, A2, b, p, cw, q, jl, eval, de, g_lo, t_begin, t_end, s_B, s_C, s_x, raw_b,
                                   Bbase, Cbase, bias_e, D_e, sumdt);
 
     /* the thread's coordinates again, read afresh (asm volatile: not CSE'd
@@ -1518,9 +1549,9 @@ cudaError_t launch_lanes(const ScanArgs &a, long long blocks, size_t smem, cudaS
     return cudaGetLastError();
 }
 
-template <int P, typename T, int F1, int F2>
+template <int P, typename T, int F1, int F2, int TLM = 1>
 cudaError_t launch_v6(const ScanArgs &a, long long blocks, size_t smem, cudaStream_t st) {
-    scan_v6_kernel<P, T, F1, F2><<<(unsigned)blocks, kThreads, smem, st>>>(a);
+    scan_v6_kernel<P, T, F1, F2, TLM><<<(unsigned)blocks, kThreads, smem, st>>>(a);
     return cudaGetLastError();
 }
 
@@ -1543,12 +1574,13 @@ int blocks_per_sm(F kern, size_t smem) {
     int n = 0;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, kThreads, smem) == cudaSuccess ? n : 0;
 }
-template <int P, typename T, int F1, int F2>
-int per_sm_v6(size_t smem) { return blocks_per_sm(scan_v6_kernel<P, T, F1, F2>, smem); }
+template <int P, typename T, int F1, int F2, int TLM = 1>
+int per_sm_v6(size_t smem) { return blocks_per_sm(scan_v6_kernel<P, T, F1, F2, TLM>, smem); }
 template <int P, typename T>
 int per_sm_lanes(size_t smem) { return blocks_per_sm(scan_lanes_kernel<P, T>, smem); }
 template <int P, typename T>
-ScanKernel v6_launch_for(long long poly) {
+ScanKernel v6_launch_for(long long poly, bool tl64) {
+    if (tl64) return {launch_v6<P, T, 2, 0, 2>, per_sm_v6<P, T, 2, 0, 2>}; /* poly 4 only (scan_lanes) */
     switch (poly) {
     case 1: return {launch_v6<P, T, 2, 1>, per_sm_v6<P, T, 2, 1>};
     case 2: return {launch_v6<P, T, 3, 1>, per_sm_v6<P, T, 3, 1>};
@@ -1558,11 +1590,11 @@ ScanKernel v6_launch_for(long long poly) {
     }
 }
 template <int P>
-ScanKernel lanes_kernel_for(int dt, bool v6, long long poly) {
+ScanKernel lanes_kernel_for(int dt, bool v6, long long poly, bool tl64) {
     if (v6) {
-        if (dt == MS6_DTYPE_F16) return v6_launch_for<P, __half>(poly);
-        if (dt == MS6_DTYPE_BF16) return v6_launch_for<P, __nv_bfloat16>(poly);
-        return v6_launch_for<P, float>(poly);
+        if (dt == MS6_DTYPE_F16) return v6_launch_for<P, __half>(poly, tl64);
+        if (dt == MS6_DTYPE_BF16) return v6_launch_for<P, __nv_bfloat16>(poly, tl64);
+        return v6_launch_for<P, float>(poly, tl64);
     }
     if (dt == MS6_DTYPE_F16) return {launch_lanes<P, __half>, per_sm_lanes<P, __half>};
     if (dt == MS6_DTYPE_BF16) return {launch_lanes<P, __nv_bfloat16>, per_sm_lanes<P, __nv_bfloat16>};
@@ -1624,19 +1656,34 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     };
     a.bc_vec = p->d_state == 16 && a.gpb == 1 && TL == 32 && bc4(p->B) && bc4(p->C) &&
                env_ll("MS6_SCAN_BC_VEC", 1) != 0;
+    /* MS6_SCAN_V6_TL64=1 (opt-in): the v6 kernel with vector tiles of 64
+     * steps (the default poly only): half the tile boundaries (a cp.async
+     * wait and two barriers each) */
+    const long long poly = env_ll("MS6_SCAN_POLY", 4);
+    bool tl64 = a.bc_vec && poly == 4 && ms6_env_is("MS6_SCAN_V6_TL64", "1");
+    if (tl64) {
+        TL = 64;
+        a.TL = TL; a.tl_shift = ilog2(TL);
+    }
+    const size_t bsz6 = a.B.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
+    const size_t csz6 = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
     /* the v6 step loop (fewer instructions per decay) for the calls it
      * takes, unless MS6_SCAN_V6=0 (its chunk-length limit checked again
      * once the chunks are set); B/C tiles, the warps' exchange buffers, raw
      * B/C staging (bc_vec) */
-    const size_t smem6 = smem +
+    const size_t smem6 = sizeof(float) * (bsz6 + csz6) +
                          sizeof(float) * (kThreads / 32) * (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
                          (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
     a.chunk_len = 0;
     bool v6 = !ms6_env_is("MS6_SCAN_V6", "0") && v6_ok(p, a, P) && smem6 <= 48 * 1024;
+    tl64 = tl64 && v6;
+    if (!v6 && TL == 64) { /* (the lanes kernel's vector tiles are of 32 steps) */
+        TL = 32;
+        a.TL = TL; a.tl_shift = ilog2(TL);
+    }
     /* MS6_SCAN_POLY = 0..4: part of the decays by the polynomial exp2
      * (v6_launch_for), 4 by default */
-    const long long poly = env_ll("MS6_SCAN_POLY", 4);
-    const ScanKernel kern = P == 2 ? lanes_kernel_for<2>(dt, v6, poly) : lanes_kernel_for<4>(dt, v6, poly);
+    const ScanKernel kern = P == 2 ? lanes_kernel_for<2>(dt, v6, poly, tl64) : lanes_kernel_for<4>(dt, v6, poly, tl64);
     /* split L when the lanes give fewer than SPLIT_BELOW (512) threads per
      * SM: into the most chunks whose blocks still fit in one wave (each
      * pass blocks1 x (K - 1) blocks, at most the kernel's resident blocks
@@ -1659,12 +1706,19 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     }
     set_chunks(a, p->seqlen, K, 64, TL);
     v6 = v6 && v6_ok(p, a, P);
-    const ScanKernel run = P == 2 ? lanes_kernel_for<2>(dt, v6, poly) : lanes_kernel_for<4>(dt, v6, poly);
+    if (tl64 && !v6) { /* chunks of 2^30 steps or more: the lanes kernel, at 32-step tiles */
+        tl64 = false;
+        TL = 32;
+        a.TL = TL; a.tl_shift = ilog2(TL);
+        set_chunks(a, p->seqlen, K, 64, TL);
+    }
+    const ScanKernel run =
+        P == 2 ? lanes_kernel_for<2>(dt, v6, poly, tl64) : lanes_kernel_for<4>(dt, v6, poly, tl64);
     if (env_ll("MS6_SCAN_VERBOSE", 0))
         fprintf(stderr,
-                "scan(lanes%s P=%d, bc_vec=%d, poly=%lld): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld "
+                "scan(lanes%s P=%d, bc_vec=%d, poly=%lld, tl64=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld "
                 "smem=%zu\n",
-                v6 ? " v6" : "", P, a.bc_vec, poly, (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
+                v6 ? " v6" : "", P, a.bc_vec, poly, (int)tl64, (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
                 (long long)p->d_state, TL, a.K, a.chunk_len, v6 ? smem6 : smem);
     return run_passes(be, a, blocks1, v6 ? smem6 : smem, a.K, 16, run.launch);
 }
