@@ -1656,34 +1656,25 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     };
     a.bc_vec = p->d_state == 16 && a.gpb == 1 && TL == 32 && bc4(p->B) && bc4(p->C) &&
                env_ll("MS6_SCAN_BC_VEC", 1) != 0;
-    /* MS6_SCAN_V6_TL64=1 (opt-in): the v6 kernel with vector tiles of 64
-     * steps (the default poly only): half the tile boundaries (a cp.async
-     * wait and two barriers each) */
-    const long long poly = env_ll("MS6_SCAN_POLY", 4);
-    bool tl64 = a.bc_vec && poly == 4 && ms6_env_is("MS6_SCAN_V6_TL64", "1");
-    if (tl64) {
-        TL = 64;
-        a.TL = TL; a.tl_shift = ilog2(TL);
-    }
-    const size_t bsz6 = a.B.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
-    const size_t csz6 = a.C.var ? (size_t)TL * a.gpb * 16 : (size_t)a.CB * 20;
     /* the v6 step loop (fewer instructions per decay) for the calls it
      * takes, unless MS6_SCAN_V6=0 (its chunk-length limit checked again
      * once the chunks are set); B/C tiles, the warps' exchange buffers, raw
-     * B/C staging (bc_vec) */
-    const size_t smem6 = sizeof(float) * (bsz6 + csz6) +
-                         sizeof(float) * (kThreads / 32) * (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
-                         (a.bc_vec ? 2 * (size_t)TL * 16 * 4 : 0);
+     * B/C staging (bc_vec); tl: the tile's steps */
+    auto v6_smem = [&](int tl) {
+        const size_t b6 = a.B.var ? (size_t)tl * a.gpb * 16 : (size_t)a.CB * 20;
+        const size_t c6 = a.C.var ? (size_t)tl * a.gpb * 16 : (size_t)a.CB * 20;
+        return sizeof(float) * (b6 + c6) +
+               sizeof(float) * (kThreads / 32) * (P == 2 ? V6Shape<2>::WARP_FLOATS : V6Shape<4>::WARP_FLOATS) +
+               (a.bc_vec ? 2 * (size_t)tl * 16 * 4 : 0);
+    };
+    size_t smem6 = v6_smem(TL);
     a.chunk_len = 0;
     bool v6 = !ms6_env_is("MS6_SCAN_V6", "0") && v6_ok(p, a, P) && smem6 <= 48 * 1024;
-    tl64 = tl64 && v6;
-    if (!v6 && TL == 64) { /* (the lanes kernel's vector tiles are of 32 steps) */
-        TL = 32;
-        a.TL = TL; a.tl_shift = ilog2(TL);
-    }
     /* MS6_SCAN_POLY = 0..4: part of the decays by the polynomial exp2
      * (v6_launch_for), 4 by default */
-    const ScanKernel kern = P == 2 ? lanes_kernel_for<2>(dt, v6, poly, tl64) : lanes_kernel_for<4>(dt, v6, poly, tl64);
+    const long long poly = env_ll("MS6_SCAN_POLY", 4);
+    const ScanKernel kern =
+        P == 2 ? lanes_kernel_for<2>(dt, v6, poly, false) : lanes_kernel_for<4>(dt, v6, poly, false);
     /* split L when the lanes give fewer than SPLIT_BELOW (512) threads per
      * SM: into the most chunks whose blocks still fit in one wave (each
      * pass blocks1 x (K - 1) blocks, at most the kernel's resident blocks
@@ -1704,6 +1695,28 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
             K = cap / blocks1 + 1;
         }
     }
+    /* 64-step B/C tiles for the v6 kernel (vector tiles, the default poly):
+     * half the tile boundaries (each a cp.async wait, two barriers and the
+     * next tile's conversion). Where it runs: 2 lanes a channel and at most
+     * 4 chunks; MS6_SCAN_V6_TL64=1|0 forces it on or off. Measured (H200,
+     * bench scan, two alternating pairs, docs/kernel-notes.md): (8,5120,2048)
+     * 0.652 -> 0.637 ms, (16,2560,4096) 1.299 -> 1.269, (8,1536,2048) 0.260
+     * -> 0.254, (4,2560,16384) 1.824 -> 1.812; slower with 4 lanes and with
+     * more chunks: 1 x 5120 x 2048 (P = 4) 0.148 -> 0.152, (1,5120,8192) 0.528
+     * -> 0.536 */
+    auto chunks = [&]() { /* the chunk count at 32-step tiles */
+        ScanArgs t = a;
+        set_chunks(t, p->seqlen, K, 64, 32);
+        return t.K;
+    };
+    bool tl64 = v6 && a.bc_vec && poly == 4 && v6_smem(64) <= 48 * 1024 &&
+                (ms6_env_is("MS6_SCAN_V6_TL64", "1") ||
+                 (!ms6_env_is("MS6_SCAN_V6_TL64", "0") && P == 2 && chunks() <= 4));
+    if (tl64) {
+        TL = 64;
+        a.TL = TL; a.tl_shift = ilog2(TL);
+        smem6 = v6_smem(TL);
+    }
     set_chunks(a, p->seqlen, K, 64, TL);
     v6 = v6 && v6_ok(p, a, P);
     if (tl64 && !v6) { /* chunks of 2^30 steps or more: the lanes kernel, at 32-step tiles */
@@ -1716,9 +1729,9 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
         P == 2 ? lanes_kernel_for<2>(dt, v6, poly, tl64) : lanes_kernel_for<4>(dt, v6, poly, tl64);
     if (env_ll("MS6_SCAN_VERBOSE", 0))
         fprintf(stderr,
-                "scan(lanes%s P=%d, bc_vec=%d, poly=%lld, tl64=%d): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld "
+                "scan(lanes%s P=%d, bc_vec=%d, poly=%lld): batch=%lld dim=%lld L=%lld N=%lld TL=%d K=%d chunk=%lld "
                 "smem=%zu\n",
-                v6 ? " v6" : "", P, a.bc_vec, poly, (int)tl64, (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
+                v6 ? " v6" : "", P, a.bc_vec, poly, (long long)p->batch, (long long)p->dim, (long long)p->seqlen,
                 (long long)p->d_state, TL, a.K, a.chunk_len, v6 ? smem6 : smem);
     return run_passes(be, a, blocks1, v6 ? smem6 : smem, a.K, 16, run.launch);
 }
