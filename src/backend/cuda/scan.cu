@@ -1060,21 +1060,29 @@ __device__ __forceinline__ void v6_bcv_convert(float *dst, const unsigned char *
     }
     bcv_commit(dst, r, dtype);
 }
-/* TLM > 1 (MS6_SCAN_V6_TL64): tiles of TLM x 32 steps, a thread the
- * elements 4i .. 4i+3 of each 32-step part (the raw slots and the fp32
- * tile one part after another) */
+/* tiles of TLM x 32 steps (TLM 2: 64-step tiles, scan_lanes), a thread
+ * the elements 4i .. 4i+3 of each 32-step part (the raw slots and the fp32
+ * tile one part after another); TLM 1: the calls above as they are */
 template <int TLM>
 __device__ __forceinline__ void v6_bcv_issue_t(unsigned char *raw, const DevBC &bc, long long b, long long g,
                                                long long t0, long long t_end) {
-    const int es = bc.dtype == MS6_DTYPE_F32 ? 16 : 8;
+    if constexpr (TLM == 1) {
+        v6_bcv_issue(raw, bc, b, g, t0, t_end);
+    } else {
+        const int es = bc.dtype == MS6_DTYPE_F32 ? 16 : 8;
 #pragma unroll
-    for (int k = 0; k < TLM; k++) v6_bcv_issue(raw + k * kThreads * es, bc, b, g, t0 + 32 * k, t_end);
+        for (int k = 0; k < TLM; k++) v6_bcv_issue(raw + k * kThreads * es, bc, b, g, t0 + 32 * k, t_end);
+    }
 }
 template <int TLM>
 __device__ __forceinline__ void v6_bcv_convert_t(float *dst, const unsigned char *raw, int dtype) {
-    const int es = dtype == MS6_DTYPE_F32 ? 16 : 8;
+    if constexpr (TLM == 1) {
+        v6_bcv_convert(dst, raw, dtype);
+    } else {
+        const int es = dtype == MS6_DTYPE_F32 ? 16 : 8;
 #pragma unroll
-    for (int k = 0; k < TLM; k++) v6_bcv_convert(dst + 4 * k * kThreads, raw + k * kThreads * es, dtype);
+        for (int k = 0; k < TLM; k++) v6_bcv_convert(dst + 4 * k * kThreads, raw + k * kThreads * es, dtype);
+    }
 }
 __device__ __forceinline__ void v6_bc_load(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
                                            long long g_lo, long long t0, long long t_end) {
@@ -1180,13 +1188,8 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
      * bytes each) after the warps' exchange buffers */
     unsigned char *const raw_c = raw_b + TL * 16 * 4;
     if (a.bc_vec) {
-        if constexpr (TLM == 1) {
-            v6_bcv_issue(raw_b, a.B, b, g_lo, t_begin, t_end);
-            if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t_begin, t_end);
-        } else {
-            v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t_begin, t_end);
-            if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t_begin, t_end);
-        }
+        v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t_begin, t_end);
+        if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t_begin, t_end);
         cp_async_commit();
     }
     float *const dt_st = s_x + q * E * RS + 2 * jl;   /* element lane's (dt, dt*u) slots */
@@ -1234,26 +1237,16 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
         if (a.bc_vec) cp_async_wait_all(); /* this thread's copies of the tile */
         __syncthreads(); /* the previous tile's B/C have been read */
         if (a.bc_vec) {
-            if constexpr (TLM == 1) {
-                v6_bcv_convert(s_B, raw_b, a.B.dtype);
-                if (WITH_Y) v6_bcv_convert(s_C, raw_c, a.C.dtype);
-            } else {
-                v6_bcv_convert_t<TLM>(s_B, raw_b, a.B.dtype);
-                if (WITH_Y) v6_bcv_convert_t<TLM>(s_C, raw_c, a.C.dtype);
-            }
+            v6_bcv_convert_t<TLM>(s_B, raw_b, a.B.dtype);
+            if (WITH_Y) v6_bcv_convert_t<TLM>(s_C, raw_c, a.C.dtype);
         } else {
             v6_bc_load(s_B, a.B, a, b, g_lo, t0, t_end);
             if (WITH_Y) v6_bc_load(s_C, a.C, a, b, g_lo, t0, t_end);
         }
         __syncthreads();
         if (a.bc_vec && t0 + TL < t_end) { /* the next tile into the raw slots just converted */
-            if constexpr (TLM == 1) {
-                v6_bcv_issue(raw_b, a.B, b, g_lo, t0 + TL, t_end);
-                if (WITH_Y) v6_bcv_issue(raw_c, a.C, b, g_lo, t0 + TL, t_end);
-            } else {
-                v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t0 + TL, t_end);
-                if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t0 + TL, t_end);
-            }
+            v6_bcv_issue_t<TLM>(raw_b, a.B, b, g_lo, t0 + TL, t_end);
+            if (WITH_Y) v6_bcv_issue_t<TLM>(raw_c, a.C, b, g_lo, t0 + TL, t_end);
             cp_async_commit();
         }
 #pragma unroll 1
@@ -1340,6 +1333,7 @@ __device__ __forceinline__ void v6_tiles(const ScanArgs &a, float (&h)[16 / P], 
 #ifndef MS6_V6_MIN_BLOCKS_P4
 #define MS6_V6_MIN_BLOCKS_P4 5
 #endif
+/* TLM: B/C tiles of TLM x 32 steps (a.TL; 2 where scan_lanes takes 64-step tiles) */
 template <int P, typename T, int F1, int F2, int TLM = 1>
 __global__ void __launch_bounds__(kThreads, P == 2 ? MS6_V6_MIN_BLOCKS_P2 : MS6_V6_MIN_BLOCKS_P4)
     scan_v6_kernel(const ScanArgs a) {
@@ -1648,7 +1642,7 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
     if (smem > 48 * 1024) return MS6_STATUS_UNSUPPORTED;
     /* vector B/C tiles: both vary, one group per block, N = 16 at unit state
      * stride, rows and pointers 4-element aligned, a 32-step tile (512
-     * elements = 4 per thread) */
+     * elements = 4 per thread; the v6 kernel's 64-step tiles below: 8) */
     auto bc4 = [&](const ms6_bc &x) {
         const size_t es = x.dtype == MS6_DTYPE_F32 ? 4 : 2;
         return x.mode == MS6_BC_VARIABLE && x.state_stride == 1 && x.batch_stride % 4 == 0 &&
