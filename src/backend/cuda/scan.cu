@@ -1695,9 +1695,10 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
      * 4 chunks; MS6_SCAN_V6_TL64=1|0 forces it on or off. Measured (H200,
      * bench scan, two alternating pairs, docs/kernel-notes.md): (8,5120,2048)
      * 0.652 -> 0.637 ms, (16,2560,4096) 1.299 -> 1.269, (8,1536,2048) 0.260
-     * -> 0.254, (4,2560,16384) 1.824 -> 1.812; slower with 4 lanes and with
-     * more chunks: 1 x 5120 x 2048 (P = 4) 0.148 -> 0.152, (1,5120,8192) 0.528
-     * -> 0.536 */
+     * -> 0.254, (4,2560,16384) 1.824 -> 1.812; slower where set_chunks
+     * rounds the chunks up to 64 steps (1 x 5120 x 2048 at K = 5: 448
+     * against 416; 0.148 -> 0.152 ms), which the rule avoids for the shapes
+     * measured (docs/kernel-notes.md, "Open leads") */
     auto chunks = [&]() { /* the chunk count at 32-step tiles */
         ScanArgs t = a;
         set_chunks(t, p->seqlen, K, 64, 32);
