@@ -27,7 +27,7 @@ which blocks make a kernel's tail (late residents, crowded SMs).
 
 --overlap: at each kernel boundary of the step, how many of the next
 kernel's blocks started on an SM while a block of the kernel before was
-still running there (co-resident), and how long after that SM's first
+still running there (co-resident), and how long after that SM's last
 block of the kernel before had ended the others started (an SM that takes
 the next kernel only once empty shows no co-resident starts).
 

@@ -1062,27 +1062,19 @@ __device__ __forceinline__ void v6_bcv_convert(float *dst, const unsigned char *
 }
 /* tiles of TLM x 32 steps (TLM 2: 64-step tiles, scan_lanes), a thread
  * the elements 4i .. 4i+3 of each 32-step part (the raw slots and the fp32
- * tile one part after another); TLM 1: the calls above as they are */
+ * tile one part after another; TLM 1 compiles to the calls above alone) */
 template <int TLM>
 __device__ __forceinline__ void v6_bcv_issue_t(unsigned char *raw, const DevBC &bc, long long b, long long g,
                                                long long t0, long long t_end) {
-    if constexpr (TLM == 1) {
-        v6_bcv_issue(raw, bc, b, g, t0, t_end);
-    } else {
-        const int es = bc.dtype == MS6_DTYPE_F32 ? 16 : 8;
+    const int es = bc.dtype == MS6_DTYPE_F32 ? 16 : 8;
 #pragma unroll
-        for (int k = 0; k < TLM; k++) v6_bcv_issue(raw + k * kThreads * es, bc, b, g, t0 + 32 * k, t_end);
-    }
+    for (int k = 0; k < TLM; k++) v6_bcv_issue(raw + k * kThreads * es, bc, b, g, t0 + 32 * k, t_end);
 }
 template <int TLM>
 __device__ __forceinline__ void v6_bcv_convert_t(float *dst, const unsigned char *raw, int dtype) {
-    if constexpr (TLM == 1) {
-        v6_bcv_convert(dst, raw, dtype);
-    } else {
-        const int es = dtype == MS6_DTYPE_F32 ? 16 : 8;
+    const int es = dtype == MS6_DTYPE_F32 ? 16 : 8;
 #pragma unroll
-        for (int k = 0; k < TLM; k++) v6_bcv_convert(dst + 4 * k * kThreads, raw + k * kThreads * es, dtype);
-    }
+    for (int k = 0; k < TLM; k++) v6_bcv_convert(dst + 4 * k * kThreads, raw + k * kThreads * es, dtype);
 }
 __device__ __forceinline__ void v6_bc_load(float *dst, const DevBC &bc, const ScanArgs &a, long long b,
                                            long long g_lo, long long t0, long long t_end) {
@@ -1699,20 +1691,16 @@ ms6_status scan_lanes(ms6_backend *be, const ms6_scan_params *p, ScanArgs a, int
      * rounds the chunks up to 64 steps (1 x 5120 x 2048 at K = 5: 448
      * against 416; 0.148 -> 0.152 ms), which the rule avoids for the shapes
      * measured (docs/kernel-notes.md, "Open leads") */
-    auto chunks = [&]() { /* the chunk count at 32-step tiles */
-        ScanArgs t = a;
-        set_chunks(t, p->seqlen, K, 64, 32);
-        return t.K;
-    };
+    set_chunks(a, p->seqlen, K, 64, TL); /* (TL is 32 wherever bc_vec holds) */
     bool tl64 = v6 && a.bc_vec && poly == 4 && v6_smem(64) <= 48 * 1024 &&
                 (ms6_env_is("MS6_SCAN_V6_TL64", "1") ||
-                 (!ms6_env_is("MS6_SCAN_V6_TL64", "0") && P == 2 && chunks() <= 4));
+                 (!ms6_env_is("MS6_SCAN_V6_TL64", "0") && P == 2 && a.K <= 4));
     if (tl64) {
         TL = 64;
         a.TL = TL; a.tl_shift = ilog2(TL);
         smem6 = v6_smem(TL);
+        set_chunks(a, p->seqlen, K, 64, TL);
     }
-    set_chunks(a, p->seqlen, K, 64, TL);
     v6 = v6 && v6_ok(p, a, P);
     if (tl64 && !v6) { /* chunks of 2^30 steps or more: the lanes kernel, at 32-step tiles */
         tl64 = false;
